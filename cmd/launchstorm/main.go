@@ -1,0 +1,182 @@
+// Command launchstorm replays the 2018-07-30 BinderHub incident: it opens
+// many concurrent launches of one repository the way the official JS
+// client does and prints one JSON summary (see package
+// test/launchstorm).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/binderguard/binderguard/test/launchstorm"
+)
+
+// progressInterval is how often the terminal progress line is redrawn.
+const progressInterval = 250 * time.Millisecond
+
+// errUsage marks bad command-line input: exit code 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stdout))
+	stop()
+	os.Exit(code)
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// headerFlags collects repeated --header "Name: value" flags.
+type headerFlags http.Header
+
+func (h headerFlags) String() string { return "" }
+
+func (h headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" {
+		return fmt.Errorf("header %q: want \"Name: value\"", v)
+	}
+	http.Header(h).Add(name, strings.TrimSpace(value))
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) int {
+	err := storm(ctx, args, stdout, stderr, terminal)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "launchstorm: %s (see launchstorm -h)\n", strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
+		return 2
+	default:
+		fmt.Fprintf(stderr, "launchstorm: %v\n", err)
+		return 1
+	}
+}
+
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf(format+": %w", append(a, errUsage)...)
+}
+
+func storm(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) error {
+	fs := flag.NewFlagSet("launchstorm", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		o        launchstorm.Options
+		mixFile  string
+		jsonOnly bool
+		headers  = headerFlags{}
+	)
+	fs.StringVar(&o.URL, "url", "", "base URL of BinderHub or of the proxy in front of it (required)")
+	fs.StringVar(&o.Spec, "spec", "", "provider/spec to launch, e.g. gh/org/repo/HEAD (required)")
+	fs.IntVar(&o.Clients, "clients", 1, "number of concurrent launches")
+	fs.DurationVar(&o.Ramp, "ramp", 0, "spread the starts evenly over this duration")
+	fs.DurationVar(&o.Timeout, "timeout", launchstorm.DefaultTimeout, "per-launch timeout")
+	fs.StringVar(&mixFile, "mix", "", "YAML or JSON list of {spec, clients, interval|ramp, delay}: background launches")
+	fs.BoolVar(&o.Retry, "retry", false, "retry every second on HTTP 429/5xx, as the JS client does")
+	fs.BoolVar(&jsonOnly, "json", false, "print only the JSON summary, no live progress")
+	fs.StringVar(&o.StatsURL, "stats-url", "", "fetch this URL (the simulator's /_sim/stats) at the end and include it")
+	fs.Var(headers, "header", "extra request header \"Name: value\" (repeatable)")
+	fs.Usage = func() {} // errors are one line; -h prints the flags below
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "usage: launchstorm --url URL --spec SPEC --clients N [flags]")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if o.URL == "" || o.Spec == "" {
+		return usageErr("--url and --spec are required")
+	}
+	if o.Clients < 1 {
+		return usageErr("--clients must be at least 1, got %d", o.Clients)
+	}
+	if o.Ramp < 0 || o.Timeout <= 0 {
+		return usageErr("--ramp must not be negative and --timeout must be positive")
+	}
+	if err := launchstorm.CheckSpec(o.Spec); err != nil {
+		return usageErr("%v", err)
+	}
+	if mixFile != "" {
+		mix, err := launchstorm.LoadMix(mixFile)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		o.Mix = mix
+	}
+	if len(headers) > 0 {
+		h := http.Header(headers)
+		o.Headers = func(int) http.Header { return h }
+	}
+
+	var stopProgress func()
+	if terminal && !jsonOnly {
+		o.Tracker = launchstorm.NewTracker()
+		stopProgress = showProgress(ctx, o.Tracker, stderr)
+	}
+	s, err := launchstorm.Run(ctx, o)
+	if stopProgress != nil {
+		stopProgress()
+	}
+	if err != nil {
+		if errors.Is(err, launchstorm.ErrUnreachable) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	out, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding summary: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	return err
+}
+
+// showProgress redraws the counts by phase on w until the returned stop
+// function is called; stop draws the final line and waits for the drawer.
+func showProgress(ctx context.Context, t *launchstorm.Tracker, w io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	draw := func() { fmt.Fprintf(w, "\r\x1b[2K%s", launchstorm.FormatProgress(t.Elapsed(), t.Snapshot())) }
+	wg.Go(func() {
+		tick := time.NewTicker(progressInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				draw()
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+		draw()
+		fmt.Fprintln(w)
+	}
+}
