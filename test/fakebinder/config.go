@@ -1,0 +1,155 @@
+package fakebinder
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+)
+
+// Defaults mirror BinderHub's own settings where it has one, so a
+// simulator started without flags behaves like a stock deployment.
+const (
+	DefaultBuildTime         = 20 * time.Second
+	DefaultLaunchTime        = 2 * time.Second
+	DefaultLaunchTimeout     = 600 * time.Second // Launcher.launch_timeout
+	DefaultLaunchRetries     = 4                 // Launcher.retries
+	DefaultLaunchRetryDelay  = 4 * time.Second   // Launcher.retry_delay, doubled per retry
+	DefaultPool              = 64                // build_pool: 2 × concurrent_build_limit 32
+	DefaultReadyHold         = 60 * time.Second  // BuildHandler sleeps 60 s after ready
+	DefaultKeepaliveInterval = 25 * time.Second  // BuildHandler.KEEPALIVE_INTERVAL
+	DefaultHubURL            = "http://hub.fakebinder.invalid/"
+)
+
+// Config configures a Server. Zero values take the defaults above.
+type Config struct {
+	// BuildTime is how long one simulated repo2docker build runs once it has
+	// pool slots.
+	BuildTime time.Duration
+	// LaunchTime is how long a launch takes on an idle simulated binder pod.
+	LaunchTime time.Duration
+	// LaunchTimeout fails a launch attempt that has not finished in this
+	// long (BinderHub's Launcher.launch_timeout).
+	LaunchTimeout time.Duration
+	// LaunchRetries is the number of launch attempts (Launcher.retries);
+	// LaunchRetryDelay the wait before the second one, doubled each time.
+	LaunchRetries    int
+	LaunchRetryDelay time.Duration
+
+	// FailSpecs, BuiltSpecs and BannedSpecs are regular expressions.
+	// FailSpecs and BuiltSpecs are searched for (unanchored, case-sensitive)
+	// in "<provider>/<spec>"; BannedSpecs is matched like BinderHub's
+	// banned_specs: re.match, case-insensitive, against the spec without
+	// the provider.
+	FailSpecs   string
+	BuiltSpecs  string
+	BannedSpecs string
+
+	// Pool is the number of worker slots shared by all build watchers
+	// (BinderHub's build_pool); each watcher holds two.
+	Pool int
+	// CPUCapacity is how many build watchers the simulated binder pod can
+	// serve before its CPU saturates; beyond it launches slow down in
+	// proportion. Defaults to Pool/2, the watchers the pool can run at once.
+	CPUCapacity int
+	// BurnCPU is real CPU burnt per second by each watcher that holds pool
+	// slots, so profiles of a storm show the cost; 0 burns none.
+	BurnCPU time.Duration
+
+	// ReadyHold is how long a stream stays open after ready (or after a
+	// failed build) so the client closes first.
+	ReadyHold time.Duration
+	// KeepaliveInterval is the period of ":keepalive" comments.
+	KeepaliveInterval time.Duration
+
+	// BuildTokenSecret, when set, makes the server verify build_token
+	// query parameters (HS256, aud "<provider>/<spec>", origin claim).
+	BuildTokenSecret string
+	// HubURL is the prefix of the fake user-server URLs in ready events.
+	HubURL string
+
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// compiled is Config after defaults and regex compilation.
+type compiled struct {
+	Config
+	fail, built, banned *regexp.Regexp
+}
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("invalid fakebinder config")
+
+func (c Config) compile() (compiled, error) {
+	out := compiled{Config: c}
+	d := &out.Config
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur(&d.BuildTime, DefaultBuildTime)
+	setDur(&d.LaunchTime, DefaultLaunchTime)
+	setDur(&d.LaunchTimeout, DefaultLaunchTimeout)
+	setDur(&d.LaunchRetryDelay, DefaultLaunchRetryDelay)
+	setDur(&d.ReadyHold, DefaultReadyHold)
+	setDur(&d.KeepaliveInterval, DefaultKeepaliveInterval)
+	if d.LaunchRetries == 0 {
+		d.LaunchRetries = DefaultLaunchRetries
+	}
+	if d.Pool == 0 {
+		d.Pool = DefaultPool
+	}
+	if d.CPUCapacity == 0 {
+		d.CPUCapacity = max(1, d.Pool/2)
+	}
+	if d.HubURL == "" {
+		d.HubURL = DefaultHubURL
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	for name, v := range map[string]time.Duration{
+		"build time": d.BuildTime, "launch time": d.LaunchTime, "launch timeout": d.LaunchTimeout,
+		"launch retry delay": d.LaunchRetryDelay, "ready hold": d.ReadyHold,
+		"keepalive interval": d.KeepaliveInterval, "burn cpu": d.BurnCPU,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrConfig, name, v))
+		}
+	}
+	if d.Pool < 2 {
+		errs = append(errs, fmt.Errorf("%w: pool %d is below 2 (a watcher holds two slots)", ErrConfig, d.Pool))
+	}
+	if d.CPUCapacity < 0 {
+		errs = append(errs, fmt.Errorf("%w: cpu capacity %d is negative", ErrConfig, d.CPUCapacity))
+	}
+	if d.LaunchRetries < 0 {
+		errs = append(errs, fmt.Errorf("%w: launch retries %d is negative", ErrConfig, d.LaunchRetries))
+	}
+	if d.BurnCPU > time.Second/10 {
+		errs = append(errs, fmt.Errorf("%w: burn cpu %v is over 100ms per second per watcher", ErrConfig, d.BurnCPU))
+	}
+	compile := func(name, expr string, banned bool) *regexp.Regexp {
+		if expr == "" {
+			return nil
+		}
+		if banned {
+			// BinderHub: re.match(banned, spec, re.IGNORECASE), anchored
+			// at the start only.
+			expr = `^(?i:` + expr + `)`
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, name, err))
+		}
+		return re
+	}
+	out.fail = compile("fail specs", c.FailSpecs, false)
+	out.built = compile("built specs", c.BuiltSpecs, false)
+	out.banned = compile("banned specs", c.BannedSpecs, true)
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,98 @@
+package fakebinder
+
+import (
+	"container/list"
+	"context"
+)
+
+// pool is BinderHub's build_pool: a fixed number of worker threads that
+// run each request's pod watch and log stream. A request that cannot get
+// its slots waits in FIFO order, silently, as the thread pool's queue does.
+type pool struct {
+	mu      chanMutex
+	size    int
+	used    int
+	waiters list.List // of *poolWaiter, oldest first
+}
+
+type poolWaiter struct {
+	n     int
+	ready chan struct{} // closed when the slots are granted
+}
+
+// chanMutex is a mutex as a channel, so pool can be used from code that
+// already holds Server.mu without ordering worries (pool never calls out).
+type chanMutex chan struct{}
+
+func (m chanMutex) lock()   { m <- struct{}{} }
+func (m chanMutex) unlock() { <-m }
+
+func newPool(size int) *pool {
+	return &pool{mu: make(chanMutex, 1), size: size}
+}
+
+// acquire takes n slots, waiting in line until they are free or ctx or
+// stop ends. It reports whether the slots were taken.
+func (p *pool) acquire(ctx context.Context, stop <-chan struct{}, n int) bool {
+	p.mu.lock()
+	if p.waiters.Len() == 0 && p.used+n <= p.size {
+		p.used += n
+		p.mu.unlock()
+		return true
+	}
+	w := &poolWaiter{n: n, ready: make(chan struct{})}
+	el := p.waiters.PushBack(w)
+	p.mu.unlock()
+
+	select {
+	case <-w.ready:
+		return true
+	case <-ctx.Done():
+	case <-stop:
+	}
+	p.mu.lock()
+	defer p.mu.unlock()
+	select {
+	case <-w.ready:
+		// Granted while giving up: hand the slots back.
+		p.used -= n
+		p.grantLocked()
+	default:
+		p.waiters.Remove(el)
+		// The head may have been blocking smaller requests behind it.
+		p.grantLocked()
+	}
+	return false
+}
+
+// release returns n slots and wakes the waiters they fit.
+func (p *pool) release(n int) {
+	p.mu.lock()
+	defer p.mu.unlock()
+	p.used -= n
+	p.grantLocked()
+}
+
+func (p *pool) grantLocked() {
+	for e := p.waiters.Front(); e != nil; e = p.waiters.Front() {
+		w := e.Value.(*poolWaiter)
+		if p.used+w.n > p.size {
+			return
+		}
+		p.used += w.n
+		p.waiters.Remove(e)
+		close(w.ready)
+	}
+}
+
+func (p *pool) queued() int {
+	p.mu.lock()
+	defer p.mu.unlock()
+	return p.waiters.Len()
+}
+
+func (p *pool) inUse() int {
+	p.mu.lock()
+	defer p.mu.unlock()
+	return p.used
+}
