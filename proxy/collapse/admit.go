@@ -1,0 +1,153 @@
+package collapse
+
+import "time"
+
+// Role is what the gate does with one launch request.
+type Role int
+
+const (
+	// Reject answers the request with one failed event at once.
+	Reject Role = iota
+	// Lead opens the spec's one upstream stream with the request's own
+	// headers and shares its build log with the followers.
+	Lead
+	// Follow holds the request on a live stream until the leader's build
+	// ends, then releases it as its own upstream request.
+	Follow
+	// Pass sends the request straight to BinderHub: its image is built, or
+	// collapsing is off for its spec.
+	Pass
+)
+
+func (r Role) String() string {
+	switch r {
+	case Lead:
+		return "lead"
+	case Follow:
+		return "follow"
+	case Pass:
+		return "pass"
+	default:
+		return "reject"
+	}
+}
+
+// Stage is how far the spec's current flight (its leader and followers) is.
+type Stage int
+
+const (
+	// NoFlight means no launch of the spec is in progress at the gate.
+	NoFlight Stage = iota
+	// Starting means the leader's upstream stream has not shown a phase yet.
+	Starting
+	// Building means the leader's stream shows a build.
+	Building
+	// Releasing means the image is built and followers are being released.
+	Releasing
+)
+
+// BreakerState mirrors the spec's circuit breaker.
+type BreakerState int
+
+const (
+	Closed BreakerState = iota
+	HalfOpen
+	Open
+)
+
+func (b BreakerState) String() string {
+	switch b {
+	case HalfOpen:
+		return "half-open"
+	case Open:
+		return "open"
+	default:
+		return "closed"
+	}
+}
+
+// Shed reasons, used in failed-event messages' metrics labels.
+const (
+	ReasonBreakerOpen     = "breaker_open"
+	ReasonWaitersSpec     = "waiters_spec"
+	ReasonWaitersTotal    = "waiters_total"
+	ReasonConcurrentSpec  = "concurrent_spec"
+	ReasonConcurrentTotal = "concurrent_total"
+)
+
+// Limits are the caps that apply to one request: per spec from its launch
+// policy, in total from the site-wide settings. Zero means no cap.
+type Limits struct {
+	Collapse           bool
+	MaxWaiters         int
+	MaxWaitersTotal    int
+	MaxConcurrent      int
+	MaxConcurrentTotal int
+	// ShedRetryAfter is what a shed client is told to wait before retrying.
+	ShedRetryAfter time.Duration
+}
+
+// Situation is what the gate knows about the request's spec when it arrives.
+type Situation struct {
+	Stage      Stage
+	BuiltUntil time.Time // the image was seen built; launches pass until then
+	Breaker    BreakerState
+	OpenUntil  time.Time // when an open breaker turns half-open
+	// Waiters are the spec's held followers; Streams its upstream launch
+	// streams at the gate (leader, released followers, pass-throughs).
+	Waiters, WaitersTotal int
+	Streams, StreamsTotal int
+}
+
+// Decision is the answer to one request.
+type Decision struct {
+	Role Role
+	// For Reject: the failed event's status_code, the shed reason and the
+	// Retry-After to send.
+	StatusCode int
+	Reason     string
+	RetryAfter time.Duration
+}
+
+// minRetryAfter keeps Retry-After at least one second: it is sent in whole
+// seconds and "0" would invite an immediate retry storm.
+const minRetryAfter = time.Second
+
+// Admit decides what to do with a request. A Lead decision still needs the
+// spec's breaker to allow the request (half-open lets one probe through).
+func Admit(s Situation, l Limits, now time.Time) Decision {
+	if s.Breaker == Open {
+		return Decision{Role: Reject, StatusCode: 503, Reason: ReasonBreakerOpen, RetryAfter: atLeast(s.OpenUntil.Sub(now))}
+	}
+	shed := func(reason string) Decision {
+		return Decision{Role: Reject, StatusCode: 429, Reason: reason, RetryAfter: atLeast(l.ShedRetryAfter)}
+	}
+	if s.Stage != NoFlight {
+		// Holding costs the gate a stream and BinderHub nothing, so only
+		// the waiter caps apply; the releaser honours the stream caps.
+		switch {
+		case l.MaxWaiters > 0 && s.Waiters >= l.MaxWaiters:
+			return shed(ReasonWaitersSpec)
+		case l.MaxWaitersTotal > 0 && s.WaitersTotal >= l.MaxWaitersTotal:
+			return shed(ReasonWaitersTotal)
+		}
+		return Decision{Role: Follow}
+	}
+	switch {
+	case l.MaxConcurrent > 0 && s.Streams >= l.MaxConcurrent:
+		return shed(ReasonConcurrentSpec)
+	case l.MaxConcurrentTotal > 0 && s.StreamsTotal >= l.MaxConcurrentTotal:
+		return shed(ReasonConcurrentTotal)
+	}
+	if !l.Collapse || now.Before(s.BuiltUntil) {
+		return Decision{Role: Pass}
+	}
+	return Decision{Role: Lead}
+}
+
+func atLeast(d time.Duration) time.Duration {
+	if d < minRetryAfter {
+		return minRetryAfter
+	}
+	return d
+}
