@@ -1,0 +1,56 @@
+package evaluate
+
+import (
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Mode is how a policy acts on what it matches.
+type Mode string
+
+// The modes a RepoBan or LaunchPolicy can run in.
+const (
+	// ModeEnforce denies (bans, maxima) and mutates (build limits).
+	ModeEnforce Mode = "Enforce"
+	// ModeWarn allows and returns an admission warning to the client.
+	ModeWarn Mode = "Warn"
+	// ModeAudit allows silently; the handler records a metric and an Event.
+	ModeAudit Mode = "Audit"
+)
+
+// Ban is a ban that covers a repository.
+type Ban struct {
+	Policy  string // "RepoBan/<ns>/<name>"
+	Rule    string // which entry of the ban matched
+	Message string // the admin's message for users
+	Mode    Mode
+	Repo    string // canonical repository identity
+}
+
+// Build is the resolved build policy for one repository.
+type Build struct {
+	Policy string // "LaunchPolicy/<ns>/<name>" or "default"
+	Mode   Mode
+	// Resources.Limits are the maxima (and the limits set where a container
+	// has none); Resources.Requests are the requests set where a container
+	// has none.
+	Resources corev1.ResourceRequirements
+	// ActiveDeadlineSeconds is the longest a build pod may run; nil means no
+	// deadline is required.
+	ActiveDeadlineSeconds *int64
+}
+
+// Policies is what evaluation reads from a policy snapshot. Lookups parse
+// their input with the shared spec parser so that every spelling of a
+// repository meets the same ban; an error means the value could not be read
+// as a repository at all.
+type Policies interface {
+	// BanURL looks up the ban covering a repository URL (binder-repo
+	// annotation, repo2docker argument, BINDER_REPO_URL).
+	BanURL(url string) (Ban, bool, error)
+	// BanRequest looks up the ban covering a BinderHub request
+	// ("v2/gh/org/repo/ref" in BINDER_REQUEST, BINDER_PERSISTENT_REQUEST).
+	BanRequest(request string) (Ban, bool, error)
+	// BuildFor resolves the build policy for a repository URL and ref; an
+	// empty or unreadable URL gets the site default.
+	BuildFor(url, ref string) Build
+}
