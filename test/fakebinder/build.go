@@ -1,27 +1,426 @@
 package fakebinder
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-type imageState int
-
-const (
-	stateAbsent imageState = iota
-	stateBuilding
-	stateBuilt
-)
-
-// image is one image name's build state.
+// image is one image name's build: a build in progress, or the marker of a
+// built image. Fields are guarded by Server.mu.
 type image struct {
-	state imageState
+	state    imageState
+	t        target
+	fail     bool          // --fail-specs: the build will fail
+	started  bool          // a watcher got pool slots: the build pod exists
+	watchers int           // requests attached to this build
+	events   []sse.Payload // events the build has sent so far
+	changed  chan struct{} // closed and replaced when events grows or the build ends
+	done     chan struct{} // closed when the build ends
+	ended    bool
+	failed   bool
 }
 
-func (s *Server) loadFactorLocked() float64 { return 1 }
+// stream is one /build response: events and keepalive comments from one
+// goroutine, the handler's.
+type stream struct {
+	ctx context.Context
+	w   *sse.Writer
+	ka  *time.Ticker
+}
 
+func (st *stream) send(p sse.Payload) error { return st.w.Write(sse.NewEvent(p)) }
+
+// wait returns after d (d < 0: never), when ch is closed, or with an error
+// when the client or the server goes away, sending keepalives meanwhile.
+// tick, when not nil, is called on every tick of burn.
+func (st *stream) wait(d time.Duration, ch <-chan struct{}, burn <-chan time.Time, tick func()) error {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		select {
+		case <-timeout:
+			return nil
+		case <-ch:
+			return nil
+		case <-st.ctx.Done():
+			return st.ctx.Err()
+		case <-st.ka.C:
+			if err := st.w.Write(sse.Keepalive); err != nil {
+				return err
+			}
+		case <-burn:
+			tick()
+		}
+	}
+}
+
+func (st *stream) sleep(d time.Duration) error { return st.wait(d, nil, nil, nil) }
+
+// serveBuild answers GET /build/<provider>/<spec> the way BinderHub's
+// BuildHandler does, check by check and in the same order.
 func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
-	sw := sse.Start(w)
-	_ = sw.Write(sse.Failed(http.StatusNotImplemented, "fakebinder: not implemented yet\n"))
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/build/")
+	provider, rawSpec, _ := strings.Cut(rest, "/")
+	if provider == "" || rawSpec == "" {
+		// BinderHub's route is /build/([^/]+)/(.+): anything else is a
+		// plain 404 page, not an event stream.
+		http.NotFound(w, r)
+		return
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+
+	s.mu.Lock()
+	s.stats.Requests++
+	s.stats.ActiveStreams++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stats.ActiveStreams--
+		s.mu.Unlock()
+	}()
+
+	// BinderHub sets text/event-stream on every response of the handler,
+	// errors included, and always answers 200.
+	st := &stream{ctx: ctx, w: sse.Start(w), ka: time.NewTicker(s.cfg.KeepaliveInterval)}
+	defer st.ka.Stop()
+	log := s.log.With("path", r.URL.EscapedPath())
+
+	reject := func(p sse.Payload, why string) {
+		s.mu.Lock()
+		s.stats.Rejected++
+		s.mu.Unlock()
+		log.Debug("rejected launch", "reason", why)
+		_ = st.send(p)
+	}
+	if !acceptsEventStream(r.Header.Get("Accept")) {
+		reject(sse.Payload{Phase: sse.PhaseFailed, StatusCode: http.StatusBadRequest,
+			Message: "Missing Accept header: text/event-stream\n"}, "accept")
+		return
+	}
+	if s.cfg.BuildTokenSecret != "" {
+		// Without a configured secret the simulator ignores build tokens;
+		// BinderHub would have generated a random secret and refused them.
+		ok, err := checkBuildToken(s.cfg.BuildTokenSecret, r.URL.Query().Get("build_token"),
+			provider+"/"+rawSpec, tokenOrigin(r.Header.Get("Origin"), r.Host), time.Now())
+		if err != nil {
+			s.mu.Lock()
+			s.stats.BuildTokensRejected++
+			s.mu.Unlock()
+			log.Info("invalid build token", "err", err)
+			reject(sse.Payload{Phase: sse.PhaseFailed, StatusCode: http.StatusForbidden, Message: "Invalid build token\n"}, "build token")
+			return
+		}
+		if ok {
+			s.mu.Lock()
+			s.stats.BuildTokensAccepted++
+			s.mu.Unlock()
+		}
+	}
+	if !knownProvider(provider) {
+		reject(sse.Payload{Phase: sse.PhaseFailed, Message: fmt.Sprintf("No provider found for prefix %s\n", provider)}, "provider")
+		return
+	}
+	spec := strings.TrimRight(rawSpec, "/")
+	t, err := parseTarget(provider, spec)
+	if err != nil {
+		reject(sse.Payload{Phase: sse.PhaseFailed, Message: err.Error() + "\n"}, "spec")
+		return
+	}
+	if s.cfg.banned != nil && s.cfg.banned.MatchString(spec) {
+		s.mu.Lock()
+		s.stats.Banned++
+		s.mu.Unlock()
+		// BinderHub's ban event: no status_code, no trailing newline.
+		reject(sse.Payload{Phase: sse.PhaseFailed,
+			Message: fmt.Sprintf("Sorry, %s is not allowed to launch. Please contact admins for more info!", spec)}, "banned")
+		return
+	}
+	key := provider + "/" + spec
+	l := launchReq{
+		t:       t,
+		request: "v2/" + provider + "/" + spec,
+		persist: "v2/" + provider + "/" + t.ResolvedSpec,
+		host:    launchHost(r),
+		ip:      clientIP(r.Header, r.RemoteAddr),
+	}
+
+	s.mu.Lock()
+	im := s.images[t.Image]
+	cur := stateAbsent
+	if im != nil {
+		cur = im.state
+	}
+	preBuilt := s.cfg.built != nil && s.cfg.built.MatchString(key)
+	next, what := onArrival(cur, preBuilt)
+	switch what {
+	case arriveFoundBuilt:
+		if im == nil {
+			im = &image{t: t}
+			s.images[t.Image] = im
+		}
+		im.state = next
+		s.mu.Unlock()
+		if st.send(builtEvent(t.Image, true)) != nil {
+			return
+		}
+		s.launch(st, l)
+		return
+	case arriveStartBuild:
+		im = &image{
+			state:   next,
+			t:       t,
+			fail:    s.cfg.fail != nil && s.cfg.fail.MatchString(key),
+			changed: make(chan struct{}),
+			done:    make(chan struct{}),
+		}
+		s.images[t.Image] = im
+	}
+	im.watchers++
+	s.stats.ActiveBuildWatchers++
+	s.stats.PeakBuildWatchers = max(s.stats.PeakBuildWatchers, s.stats.ActiveBuildWatchers)
+	s.stats.PeakLoadFactor = max(s.stats.PeakLoadFactor, s.loadFactorLocked())
+	s.mu.Unlock()
+	log.Debug("build watcher attached", "image", t.Image, "arrival", what.String())
+
+	failed, err := s.watch(st, im)
+	if err != nil || failed {
+		if err == nil {
+			// BinderHub sleeps after a failed build as after a launch.
+			_ = st.sleep(s.cfg.ReadyHold)
+		}
+		return
+	}
+	if st.send(builtEvent(t.Image, false)) != nil {
+		return
+	}
+	s.launch(st, l)
+}
+
+// watch is one build watcher: "waiting", a wait in line for two pool
+// slots, then the build's events as they come. It reports whether the
+// build failed; an error means the stream ended first.
+func (s *Server) watch(st *stream, im *image) (failed bool, err error) {
+	start := time.Now()
+	s.metrics.buildsInProgress.Inc()
+	defer s.metrics.buildsInProgress.Dec()
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		im.watchers--
+		s.stats.ActiveBuildWatchers--
+		if im.watchers == 0 && s.images[im.t.Image] == im {
+			if onWatchersGone(im.state, im.started) == stateAbsent {
+				delete(s.images, im.t.Image)
+			}
+		}
+	}()
+
+	if err := st.send(sse.Payload{Phase: sse.PhaseWaiting, Message: "Waiting for build to start...\n"}); err != nil {
+		return false, err
+	}
+	sent := 0
+	got := s.acquire(st, im)
+	if got {
+		s.mu.Lock()
+		if !im.started && !im.ended {
+			im.started = true
+			s.stats.BuildsStarted++
+			s.stats.BuildsInProgress++
+			s.wg.Add(1)
+			go s.runBuild(im)
+		}
+		s.mu.Unlock()
+		err = s.follow(st, im, &sent)
+		s.pool.release(2)
+		if err != nil {
+			return false, err
+		}
+	}
+	// The build's end may trail its failure events by a moment.
+	select {
+	case <-im.done:
+	case <-st.ctx.Done():
+		return false, st.ctx.Err()
+	}
+
+	s.mu.Lock()
+	failed = im.failed
+	rest := im.events[min(sent, len(im.events)):]
+	s.mu.Unlock()
+	if failed {
+		if !got {
+			// Released from the queue by the build's end: it only sees
+			// the failure, not the log it never streamed.
+			for len(rest) > 0 && rest[0].Phase != sse.PhaseFailed {
+				rest = rest[1:]
+			}
+		}
+		for _, p := range rest {
+			if err := st.send(p); err != nil {
+				return true, err
+			}
+		}
+	}
+	status := "success"
+	if failed {
+		status = "failure"
+	}
+	s.metrics.buildTime.WithLabelValues(status).Observe(time.Since(start).Seconds())
+	s.metrics.buildCount.WithLabelValues(status, providerName(im.t.Provider), im.t.RepoURL).Inc()
+	return failed, nil
+}
+
+// acquire waits for two pool slots (the watcher's pod watch and log
+// stream threads), sending keepalives meanwhile. It reports false when the
+// build ended or the stream went away first.
+func (s *Server) acquire(st *stream, im *image) bool {
+	got := make(chan bool, 1)
+	ctx, cancel := context.WithCancel(st.ctx)
+	defer cancel()
+	go func() { got <- s.pool.acquire(ctx, im.done, 2) }()
+	for {
+		select {
+		case ok := <-got:
+			return ok
+		case <-st.ka.C:
+			if st.w.Write(sse.Keepalive) != nil {
+				cancel()
+				if <-got {
+					s.pool.release(2)
+				}
+				return false
+			}
+		}
+	}
+}
+
+// follow streams the build's events from *sent on until the build ends,
+// burning real CPU for the watcher if configured.
+func (s *Server) follow(st *stream, im *image, sent *int) error {
+	var burn <-chan time.Time
+	if s.cfg.BurnCPU > 0 {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		burn = t.C
+	}
+	for {
+		s.mu.Lock()
+		evs := im.events[*sent:]
+		ended, changed := im.ended, im.changed
+		s.mu.Unlock()
+		for _, p := range evs {
+			if p.Phase == sse.PhaseFailed {
+				// The caller sends the failure: queued watchers get it too.
+				return nil
+			}
+			if err := st.send(p); err != nil {
+				return err
+			}
+			*sent++
+		}
+		if ended {
+			return nil
+		}
+		if err := st.wait(-1, changed, burn, s.burnCPU); err != nil {
+			return err
+		}
+	}
+}
+
+// burnCPU spins for a tenth of BurnCPU: one tick of a watcher's cost.
+func (s *Server) burnCPU() {
+	end := time.Now().Add(s.cfg.BurnCPU / 10)
+	x := uint64(1)
+	for time.Now().Before(end) {
+		for range 1000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	_ = x
+}
+
+// runBuild plays a build's script to its watchers. It is owned by the
+// Server: it ends with the build or with Close, whatever the watchers do.
+func (s *Server) runBuild(im *image) {
+	defer s.wg.Done()
+	script := buildScript(s.cfg.BuildTime, im.t, im.fail)
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	sleepUntil := func(at time.Duration) bool {
+		timer.Reset(time.Until(start.Add(at)))
+		select {
+		case <-timer.C:
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	ok := true
+	for _, stp := range script {
+		if ok = sleepUntil(stp.At); !ok {
+			break
+		}
+		s.mu.Lock()
+		im.events = append(im.events, stp.Event)
+		close(im.changed)
+		im.changed = make(chan struct{})
+		s.mu.Unlock()
+	}
+	if ok {
+		ok = sleepUntil(s.cfg.BuildTime)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	im.ended = true
+	im.failed = im.fail || !ok
+	im.state = onBuildEnd(im.state, im.failed)
+	if im.state == stateAbsent && s.images[im.t.Image] == im {
+		delete(s.images, im.t.Image)
+	}
+	s.stats.BuildsInProgress--
+	if im.failed {
+		s.stats.BuildsFailed++
+	} else {
+		s.stats.BuildsSucceeded++
+	}
+	close(im.changed)
+	close(im.done)
+	s.log.Debug("build ended", "image", im.t.Image, "failed", im.failed, "took", time.Since(start))
+}
+
+// loadFactorLocked is the current launch slow-down; s.mu must be held.
+func (s *Server) loadFactorLocked() float64 {
+	return loadFactor(int(s.stats.ActiveBuildWatchers), s.cfg.CPUCapacity)
+}
+
+func (s *Server) loadFactorNow() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadFactorLocked()
+}
+
+// providerName is the provider's display name BinderHub puts in the
+// "provider" metric label.
+func providerName(p string) string {
+	if n, ok := map[string]string{
+		"gh": "GitHub", "gist": "Gist", "git": "Git", "gl": "GitLab", "zenodo": "Zenodo",
+		"figshare": "Figshare", "hydroshare": "Hydroshare", "dataverse": "Dataverse", "ckan": "CKAN",
+	}[p]; ok {
+		return n
+	}
+	return p
 }

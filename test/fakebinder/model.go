@@ -1,0 +1,209 @@
+package fakebinder
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+// This file holds the pure parts of the simulator: the per-image build
+// state machine, the scripts of events a build and a launch send, and the
+// load model. server I/O lives in build.go and launch.go.
+
+type imageState int
+
+const (
+	stateAbsent   imageState = iota // no image, no build
+	stateBuilding                   // a build exists (waiting for slots or running)
+	stateBuilt                      // the image is in the registry
+)
+
+func (s imageState) String() string {
+	return [...]string{"absent", "building", "built"}[s]
+}
+
+// arrival is what a new /build request does for its image.
+type arrival int
+
+const (
+	// arriveFoundBuilt: the image exists; "Found built image", launch.
+	arriveFoundBuilt arrival = iota
+	// arriveStartBuild: no build yet; the request creates one and watches it.
+	arriveStartBuild
+	// arriveAttach: a build is under way; the request attaches to it as one
+	// more build watcher (BinderHub: pod create → 409 → watch the same pod).
+	arriveAttach
+)
+
+func (a arrival) String() string {
+	return [...]string{"found built", "start build", "attach"}[a]
+}
+
+// onArrival is the state machine's answer to a new request. preBuilt
+// reports that --built-specs names the spec: the image exists already.
+func onArrival(st imageState, preBuilt bool) (imageState, arrival) {
+	switch st {
+	case stateBuilt:
+		return stateBuilt, arriveFoundBuilt
+	case stateBuilding:
+		return stateBuilding, arriveAttach
+	}
+	if preBuilt {
+		return stateBuilt, arriveFoundBuilt
+	}
+	return stateBuilding, arriveStartBuild
+}
+
+// onBuildEnd is the state after a build finishes. A failure is not cached,
+// as in BinderHub (no image was pushed): the next request builds again.
+func onBuildEnd(st imageState, failed bool) imageState {
+	if st != stateBuilding {
+		return st
+	}
+	if failed {
+		return stateAbsent
+	}
+	return stateBuilt
+}
+
+// onWatchersGone is the state when the last watcher of a build leaves. A
+// build whose pod was created runs to its end without watchers (BinderHub
+// leaves the pod running); one still waiting for pool slots never started
+// and is forgotten.
+func onWatchersGone(st imageState, started bool) imageState {
+	if st == stateBuilding && !started {
+		return stateAbsent
+	}
+	return st
+}
+
+// step is one event of a script, At after the script starts.
+type step struct {
+	At    time.Duration
+	Event sse.Payload
+}
+
+// buildLogLines are repo2docker-like log lines of the building phase.
+var buildLogLines = []string{
+	"Using PythonBuildPack builder\n",
+	"Building conda environment for python=3.12\n",
+	"Step 1/52 : FROM docker.io/library/buildpack-deps:jammy\n",
+	"Step 12/52 : RUN apt-get -qq update && apt-get -qq install --yes --no-install-recommends less unzip\n",
+	"Step 24/52 : RUN TIMEFORMAT='time: %3R' bash -c 'time ${MAMBA_EXE} install -p ${NB_PYTHON_PREFIX} -r requirements.txt'\n",
+	"Step 36/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install --no-cache-dir -r requirements.txt\n",
+	"Step 48/52 : RUN jupyter lab build --minimize=False\n",
+	"Step 52/52 : CMD [\"jupyter\", \"notebook\", \"--ip\", \"0.0.0.0\"]\n",
+	"Successfully built 5e1b2c3d4f60\n",
+	"Pushing image\n",
+}
+
+// buildFailure is the repo2docker error a --fail-specs build ends with.
+const buildFailure = "The command '/bin/sh -c ${KERNEL_PYTHON_PREFIX}/bin/pip install --no-cache-dir -r requirements.txt' returned a non-zero code: 1 (simulated by fakebinder --fail-specs)\n"
+
+// buildScript is the sequence of events one build sends its watchers,
+// spread over buildTime: fetching lines at the start, building log lines
+// through the build, and for a failing build repo2docker's failed log line
+// followed by the pod's failed status. A successful build's last step is
+// not an event: the caller sends "built" when the script is over.
+func buildScript(buildTime time.Duration, t target, fail bool) []step {
+	fetch := []string{
+		"Picked Git content provider.\n",
+		fmt.Sprintf("Cloning into '/tmp/repo2docker%s'...\n", t.Ref[:8]),
+		fmt.Sprintf("HEAD is now at %s\n", t.Ref[:7]),
+	}
+	lines := buildLogLines
+	if fail {
+		lines = buildLogLines[:6]
+	}
+	n := len(fetch) + len(lines)
+	out := make([]step, 0, n+2)
+	at := func(i int) time.Duration {
+		// Evenly spread over the first 95% of the build, so the last log
+		// line comes a little before "built".
+		return time.Duration(int64(buildTime) * 95 * int64(i) / int64(100*n))
+	}
+	for i, m := range fetch {
+		out = append(out, step{At: at(i), Event: sse.Payload{Phase: sse.PhaseFetching, Message: m}})
+	}
+	for i, m := range lines {
+		out = append(out, step{At: at(len(fetch) + i), Event: sse.Payload{Phase: sse.PhaseBuilding, Message: m}})
+	}
+	if fail {
+		out = append(out,
+			step{At: buildTime, Event: sse.Payload{Phase: sse.PhaseFailed, Message: buildFailure}},
+			step{At: buildTime, Event: sse.Payload{Phase: sse.PhaseFailed}},
+		)
+	}
+	return out
+}
+
+// builtEvent is the event that ends a build for a watcher, or starts a
+// launch of an image that exists.
+func builtEvent(imageName string, found bool) sse.Payload {
+	msg := "Built image, launching...\n"
+	if found {
+		msg = "Found built image, launching...\n"
+	}
+	return sse.Payload{Phase: sse.PhaseBuilt, Message: msg, ImageName: imageName}
+}
+
+// launchMessages are JupyterHub/KubeSpawner progress messages a launch
+// forwards as "launching" events, at the given fraction of the launch.
+func launchMessages(username string) []struct {
+	At  float64
+	Msg string
+} {
+	return []struct {
+		At  float64
+		Msg string
+	}{
+		{0, "Server requested\n"},
+		{0.25, fmt.Sprintf("2026-01-01T00:00:00Z [Normal] Successfully assigned binder/jupyter-%s to fakebinder-node\n", username)},
+		{0.5, "2026-01-01T00:00:01Z [Normal] Container image already present on machine\n"},
+		{0.75, "2026-01-01T00:00:02Z [Normal] Started container notebook\n"},
+		{1, fmt.Sprintf("Server ready at /user/%s/\n", username)},
+	}
+}
+
+// loadFactor is the load model: the simulated binder pod serves capacity
+// build watchers at full speed; past that its CPU is saturated and every
+// launch's work runs watchers/capacity times slower.
+func loadFactor(watchers, capacity int) float64 {
+	if capacity <= 0 || watchers <= capacity {
+		return 1
+	}
+	return float64(watchers) / float64(capacity)
+}
+
+// launchClock tracks one launch attempt's progress under a changing load.
+type launchClock struct {
+	need    time.Duration // work the launch needs on an idle pod
+	done    time.Duration // work done so far
+	elapsed time.Duration // wall time so far
+}
+
+// advance records dt of wall time at load factor f and reports whether
+// the launch has finished.
+func (c *launchClock) advance(dt time.Duration, f float64) bool {
+	if f < 1 {
+		f = 1
+	}
+	c.elapsed += dt
+	c.done += time.Duration(float64(dt) / f)
+	return c.done >= c.need
+}
+
+// fraction is the share of the launch's work that is done, in [0, 1].
+func (c *launchClock) fraction() float64 {
+	if c.need <= 0 {
+		return 1
+	}
+	return min(1, float64(c.done)/float64(c.need))
+}
+
+// slowed reports whether the attempt ran at an average load factor of 1.5
+// or more, the simulator's definition of a launch slowed by the load.
+func (c *launchClock) slowed() bool {
+	return c.done > 0 && float64(c.elapsed) >= 1.5*float64(c.done)
+}
