@@ -1,0 +1,320 @@
+package gate
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+// endFlightLocked removes f and reports its outcome to the breaker.
+func (g *Gate) endFlightLocked(f *flight, outcome error) {
+	if g.flights[f.key] == f {
+		delete(g.flights, f.key)
+	}
+	if f.buildTime != nil {
+		f.buildTime.Stop()
+	}
+	if f.done != nil {
+		f.done(outcome)
+		f.done = nil
+	}
+	f.leader = nil
+	g.dirty.Store(true)
+}
+
+// current reports whether me still leads f. Call with g.mu held.
+func (g *Gate) current(f *flight, me *leadership) bool {
+	return g.flights[f.key] == f && f.leader == me && f.stage != collapse.Releasing
+}
+
+// popFollowerLocked takes the oldest held follower off f, or nil.
+func (g *Gate) popFollowerLocked(f *flight) *follower {
+	e := f.followers.Front()
+	if e == nil {
+		return nil
+	}
+	fo := f.followers.Remove(e).(*follower)
+	fo.elem = nil
+	g.waitersTotal--
+	g.m.waiters.Set(float64(g.waitersTotal))
+	g.dirty.Store(true)
+	return fo
+}
+
+// failFollowersLocked ends every held follower of f with ev.
+func (g *Gate) failFollowersLocked(f *flight, ev sse.Event) {
+	for fo := g.popFollowerLocked(f); fo != nil; fo = g.popFollowerLocked(f) {
+		fo.sig <- signal{kind: sigFail, ev: ev}
+	}
+}
+
+// leaderGone hands f to its oldest follower when its leader leaves before
+// the build ends (client gone, stream closed, or the leader's own request
+// rejected). The follower's own request re-attaches to the running build,
+// and the others notice nothing.
+func (g *Gate) leaderGone(f *flight, me *leadership) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.current(f, me) {
+		return
+	}
+	fo := g.popFollowerLocked(f)
+	if fo == nil {
+		g.endFlightLocked(f, errAbandoned)
+		return
+	}
+	next := &leadership{}
+	f.leader = next
+	g.addStreamLocked(f.key)
+	g.m.promotions.Inc()
+	fo.sig <- signal{kind: sigPromote, lead: next}
+}
+
+// built starts releasing f's followers: the image exists.
+func (g *Gate) built(f *flight, me *leadership) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.current(f, me) {
+		return
+	}
+	if !f.sawLog {
+		g.log.Debug("image already built", "key", f.key)
+	}
+	f.stage = collapse.Releasing
+	g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
+	if f.buildTime != nil {
+		f.buildTime.Stop()
+	}
+	if f.done != nil {
+		f.done(nil)
+		f.done = nil
+	}
+	f.leader = nil
+	g.dirty.Store(true)
+	if f.followers.Len() == 0 {
+		delete(g.flights, f.key)
+		return
+	}
+	f.releasing = true
+	g.wg.Add(1)
+	go g.release(f)
+}
+
+// buildFailed ends f: its followers get the failure as their own failed
+// event (message only: nothing else of the leader's event is shared).
+func (g *Gate) buildFailed(f *flight, me *leadership, e sse.Event, outcome error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.current(f, me) {
+		return
+	}
+	msg := "The build of this repository failed.\n"
+	if p, err := e.Decode(); err == nil && p.Message != "" {
+		msg = p.Message
+	}
+	var ev sse.Event
+	if outcome == errBuildFailed {
+		ev = sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, Message: msg})
+	} else {
+		ev = sse.Failed(502, msg)
+	}
+	g.failFollowersLocked(f, ev)
+	g.endFlightLocked(f, outcome)
+}
+
+// buildTooLong trips f's breaker when its build passes the policy's
+// maximum: the leader's upstream stream is cancelled and everyone waiting
+// gets a 503 failed event.
+func (g *Gate) buildTooLong(f *flight) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.flights[f.key] != f || f.stage == collapse.Releasing {
+		return
+	}
+	g.m.shed.WithLabelValues("build_too_long").Inc()
+	g.failFollowersLocked(f, sse.Failed(503, tooLongMessage(f)))
+	if l := f.leader; l != nil {
+		l.tooLong = true
+		if l.cancel != nil {
+			l.cancel()
+		}
+	}
+	g.endFlightLocked(f, errBuildTooLong)
+}
+
+func tooLongMessage(f *flight) string {
+	return fmt.Sprintf("The build of %s has taken longer than %s, the most this site allows, so binderguard stopped waiting for it. Please try again in %d seconds.",
+		f.key, f.launch.MaxBuild, max(1, int(f.launch.BreakerOpen.Seconds())))
+}
+
+// release lets f's held followers go, one by one at the policy's pace and
+// within the stream caps, each to make its own upstream request. It ends
+// when no follower is left (then f ends) or the gate closes.
+func (g *Gate) release(f *flight) {
+	defer g.wg.Done()
+	p := collapse.NewPacer(f.launch.ReleaseRate, f.launch.ReleaseBurst)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	sleep := func(d time.Duration) bool {
+		if d <= 0 {
+			return true
+		}
+		timer.Reset(d)
+		select {
+		case <-timer.C:
+			return true
+		case <-g.ctx.Done():
+			return false
+		}
+	}
+	for {
+		if !sleep(p.Reserve(time.Now())) {
+			return
+		}
+		for {
+			g.mu.Lock()
+			if f.followers.Len() == 0 {
+				if g.flights[f.key] == f {
+					delete(g.flights, f.key)
+				}
+				f.releasing = false
+				g.dirty.Store(true)
+				g.mu.Unlock()
+				return
+			}
+			perSpec := f.launch.MaxConcurrent <= 0 || g.streams[f.key] < f.launch.MaxConcurrent
+			total := g.global.MaxConcurrentTotal <= 0 || g.streamsTotal < g.global.MaxConcurrentTotal
+			if perSpec && total {
+				break
+			}
+			g.mu.Unlock()
+			// Launch streams end within seconds of ready; poll rather than
+			// wire a wakeup through every stream end.
+			if !sleep(capacityPoll) {
+				return
+			}
+		}
+		fo := g.popFollowerLocked(f)
+		g.addStreamLocked(f.key)
+		g.m.releases.Inc()
+		fo.sig <- signal{kind: sigRelease}
+		g.mu.Unlock()
+	}
+}
+
+const capacityPoll = 100 * time.Millisecond
+
+// removeFollower takes fo off f unless it was signalled already.
+func (g *Gate) removeFollower(f *flight, fo *follower) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fo.elem == nil {
+		return false
+	}
+	f.followers.Remove(fo.elem)
+	fo.elem = nil
+	g.waitersTotal--
+	g.m.waiters.Set(float64(g.waitersTotal))
+	g.dirty.Store(true)
+	return true
+}
+
+// abandon forgets a follower whose client left, undoing a signal that
+// raced the leaving.
+func (g *Gate) abandon(f *flight, fo *follower) {
+	if g.removeFollower(f, fo) {
+		return
+	}
+	s := <-fo.sig
+	switch s.kind {
+	case sigRelease:
+		g.streamDone(f.key)
+	case sigPromote:
+		g.streamDone(f.key)
+		g.leaderGone(f, s.lead)
+	}
+}
+
+func waitingEvent(stage collapse.Stage, waiting int) sse.Event {
+	msg := fmt.Sprintf("binderguard: this repository is being built for another launch of it. You will be launched as soon as its image is ready; %d launches are waiting.\n", waiting)
+	if stage == collapse.Releasing {
+		msg = fmt.Sprintf("binderguard: the image of this repository is ready; launches are being started a few at a time, %d are waiting.\n", waiting)
+	}
+	return sse.NewEvent(sse.Payload{Phase: sse.PhaseWaiting, Message: msg})
+}
+
+// follow holds a follower on a live stream: a waiting event, the recent
+// build log, live log events and keepalives, until it is released,
+// promoted, failed, timed out, or its client leaves.
+func (g *Gate) follow(w http.ResponseWriter, r *http.Request, f *flight, fo *follower, l Launch) {
+	sw := sse.Start(w)
+	g.mu.Lock()
+	stage, n := f.stage, f.followers.Len()
+	g.mu.Unlock()
+	if sw.Write(waitingEvent(stage, n)) != nil {
+		g.abandon(f, fo)
+		return
+	}
+	keep := time.NewTicker(g.cfg.KeepaliveInterval)
+	defer keep.Stop()
+	var hold <-chan time.Time
+	if l.HoldTimeout > 0 {
+		t := time.NewTimer(l.HoldTimeout)
+		defer t.Stop()
+		hold = t.C
+	}
+	var cursor uint64
+	for {
+		evs, next, notify := f.ring.since(cursor)
+		cursor = next
+		for _, e := range evs {
+			if sw.Write(e) != nil {
+				g.abandon(f, fo)
+				return
+			}
+		}
+		select {
+		case <-notify:
+		case s := <-fo.sig:
+			g.signalled(w, sw, r, f, fo, s, cursor)
+			return
+		case <-keep.C:
+			if sw.Write(sse.Keepalive) != nil {
+				g.abandon(f, fo)
+				return
+			}
+		case <-hold:
+			if g.removeFollower(f, fo) {
+				g.m.shed.WithLabelValues("hold_timeout").Inc()
+				_ = sw.Write(sse.Failed(503, fmt.Sprintf("binderguard held this launch for %s while %s was being built, the most this site allows. Please try again later.", l.HoldTimeout, f.key)))
+				return
+			}
+			g.signalled(w, sw, r, f, fo, <-fo.sig, cursor)
+			return
+		case <-r.Context().Done():
+			g.abandon(f, fo)
+			return
+		}
+	}
+}
+
+func (g *Gate) signalled(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, fo *follower, s signal, cursor uint64) {
+	switch s.kind {
+	case sigFail:
+		_ = sw.Write(s.ev)
+	case sigRelease:
+		g.launchReleased(sw, r, f, fo)
+	case sigPromote:
+		// Catch up on log events added since the follower last looked.
+		evs, _, _ := f.ring.since(cursor)
+		for _, e := range evs {
+			if sw.Write(e) != nil {
+				break
+			}
+		}
+		g.lead(w, sw, r, f, s.lead, fo.providerSpec, true)
+	}
+}

@@ -1,0 +1,396 @@
+package gate
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+// Config configures a Gate. Upstream and Policies are required.
+type Config struct {
+	// Upstream is BinderHub's base URL, e.g. http://binder:8585.
+	Upstream *url.URL
+	Policies Policies
+	// Registerer gets the gate's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Transport carries upstream requests; nil uses NewTransport().
+	Transport http.RoundTripper
+	// TrustedPeers may set X-Real-Ip; empty trusts every peer (see the
+	// package doc for the trust model).
+	TrustedPeers []netip.Prefix
+
+	// KeepaliveInterval spaces ":keepalive" comments to held followers;
+	// default 15 s, inside every idle timeout on the path (Envoy's stream
+	// idle timeout defaults to 5 min, browsers and proxies often 30-60 s).
+	KeepaliveInterval time.Duration
+	// BuiltTTL is how long launches of a spec whose image was seen built
+	// pass straight through; default 60 s.
+	BuiltTTL time.Duration
+	// ReplayEvents and ReplayBytes bound the build log kept per spec for
+	// followers that arrive late; default 100 events (BinderHub's
+	// log_tail_lines) and 256 KiB.
+	ReplayEvents, ReplayBytes int
+	// ShedRetryAfter is the Retry-After of a 429; default 30 s.
+	ShedRetryAfter time.Duration
+	// TokenMargin: a held follower's build_token that expires within it is
+	// swapped for a newer one on release; default 30 s.
+	TokenMargin time.Duration
+	// StateInterval is how often a changed State is published; default
+	// 250 ms.
+	StateInterval time.Duration
+	// HotSpecs bounds the specs in State; MetricSpecs the specs with their
+	// own metric series. Defaults 100 and 10.
+	HotSpecs, MetricSpecs int
+	// MaxBreakers bounds the per-key breakers kept; idle closed ones are
+	// evicted after BreakerIdle. Defaults 10,000 and 10 min.
+	MaxBreakers int
+	BreakerIdle time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(i *int, v int) {
+		if *i <= 0 {
+			*i = v
+		}
+	}
+	def(&c.KeepaliveInterval, 15*time.Second)
+	def(&c.BuiltTTL, 60*time.Second)
+	def(&c.ShedRetryAfter, 30*time.Second)
+	def(&c.TokenMargin, 30*time.Second)
+	def(&c.StateInterval, 250*time.Millisecond)
+	def(&c.BreakerIdle, 10*time.Minute)
+	defInt(&c.ReplayEvents, 100)
+	defInt(&c.ReplayBytes, 256<<10)
+	defInt(&c.HotSpecs, 100)
+	defInt(&c.MetricSpecs, 10)
+	defInt(&c.MaxBreakers, 10000)
+}
+
+// Gate is the launch gate. It is an http.Handler for /build/; Run
+// publishes its State and evicts idle breakers.
+type Gate struct {
+	cfg      Config
+	upstream *url.URL
+	client   *http.Client
+	log      *slog.Logger
+	m        *metrics
+
+	// ctx ends with Close; it owns the releaser goroutines.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu           sync.Mutex
+	flights      map[string]*flight
+	builtUntil   map[string]time.Time
+	streams      map[string]int
+	streamsTotal int
+	waitersTotal int
+	breakers     map[string]*breaker
+	global       Global // last seen, for State
+	dirty        atomic.Bool
+
+	subsMu sync.Mutex
+	subs   map[*subscriber]struct{}
+	last   State
+}
+
+// flight is one spec's leader and followers, from the leader's arrival
+// until the build fails, is abandoned, or every follower is released.
+// Fields other than ring are guarded by Gate.mu.
+type flight struct {
+	key       string
+	paths     []string
+	launch    Launch
+	stage     collapse.Stage
+	leader    *leadership
+	followers list.List // of *follower, oldest first
+	tokens    collapse.Tokens
+	ring      *ring
+	done      func(error) // the breaker's outcome callback; nil once called
+	buildTime *time.Timer
+	releasing bool
+	sawLog    bool
+}
+
+// leadership is one request's turn as a flight's leader.
+type leadership struct {
+	cancel  context.CancelFunc
+	tooLong bool // the build passed MaxBuild: tell the client so
+}
+
+type follower struct {
+	r            *http.Request
+	providerSpec string
+	elem         *list.Element // nil once signalled or removed
+	sig          chan signal   // receives at most one signal
+}
+
+type signalKind int
+
+const (
+	sigRelease signalKind = iota
+	sigPromote
+	sigFail
+)
+
+type signal struct {
+	kind signalKind
+	ev   sse.Event // for sigFail
+	lead *leadership
+}
+
+// Outcomes passed to a breaker's done callback.
+var (
+	errBuildFailed  = errors.New("build failed")
+	errBuildTooLong = errors.New("build took longer than the policy allows")
+	errUnreachable  = errors.New("BinderHub unreachable")
+	errAbandoned    = errors.New("every launch left before the build ended")
+)
+
+// New returns a Gate.
+func New(cfg Config) (*Gate, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Scheme == "" || cfg.Upstream.Host == "" {
+		return nil, errors.New("gate: an upstream URL with scheme and host is required")
+	}
+	if cfg.Policies == nil {
+		return nil, errors.New("gate: policies are required")
+	}
+	cfg.setDefaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = NewTransport()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("gate: registering metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Gate{
+		cfg:        cfg,
+		upstream:   cfg.Upstream,
+		client:     &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		log:        cfg.Logger,
+		m:          m,
+		ctx:        ctx,
+		cancel:     cancel,
+		flights:    make(map[string]*flight),
+		builtUntil: make(map[string]time.Time),
+		streams:    make(map[string]int),
+		breakers:   make(map[string]*breaker),
+		subs:       make(map[*subscriber]struct{}),
+	}, nil
+}
+
+// Close stops releasing held followers and waits for the releasers to
+// end. Held streams end when the HTTP server that serves them shuts down.
+func (g *Gate) Close() {
+	g.cancel()
+	g.wg.Wait()
+}
+
+// ServeHTTP answers GET /build/<provider>/<spec>.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	providerSpec, ok := strings.CutPrefix(r.URL.EscapedPath(), "/build/")
+	if !ok || providerSpec == "" {
+		http.Error(w, "binderguard gate: only /build/<provider>/<spec> is served here", http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodGet {
+		http.Error(w, "binderguard gate: /build takes GET", http.StatusMethodNotAllowed)
+		return
+	}
+	providerSpec = strings.TrimRight(providerSpec, "/")
+	now := time.Now()
+	pol, err := g.cfg.Policies.Resolve(providerSpec, now)
+	if err != nil {
+		g.m.launches.WithLabelValues("invalid").Inc()
+		g.reject(w, 400, fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err), 0)
+		return
+	}
+	if b := pol.Ban; b != nil {
+		if b.Enforce {
+			g.m.launches.WithLabelValues("banned").Inc()
+			g.m.shed.WithLabelValues("banned").Inc()
+			g.reject(w, 403, b.Message, 0)
+			return
+		}
+		g.log.Info("launch of banned spec allowed by policy mode", "spec", providerSpec, "policy", b.Policy)
+	}
+	g.admit(w, r, providerSpec, pol, now)
+}
+
+func (g *Gate) admit(w http.ResponseWriter, r *http.Request, providerSpec string, pol Policy, now time.Time) {
+	key := pol.Key
+	limits := collapse.Limits{
+		Collapse:           pol.Launch.Collapse,
+		MaxWaiters:         pol.Launch.MaxWaiters,
+		MaxWaitersTotal:    pol.Global.MaxWaitersTotal,
+		MaxConcurrent:      pol.Launch.MaxConcurrent,
+		MaxConcurrentTotal: pol.Global.MaxConcurrentTotal,
+		ShedRetryAfter:     g.cfg.ShedRetryAfter,
+	}
+	token := r.URL.Query().Get("build_token")
+
+	g.mu.Lock()
+	g.global = pol.Global
+	f := g.flights[key]
+	br := g.breakerFor(key, pol.Launch, now)
+	sit := collapse.Situation{
+		BuiltUntil:   g.builtUntil[key],
+		WaitersTotal: g.waitersTotal,
+		Streams:      g.streams[key],
+		StreamsTotal: g.streamsTotal,
+	}
+	sit.Breaker, sit.OpenUntil = br.state()
+	if f != nil {
+		sit.Stage = f.stage
+		sit.Waiters = f.followers.Len()
+	}
+	d := collapse.Admit(sit, limits, now)
+	var (
+		fo   *follower
+		lead *leadership
+	)
+	switch d.Role {
+	case collapse.Lead:
+		done, err := br.cb.Allow()
+		if err != nil {
+			// A half-open breaker's probe is already out.
+			d = collapse.Decision{Role: collapse.Reject, StatusCode: 503, Reason: collapse.ReasonBreakerOpen, RetryAfter: time.Second}
+			break
+		}
+		f = g.newFlight(key, pol, done)
+		lead = &leadership{}
+		f.leader = lead
+		g.addStreamLocked(key)
+	case collapse.Follow:
+		fo = &follower{r: r, providerSpec: providerSpec, sig: make(chan signal, 1)}
+		fo.elem = f.followers.PushBack(fo)
+		g.waitersTotal++
+		g.m.waiters.Set(float64(g.waitersTotal))
+		g.dirty.Store(true)
+	case collapse.Pass:
+		g.addStreamLocked(key)
+	}
+	if len(br.paths) < maxPaths && !contains(br.paths, providerSpec) {
+		br.paths = append(br.paths, providerSpec)
+	}
+	if f != nil {
+		if token != "" {
+			f.tokens.Observe(providerSpec, origin(r), token)
+		}
+		if len(f.paths) < maxPaths && !contains(f.paths, providerSpec) {
+			f.paths = append(f.paths, providerSpec)
+		}
+	}
+	g.mu.Unlock()
+
+	g.m.launches.WithLabelValues(d.Role.String()).Inc()
+	switch d.Role {
+	case collapse.Reject:
+		g.m.shed.WithLabelValues(d.Reason).Inc()
+		g.reject(w, d.StatusCode, shedMessage(d, key), d.RetryAfter)
+	case collapse.Pass:
+		g.pass(w, r, key)
+	case collapse.Lead:
+		g.lead(w, nil, r, f, lead, token, false)
+	case collapse.Follow:
+		g.follow(w, r, f, fo, pol.Launch)
+	}
+}
+
+// maxPaths bounds the spellings of a key kept for State.
+const maxPaths = 8
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
+	f := &flight{
+		key:    key,
+		launch: pol.Launch,
+		stage:  collapse.Starting,
+		ring:   newRing(g.cfg.ReplayEvents, g.cfg.ReplayBytes),
+		done:   done,
+	}
+	if pol.Launch.MaxBuild > 0 {
+		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, func() { g.buildTooLong(f) })
+	}
+	g.flights[key] = f
+	g.dirty.Store(true)
+	return f
+}
+
+func (g *Gate) addStreamLocked(key string) {
+	g.streams[key]++
+	g.streamsTotal++
+	g.m.upstreamStreams.Set(float64(g.streamsTotal))
+}
+
+// streamDone ends the accounting of one upstream launch stream.
+func (g *Gate) streamDone(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.streams[key]--
+	if g.streams[key] <= 0 {
+		delete(g.streams, key)
+	}
+	g.streamsTotal--
+	g.m.upstreamStreams.Set(float64(g.streamsTotal))
+}
+
+// reject answers with one failed event on a 200 SSE stream.
+func (g *Gate) reject(w http.ResponseWriter, code int, msg string, retryAfter time.Duration) {
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+	}
+	sw := sse.Start(w)
+	_ = sw.Write(sse.Failed(code, msg))
+}
+
+func shedMessage(d collapse.Decision, key string) string {
+	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
+	switch d.Reason {
+	case collapse.ReasonBreakerOpen:
+		return fmt.Sprintf("Recent builds of %s failed or took too long, so binderguard is not starting another one for now. Please try again in %d seconds.", key, secs)
+	case collapse.ReasonWaitersSpec:
+		return fmt.Sprintf("Too many launches of %s are already waiting for its build. Please try again in %d seconds.", key, secs)
+	case collapse.ReasonWaitersTotal:
+		return fmt.Sprintf("Too many launches are waiting on this site right now. Please try again in %d seconds.", secs)
+	case collapse.ReasonConcurrentSpec:
+		return fmt.Sprintf("Too many launches of %s are starting right now. Please try again in %d seconds.", key, secs)
+	default:
+		return fmt.Sprintf("Too many launches are starting on this site right now. Please try again in %d seconds.", secs)
+	}
+}

@@ -1,0 +1,70 @@
+package gate
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	launches        *prometheus.CounterVec
+	waiters         prometheus.Gauge
+	releases        prometheus.Counter
+	promotions      prometheus.Counter
+	shed            *prometheus.CounterVec
+	transitions     *prometheus.CounterVec
+	upstreamStreams prometheus.Gauge
+	breakersOpen    prometheus.Gauge
+	hotWaiters      *prometheus.GaugeVec
+}
+
+// newMetrics registers the gate's metrics on reg (a private registry when
+// nil). Per-spec series exist only for the top hot specs (hot_spec_waiters)
+// so label cardinality stays bounded.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		launches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_launches_total",
+			Help: "Launch requests at the gate by what it did with them: lead, follow, pass, reject, banned, invalid.",
+		}, []string{"outcome"}),
+		waiters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "binderguard_waiters",
+			Help: "Launches held while their repository builds.",
+		}),
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "binderguard_releases_total",
+			Help: "Held launches released to BinderHub after their image was built.",
+		}),
+		promotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "binderguard_promotions_total",
+			Help: "Held launches promoted to leader after the leader left before the build ended.",
+		}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_shed_total",
+			Help: "Launches answered with a failed event by the gate, by reason.",
+		}, []string{"reason"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_breaker_transitions_total",
+			Help: "Per-spec circuit breaker state changes.",
+		}, []string{"from", "to"}),
+		upstreamStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "binderguard_upstream_streams",
+			Help: "Launch streams open to BinderHub that have not reached ready or failed.",
+		}),
+		breakersOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "binderguard_breakers_open",
+			Help: "Per-spec circuit breakers that are open.",
+		}),
+		hotWaiters: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "binderguard_hot_spec_waiters",
+			Help: "Held launches of the specs with the most waiters (top few only).",
+		}, []string{"spec"}),
+	}
+	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

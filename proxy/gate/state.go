@@ -1,0 +1,205 @@
+package gate
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
+)
+
+// State is what the gate publishes for the control plane (edge rules for
+// hot specs) and for status: the specs with held launches or an open
+// breaker, and whether the gate is at a site-wide cap.
+type State struct {
+	Hot          []HotSpec
+	Saturated    bool // at MaxWaitersTotal or MaxConcurrentTotal
+	WaitersTotal int
+	StreamsTotal int
+	Global       Global
+}
+
+// HotSpec is one build key the edge may want to answer for the gate.
+type HotSpec struct {
+	Key string
+	// Paths are the request paths ("/build/<provider>/<spec>") seen for
+	// the key, at most a few spellings.
+	Paths []string
+	// Stage is "starting", "building" or "releasing" while launches are
+	// held, "" otherwise.
+	Stage      string
+	Waiters    int
+	MaxWaiters int
+	// Full: at MaxWaiters; new launches of it are shed with 429.
+	Full bool
+	// Breaker is "open", "half-open" or "closed"; while open, launches
+	// get a 503 failed event until OpenUntil.
+	Breaker   string
+	OpenUntil time.Time
+}
+
+func stageName(s collapse.Stage) string {
+	switch s {
+	case collapse.Starting:
+		return "starting"
+	case collapse.Building:
+		return "building"
+	case collapse.Releasing:
+		return "releasing"
+	}
+	return ""
+}
+
+func buildPaths(specs []string) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = "/build/" + s
+	}
+	return out
+}
+
+// State returns the gate's state now.
+func (g *Gate) State() State {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := State{WaitersTotal: g.waitersTotal, StreamsTotal: g.streamsTotal, Global: g.global}
+	st.Saturated = (g.global.MaxWaitersTotal > 0 && g.waitersTotal >= g.global.MaxWaitersTotal) ||
+		(g.global.MaxConcurrentTotal > 0 && g.streamsTotal >= g.global.MaxConcurrentTotal)
+	seen := make(map[string]bool, len(g.flights))
+	for key, f := range g.flights {
+		h := HotSpec{Key: key, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: "closed"}
+		h.Full = h.MaxWaiters > 0 && h.Waiters >= h.MaxWaiters
+		if b := g.breakers[key]; b != nil {
+			s, until := b.state()
+			h.Breaker, h.OpenUntil = s.String(), until
+		}
+		st.Hot = append(st.Hot, h)
+		seen[key] = true
+	}
+	for key, b := range g.breakers {
+		if seen[key] {
+			continue
+		}
+		if s, until := b.state(); s == collapse.Open {
+			st.Hot = append(st.Hot, HotSpec{Key: key, Paths: buildPaths(b.paths), Breaker: s.String(), OpenUntil: until})
+		}
+	}
+	// Open breakers first (the edge answers them), then full, then busiest.
+	slices.SortFunc(st.Hot, func(a, b HotSpec) int {
+		if c := cmp.Compare(b2i(b.Breaker == "open"), b2i(a.Breaker == "open")); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b2i(b.Full), b2i(a.Full)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Waiters, a.Waiters); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	if len(st.Hot) > g.cfg.HotSpecs {
+		st.Hot = st.Hot[:g.cfg.HotSpecs]
+	}
+	return st
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+type subscriber struct{ ch chan State }
+
+// Subscribe returns a channel that holds the latest published State: the
+// current one at once, then each change (intermediate ones may be
+// skipped). It is closed when ctx ends. Publishing needs Run.
+func (g *Gate) Subscribe(ctx context.Context) <-chan State {
+	s := &subscriber{ch: make(chan State, 1)}
+	g.subsMu.Lock()
+	g.subs[s] = struct{}{}
+	s.ch <- g.last
+	g.subsMu.Unlock()
+	context.AfterFunc(ctx, func() {
+		g.subsMu.Lock()
+		defer g.subsMu.Unlock()
+		delete(g.subs, s)
+		close(s.ch)
+	})
+	return s.ch
+}
+
+func (g *Gate) publish(st State) {
+	g.subsMu.Lock()
+	defer g.subsMu.Unlock()
+	g.last = st
+	for s := range g.subs {
+		select {
+		case <-s.ch:
+		default:
+		}
+		s.ch <- st
+	}
+}
+
+// Run publishes State changes and evicts idle breakers until ctx ends.
+func (g *Gate) Run(ctx context.Context) error {
+	tick := time.NewTicker(g.cfg.StateInterval)
+	defer tick.Stop()
+	sweep := time.NewTicker(10 * time.Second)
+	defer sweep.Stop()
+	g.publishIfChanged(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			g.publishIfChanged(now)
+		case now := <-sweep.C:
+			g.sweep(now)
+		}
+	}
+}
+
+func (g *Gate) publishIfChanged(now time.Time) {
+	g.subsMu.Lock()
+	last := g.last
+	g.subsMu.Unlock()
+	expired := false
+	for _, h := range last.Hot {
+		if h.Breaker == "open" && !now.Before(h.OpenUntil) {
+			expired = true // an open breaker half-opens by itself: tell the edge
+		}
+	}
+	if !g.dirty.Swap(false) && !expired {
+		return
+	}
+	st := g.State()
+	g.updateHotMetrics(st)
+	if gocmp.Equal(st, last, cmpopts.EquateEmpty()) {
+		return
+	}
+	g.publish(st)
+}
+
+func (g *Gate) updateHotMetrics(st State) {
+	g.m.hotWaiters.Reset()
+	open := 0
+	shown := 0
+	for _, h := range st.Hot {
+		if h.Breaker == "open" {
+			open++
+		}
+		if h.Waiters > 0 && shown < g.cfg.MetricSpecs {
+			g.m.hotWaiters.WithLabelValues(h.Key).Set(float64(h.Waiters))
+			shown++
+		}
+	}
+	g.m.breakersOpen.Set(float64(open))
+}

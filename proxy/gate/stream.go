@@ -1,0 +1,253 @@
+package gate
+
+import (
+	"context"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+func isSSE(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return resp.StatusCode == http.StatusOK && mt == "text/event-stream"
+}
+
+// launchStream counts one upstream launch stream until its launch ends.
+type launchStream struct {
+	g    *Gate
+	key  string
+	done bool
+}
+
+func (s *launchStream) end() {
+	if !s.done {
+		s.done = true
+		s.g.streamDone(s.key)
+	}
+}
+
+// freshToken is the build_token to forward for r: its own, or a newer one
+// seen for the same spec and origin when its own is about to expire.
+func (g *Gate) freshToken(f *flight, r *http.Request, providerSpec string) string {
+	own := r.URL.Query().Get("build_token")
+	if own == "" {
+		return ""
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return f.tokens.Fresh(providerSpec, origin(r), own, time.Now(), g.cfg.TokenMargin)
+}
+
+// lead runs a leader's own upstream request and shares its build log with
+// f's followers. sw is nil for a first leader (headers not yet sent) and
+// set for a promoted follower.
+func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, me *leadership, providerSpec string, promoted bool) {
+	ls := &launchStream{g: g, key: f.key}
+	defer ls.end()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	token := g.freshToken(f, r, providerSpec)
+	g.mu.Lock()
+	me.cancel = cancel
+	if me.tooLong {
+		cancel()
+	}
+	g.mu.Unlock()
+
+	start := func() {
+		if sw == nil {
+			sw = sse.Start(w)
+		}
+	}
+	tooLong := func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return me.tooLong
+	}
+
+	resp, err := g.roundTrip(ctx, r, token)
+	if err != nil {
+		switch {
+		case tooLong():
+			start()
+			_ = sw.Write(sse.Failed(503, tooLongMessage(f)))
+		case r.Context().Err() != nil:
+			g.leaderGone(f, me)
+		default:
+			g.log.Warn("upstream request failed", "key", f.key, "err", err)
+			ev := sse.Failed(502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute.")
+			g.buildFailed(f, me, ev, errUnreachable)
+			start()
+			_ = sw.Write(ev)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if !isSSE(resp) {
+		// BinderHub answers /build with 200 SSE even for errors; anything
+		// else comes from something broken in between and ends the flight.
+		ev := sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute.")
+		g.buildFailed(f, me, ev, errUnreachable)
+		if sw == nil {
+			copyRaw(w, resp)
+		} else {
+			_ = sw.Write(ev)
+		}
+		return
+	}
+	if sw == nil {
+		copyResponseHeaders(w.Header(), resp.Header)
+		sw = sse.Start(w)
+	}
+	rd := sse.NewReader(resp.Body)
+	built, catchUp := false, promoted
+	for {
+		e, err := rd.Next()
+		if err != nil {
+			break
+		}
+		kind := collapse.Classify(e, built)
+		switch kind {
+		case collapse.Log:
+			if catchUp && f.ring.contains(e.Data) {
+				continue // replayed tail of the build log the client has seen
+			}
+			catchUp = false
+			g.markLog(f, me)
+			f.ring.add(e)
+		case collapse.Built:
+			built = true
+			g.built(f, me)
+		case collapse.Private:
+			if promoted && !built && e.Phase == sse.PhaseWaiting {
+				continue // the client already has the gate's waiting event
+			}
+		}
+		if sw.Write(e) != nil {
+			break
+		}
+		switch kind {
+		case collapse.BuildFailed:
+			g.buildFailed(f, me, e, errBuildFailed)
+			return
+		case collapse.Rejected:
+			g.leaderGone(f, me)
+			return
+		}
+		if collapse.Terminal(e.Phase) {
+			ls.end()
+			if e.Phase == sse.PhaseFailed {
+				return // BinderHub may never close a failed stream; clients close on failed
+			}
+		}
+	}
+	if built {
+		return
+	}
+	if tooLong() {
+		_ = sw.Write(sse.Failed(503, tooLongMessage(f)))
+		return
+	}
+	g.leaderGone(f, me)
+}
+
+// markLog records that f's leader showed a build, so later launches of the
+// spec follow with a build in progress.
+func (g *Gate) markLog(f *flight, me *leadership) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.current(f, me) && f.stage == collapse.Starting {
+		f.stage = collapse.Building
+		g.dirty.Store(true)
+	}
+	f.sawLog = true
+}
+
+func (g *Gate) roundTrip(ctx context.Context, r *http.Request, token string) (*http.Response, error) {
+	req, err := g.upstreamRequest(ctx, r, token)
+	if err != nil {
+		return nil, err
+	}
+	return g.client.Do(req)
+}
+
+// launchReleased runs a released follower's own upstream request; its
+// headers are sent, so only its events continue the stream.
+func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *follower) {
+	ls := &launchStream{g: g, key: f.key}
+	defer ls.end()
+	resp, err := g.roundTrip(r.Context(), r, g.freshToken(f, r, fo.providerSpec))
+	if err != nil {
+		if r.Context().Err() == nil {
+			_ = sw.Write(sse.Failed(502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute."))
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if !isSSE(resp) {
+		_ = sw.Write(sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute."))
+		return
+	}
+	forward(sw, resp.Body, ls, true)
+}
+
+// forward copies upstream events to the client until the stream or the
+// client ends, or a failed event ends the launch. dropWaiting drops
+// upstream waiting events before the first other phase: a released
+// follower has seen the gate's waiting event and the build log already.
+func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool) {
+	rd := sse.NewReader(body)
+	for {
+		e, err := rd.Next()
+		if err != nil {
+			return
+		}
+		if dropWaiting && !e.IsComment() {
+			if e.Phase == sse.PhaseWaiting {
+				continue
+			}
+			dropWaiting = false
+		}
+		if sw.Write(e) != nil {
+			return
+		}
+		if collapse.Terminal(e.Phase) {
+			ls.end()
+			if e.Phase == sse.PhaseFailed {
+				return
+			}
+		}
+	}
+}
+
+// pass sends a launch straight to BinderHub.
+func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string) {
+	ls := &launchStream{g: g, key: key}
+	defer ls.end()
+	resp, err := g.roundTrip(r.Context(), r, "")
+	if err != nil {
+		if r.Context().Err() == nil {
+			g.log.Warn("upstream request failed", "key", key, "err", err)
+			g.reject(w, 502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute.", 0)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if !isSSE(resp) {
+		copyRaw(w, resp)
+		return
+	}
+	copyResponseHeaders(w.Header(), resp.Header)
+	forward(sse.Start(w), resp.Body, ls, false)
+}
+
+// copyRaw passes a non-SSE upstream answer through unchanged.
+func copyRaw(w http.ResponseWriter, resp *http.Response) {
+	copyResponseHeaders(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
+}

@@ -1,0 +1,121 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// hopHeaders are connection-specific (RFC 9110 7.6.1) and never forwarded.
+var hopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// NewTransport is the upstream transport the gate uses unless told
+// otherwise: HTTP/1.1 (what BinderHub's tornado speaks), many kept-alive
+// connections because every launch stream pins one, and no overall
+// timeout because a launch stream lasts as long as its build; each
+// request is cancelled with its client's context instead.
+func NewTransport() *http.Transport {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Protocols:             &p,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0,
+		DisableCompression:    true,
+	}
+}
+
+// upstreamRequest builds the request the gate sends to BinderHub on behalf
+// of client request in: same path and query (with buildToken replacing a
+// build_token when non-empty), same end-to-end headers including Host,
+// Cookie, Authorization, Origin, X-Real-Ip and X-Forwarded-For.
+func (g *Gate) upstreamRequest(ctx context.Context, in *http.Request, buildToken string) (*http.Request, error) {
+	u := *g.upstream
+	u.Path = strings.TrimSuffix(g.upstream.Path, "/") + in.URL.Path
+	u.RawPath = strings.TrimSuffix(g.upstream.EscapedPath(), "/") + in.URL.EscapedPath()
+	q := in.URL.RawQuery
+	if buildToken != "" && buildToken != in.URL.Query().Get("build_token") {
+		v := in.URL.Query()
+		v.Set("build_token", buildToken)
+		q = v.Encode()
+	}
+	u.RawQuery = q
+	out, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("building upstream request for %s: %w", in.URL.Path, err)
+	}
+	out.Header = in.Header.Clone()
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	for _, h := range in.Header.Values("Connection") {
+		for f := range strings.SplitSeq(h, ",") {
+			out.Header.Del(strings.TrimSpace(f))
+		}
+	}
+	// Events are parsed on the way through; a compressed stream could not be.
+	out.Header.Del("Accept-Encoding")
+	out.Host = in.Host
+	if !g.trustedPeer(in.RemoteAddr) {
+		host, _, err := net.SplitHostPort(in.RemoteAddr)
+		if err != nil {
+			host = in.RemoteAddr
+		}
+		out.Header.Set("X-Real-Ip", host)
+	}
+	return out, nil
+}
+
+// trustedPeer reports whether X-Real-Ip from this peer is believed: every
+// peer when no TrustedPeers are configured (the gate listens only for
+// Envoy), else only peers inside them.
+func (g *Gate) trustedPeer(remoteAddr string) bool {
+	if len(g.cfg.TrustedPeers) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range g.cfg.TrustedPeers {
+		if p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// origin is what BinderHub binds a build_token to: the Origin header, else
+// the Host.
+func origin(r *http.Request) string {
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			return u.Host
+		}
+		return o
+	}
+	return r.Host
+}
+
+// copyResponseHeaders copies upstream's end-to-end response headers.
+func copyResponseHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		dst[k] = append([]string(nil), vs...)
+	}
+	for _, h := range hopHeaders {
+		dst.Del(h)
+	}
+	dst.Del("Content-Length")
+}
