@@ -1,0 +1,224 @@
+package fakebinder
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+func TestOnArrival(t *testing.T) {
+	tests := map[string]struct {
+		state    imageState
+		preBuilt bool
+		want     imageState
+		wantDo   arrival
+	}{
+		"the first request for an unknown image starts a build": {
+			state: stateAbsent, want: stateBuilding, wantDo: arriveStartBuild,
+		},
+		"a request while the image builds attaches as a watcher": {
+			state: stateBuilding, want: stateBuilding, wantDo: arriveAttach,
+		},
+		"a request for a built image launches at once": {
+			state: stateBuilt, want: stateBuilt, wantDo: arriveFoundBuilt,
+		},
+		"a spec named by built-specs is found built on first sight": {
+			state: stateAbsent, preBuilt: true, want: stateBuilt, wantDo: arriveFoundBuilt,
+		},
+		"built-specs does not cut a running build short": {
+			state: stateBuilding, preBuilt: true, want: stateBuilding, wantDo: arriveAttach,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, do := onArrival(tc.state, tc.preBuilt)
+			if got != tc.want || do != tc.wantDo {
+				t.Errorf("onArrival(%v, %v) = %v, %v; want %v, %v", tc.state, tc.preBuilt, got, do, tc.want, tc.wantDo)
+			}
+		})
+	}
+}
+
+func TestOnBuildEnd(t *testing.T) {
+	tests := map[string]struct {
+		state  imageState
+		failed bool
+		want   imageState
+	}{
+		"a successful build leaves the image built": {state: stateBuilding, want: stateBuilt},
+		"a failed build is forgotten so the next request builds again": {
+			state: stateBuilding, failed: true, want: stateAbsent,
+		},
+		"an image already marked built stays built": {state: stateBuilt, failed: true, want: stateBuilt},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := onBuildEnd(tc.state, tc.failed); got != tc.want {
+				t.Errorf("onBuildEnd(%v, %v) = %v; want %v", tc.state, tc.failed, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOnWatchersGone(t *testing.T) {
+	tests := map[string]struct {
+		state   imageState
+		started bool
+		want    imageState
+	}{
+		"a build whose pod exists runs on without watchers": {state: stateBuilding, started: true, want: stateBuilding},
+		"a build still queued for slots is forgotten":       {state: stateBuilding, want: stateAbsent},
+		"a built image stays built":                         {state: stateBuilt, want: stateBuilt},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := onWatchersGone(tc.state, tc.started); got != tc.want {
+				t.Errorf("onWatchersGone(%v, %v) = %v; want %v", tc.state, tc.started, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuildScript(t *testing.T) {
+	tgt, err := parseTarget("gh", "org/repo/HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		fail       bool
+		wantPhases []string // phases in order, repeats collapsed
+		wantLast   sse.Payload
+	}{
+		"a successful build sends fetching then building lines, and leaves built to the caller": {
+			wantPhases: []string{sse.PhaseFetching, sse.PhaseBuilding},
+			wantLast:   sse.Payload{Phase: sse.PhaseBuilding, Message: "Pushing image\n"},
+		},
+		"a failing build ends with repo2docker's failed line and the pod's failed status": {
+			fail:       true,
+			wantPhases: []string{sse.PhaseFetching, sse.PhaseBuilding, sse.PhaseFailed},
+			wantLast:   sse.Payload{Phase: sse.PhaseFailed},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			const buildTime = 10 * time.Second
+			script := buildScript(buildTime, tgt, tc.fail)
+			var phases []string
+			for i, s := range script {
+				phases = append(phases, s.Event.Phase)
+				if i > 0 && s.At < script[i-1].At {
+					t.Errorf("step %d at %v comes before step %d at %v", i, s.At, i-1, script[i-1].At)
+				}
+				if s.At > buildTime {
+					t.Errorf("step %d at %v is after the build time %v", i, s.At, buildTime)
+				}
+			}
+			if got := slices.Compact(phases); !slices.Equal(got, tc.wantPhases) {
+				t.Errorf("phases = %v; want %v", got, tc.wantPhases)
+			}
+			if got := script[len(script)-1].Event; got != tc.wantLast {
+				t.Errorf("last event = %+v; want %+v", got, tc.wantLast)
+			}
+			var building int
+			for _, s := range script {
+				if s.Event.Phase == sse.PhaseBuilding {
+					building++
+				}
+			}
+			if building < 3 {
+				t.Errorf("%d building lines; want several", building)
+			}
+			if spread := script[len(script)-1].At - script[0].At; spread < buildTime/2 {
+				t.Errorf("events spread over %v of a %v build; want them spread over the build", spread, buildTime)
+			}
+		})
+	}
+}
+
+func TestBuiltEvent(t *testing.T) {
+	tests := map[string]struct {
+		found bool
+		want  string
+	}{
+		"after a build BinderHub says it built the image": {want: "Built image, launching...\n"},
+		"for an existing image it says it found it":       {found: true, want: "Found built image, launching...\n"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := builtEvent("img:1", tc.found)
+			if p.Phase != sse.PhaseBuilt || p.Message != tc.want || p.ImageName != "img:1" {
+				t.Errorf("builtEvent = %+v", p)
+			}
+		})
+	}
+}
+
+func TestLoadFactor(t *testing.T) {
+	tests := map[string]struct {
+		watchers, capacity int
+		want               float64
+	}{
+		"an idle pod launches at full speed":               {watchers: 0, capacity: 32, want: 1},
+		"watchers up to the capacity cost no launch speed": {watchers: 32, capacity: 32, want: 1},
+		"past the capacity launches slow in proportion":    {watchers: 200, capacity: 32, want: 6.25},
+		"a zero capacity disables the model":               {watchers: 200, capacity: 0, want: 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := loadFactor(tc.watchers, tc.capacity); got != tc.want {
+				t.Errorf("loadFactor(%d, %d) = %v; want %v", tc.watchers, tc.capacity, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLaunchClock(t *testing.T) {
+	type tick struct {
+		dt time.Duration
+		f  float64
+	}
+	tests := map[string]struct {
+		need       time.Duration
+		ticks      []tick
+		wantDone   bool
+		wantSlowed bool
+	}{
+		"an idle launch finishes after its launch time": {
+			need: time.Second, ticks: []tick{{500 * time.Millisecond, 1}, {500 * time.Millisecond, 1}}, wantDone: true,
+		},
+		"a loaded launch has done a fraction of its work": {
+			need: time.Second, ticks: []tick{{time.Second, 4}}, wantSlowed: true,
+		},
+		"a launch finishes once the load goes away": {
+			need: time.Second, ticks: []tick{{time.Second, 2}, {500 * time.Millisecond, 1}}, wantDone: true, wantSlowed: true,
+		},
+		"a factor below one is treated as idle": {
+			need: time.Second, ticks: []tick{{time.Second, 0.1}}, wantDone: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := launchClock{need: tc.need}
+			var done bool
+			for _, tk := range tc.ticks {
+				done = c.advance(tk.dt, tk.f)
+			}
+			if done != tc.wantDone || c.slowed() != tc.wantSlowed {
+				t.Errorf("done %v slowed %v; want %v %v (clock %+v)", done, c.slowed(), tc.wantDone, tc.wantSlowed, c)
+			}
+		})
+	}
+}
+
+func TestLaunchMessages(t *testing.T) {
+	msgs := launchMessages("org-repo-abcd1234")
+	if msgs[0].At != 0 || msgs[len(msgs)-1].At != 1 {
+		t.Errorf("messages should span the launch from 0 to 1: %+v", msgs)
+	}
+	if !strings.Contains(msgs[len(msgs)-1].Msg, "/user/org-repo-abcd1234/") {
+		t.Errorf("last message %q should name the server", msgs[len(msgs)-1].Msg)
+	}
+}
