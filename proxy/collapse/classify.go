@@ -25,9 +25,11 @@ const (
 	// event, the followers get a failed event of their own, the breaker
 	// records a failure.
 	BuildFailed
-	// Rejected is a failed event with a status_code before built: BinderHub
-	// refused the leader's own request (rate limit, ban_networks, bad
-	// token...). It is the leader's alone; another follower leads next.
+	// Rejected is a failed event before the build started (no waiting or
+	// log event yet), or one with a status_code before built: BinderHub
+	// refused the leader's own request (ban, rate limit, ban_networks, bad
+	// token, bad spec...). It is the leader's alone and no build failed;
+	// another follower leads next and gets its own answer.
 	Rejected
 )
 
@@ -40,11 +42,19 @@ func (k Kind) String() string {
 // an event with any other field is never shared.
 var sharedFields = map[string]bool{"phase": true, "message": true}
 
-// Classify says what an event of a leader's stream means. built reports
-// whether the leader's stream has already shown the built phase: after it
-// every event is the leader's own launch.
-func Classify(e sse.Event, built bool) Kind {
-	if e.IsComment() || built {
+// Progress is how far a leader's stream has got before an event.
+type Progress struct {
+	// Started: the stream showed waiting or a build-log event, so the
+	// request was accepted and is watching a build.
+	Started bool
+	// Built: the stream showed built; every later event is the leader's
+	// own launch.
+	Built bool
+}
+
+// Classify says what an event of a leader's stream means.
+func Classify(e sse.Event, p Progress) Kind {
+	if e.IsComment() || p.Built {
 		return Private
 	}
 	switch e.Phase {
@@ -56,10 +66,13 @@ func Classify(e sse.Event, built bool) Kind {
 	case sse.PhaseBuilt:
 		return Built
 	case sse.PhaseFailed:
-		var p struct {
+		if !p.Started {
+			return Rejected
+		}
+		var f struct {
 			StatusCode int `json:"status_code"`
 		}
-		if json.Unmarshal(e.Data, &p) == nil && p.StatusCode != 0 {
+		if json.Unmarshal(e.Data, &f) == nil && f.StatusCode != 0 {
 			return Rejected
 		}
 		return BuildFailed

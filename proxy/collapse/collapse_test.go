@@ -89,30 +89,31 @@ func ev(data string) sse.Event {
 
 func TestClassifyNeverSharesPrivateEvents(t *testing.T) {
 	tests := map[string]struct {
-		e     sse.Event
-		built bool
-		want  Kind
+		e    sse.Event
+		p    Progress
+		want Kind
 	}{
-		"a build log line is shared":                       {e: ev(`{"phase":"building","message":"Step 1/9\n"}`), want: Log},
-		"a fetching line is shared":                        {e: ev(`{"phase":"fetching","message":"Fetching\n"}`), want: Log},
-		"a non-JSON log line (unknown) is shared":          {e: ev(`{"phase":"unknown","message":"??"}`), want: Log},
-		"a log line with a token is private":               {e: ev(`{"phase":"building","message":"x","token":"s3cret"}`), want: Private},
-		"a log line with a url is private":                 {e: ev(`{"phase":"building","message":"x","url":"http://u/"}`), want: Private},
-		"a log line with any other field is private":       {e: ev(`{"phase":"building","message":"x","binder_client_ip":"1.2.3.4"}`), want: Private},
-		"upstream waiting is private":                      {e: ev(`{"phase":"waiting","message":"Waiting for build to start...\n"}`), want: Private},
-		"built is its own kind":                            {e: ev(`{"phase":"built","message":"Built image, launching...\n","imageName":"i:1"}`), want: Built},
-		"launching is private":                             {e: ev(`{"phase":"launching","message":"Launching server...\n"}`), want: Private},
-		"ready is private":                                 {e: ev(`{"phase":"ready","token":"t","url":"u"}`), want: Private},
-		"a build failure has no status code":               {e: ev(`{"phase":"failed","message":"Build failed\n"}`), want: BuildFailed},
-		"a failed event with a status code is a rejection": {e: ev(`{"phase":"failed","status_code":429,"message":"Too many"}`), want: Rejected},
-		"everything after built is private":                {e: ev(`{"phase":"building","message":"x"}`), built: true, want: Private},
-		"a failure after built is the leader's own":        {e: ev(`{"phase":"failed","message":"launch failed"}`), built: true, want: Private},
-		"a comment is private":                             {e: sse.Keepalive, want: Private},
-		"a non-JSON event is private":                      {e: ev(`not json`), want: Private},
+		"a build log line is shared":                                          {e: ev(`{"phase":"building","message":"Step 1/9\n"}`), want: Log},
+		"a fetching line is shared":                                           {e: ev(`{"phase":"fetching","message":"Fetching\n"}`), want: Log},
+		"a non-JSON log line (unknown) is shared":                             {e: ev(`{"phase":"unknown","message":"??"}`), want: Log},
+		"a log line with a token is private":                                  {e: ev(`{"phase":"building","message":"x","token":"s3cret"}`), want: Private},
+		"a log line with a url is private":                                    {e: ev(`{"phase":"building","message":"x","url":"http://u/"}`), want: Private},
+		"a log line with any other field is private":                          {e: ev(`{"phase":"building","message":"x","binder_client_ip":"1.2.3.4"}`), want: Private},
+		"upstream waiting is private":                                         {e: ev(`{"phase":"waiting","message":"Waiting for build to start...\n"}`), want: Private},
+		"built is its own kind":                                               {e: ev(`{"phase":"built","message":"Built image, launching...\n","imageName":"i:1"}`), want: Built},
+		"launching is private":                                                {e: ev(`{"phase":"launching","message":"Launching server...\n"}`), want: Private},
+		"ready is private":                                                    {e: ev(`{"phase":"ready","token":"t","url":"u"}`), want: Private},
+		"a build failure has no status code":                                  {e: ev(`{"phase":"failed","message":"Build failed\n"}`), p: Progress{Started: true}, want: BuildFailed},
+		"a failure before the build started is a rejection (BinderHub's ban)": {e: ev(`{"phase":"failed","message":"Sorry, o/r is not allowed to launch."}`), want: Rejected},
+		"a failed event with a status code is a rejection":                    {e: ev(`{"phase":"failed","status_code":429,"message":"Too many"}`), p: Progress{Started: true}, want: Rejected},
+		"everything after built is private":                                   {e: ev(`{"phase":"building","message":"x"}`), p: Progress{Started: true, Built: true}, want: Private},
+		"a failure after built is the leader's own":                           {e: ev(`{"phase":"failed","message":"launch failed"}`), p: Progress{Started: true, Built: true}, want: Private},
+		"a comment is private":                                                {e: sse.Keepalive, want: Private},
+		"a non-JSON event is private":                                         {e: ev(`not json`), want: Private},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := Classify(tc.e, tc.built); got != tc.want {
+			if got := Classify(tc.e, tc.p); got != tc.want {
 				t.Errorf("Classify = %v, want %v", got, tc.want)
 			}
 		})

@@ -104,13 +104,17 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		sw = sse.Start(w)
 	}
 	rd := sse.NewReader(resp.Body)
-	built, catchUp := false, promoted
+	var prog collapse.Progress
+	catchUp := promoted
 	for {
 		e, err := rd.Next()
 		if err != nil {
 			break
 		}
-		kind := collapse.Classify(e, built)
+		kind := collapse.Classify(e, prog)
+		if e.Phase == sse.PhaseWaiting || kind == collapse.Log {
+			prog.Started = true
+		}
 		switch kind {
 		case collapse.Log:
 			if catchUp && f.ring.contains(e.Data) {
@@ -120,10 +124,10 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			g.markLog(f, me)
 			f.ring.add(e)
 		case collapse.Built:
-			built = true
+			prog.Built = true
 			g.built(f, me)
 		case collapse.Private:
-			if promoted && !built && e.Phase == sse.PhaseWaiting {
+			if promoted && !prog.Built && e.Phase == sse.PhaseWaiting {
 				continue // the client already has the gate's waiting event
 			}
 		}
@@ -145,7 +149,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			}
 		}
 	}
-	if built {
+	if prog.Built {
 		return
 	}
 	if tooLong() {
