@@ -1,0 +1,249 @@
+// Package bootstrap renders the Envoy bootstrap: node identity, the ADS
+// cluster pointing at binderguard's xDS server, the admin interface, a stats
+// listener that serves only /stats/prometheus, and overload-manager limits.
+//
+// Everything else (listeners, routes, clusters) comes over ADS; this
+// package must never carry policy. It builds a proto, validates it, and
+// renders YAML; it does no I/O.
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"sigs.k8s.io/yaml"
+)
+
+// Names in the bootstrap.
+const (
+	XDSCluster    = "xds_cluster"
+	adminCluster  = "envoy_admin"
+	StatsListener = "stats"
+	StatsPath     = "/stats/prometheus"
+)
+
+// DefaultMaxConnections caps downstream connections per Envoy. Each held SSE
+// launch is a connection; beyond this Envoy stops accepting rather than
+// running out of memory or file descriptors.
+const DefaultMaxConnections = 50000
+
+// Addr is a host and port.
+type Addr struct {
+	Host string
+	Port uint32
+}
+
+// ParseAddr reads "host:port"; an empty host means 127.0.0.1.
+func ParseAddr(s string) (Addr, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return Addr{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return Addr{}, fmt.Errorf("address %q: port must be 1-65535", s)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return Addr{Host: host, Port: uint32(port)}, nil
+}
+
+// String renders a as host:port.
+func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))) }
+
+// Options describe one Envoy.
+type Options struct {
+	NodeID  string
+	Cluster string // node cluster; "binderguard" when empty
+	XDS     Addr
+	Admin   Addr
+	// Stats, when its port is set, is a listener serving only
+	// /stats/prometheus from the admin interface.
+	Stats Addr
+	// Delta selects incremental xDS instead of state of the world.
+	Delta          bool
+	MaxConnections int64
+}
+
+// ErrOptions is returned for options that cannot make a bootstrap.
+var ErrOptions = errors.New("bootstrap options")
+
+// Build returns the validated bootstrap proto.
+func Build(o Options) (*bootstrapv3.Bootstrap, error) {
+	if o.NodeID == "" || o.XDS.Port == 0 || o.Admin.Port == 0 {
+		return nil, fmt.Errorf("%w: node id, xDS address and admin address are required", ErrOptions)
+	}
+	if o.Cluster == "" {
+		o.Cluster = "binderguard"
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	api := corev3.ApiConfigSource_GRPC
+	if o.Delta {
+		api = corev3.ApiConfigSource_DELTA_GRPC
+	}
+	ads := &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+	b := &bootstrapv3.Bootstrap{
+		Node: &corev3.Node{Id: o.NodeID, Cluster: o.Cluster},
+		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
+			AdsConfig: &corev3.ApiConfigSource{
+				ApiType:             api,
+				TransportApiVersion: corev3.ApiVersion_V3,
+				// The node is sent once per stream, not with every request.
+				SetNodeOnFirstMessageOnly: true,
+				GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+					EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSCluster},
+				}}},
+			},
+			LdsConfig: ads,
+			CdsConfig: ads,
+		},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
+			Clusters: []*clusterv3.Cluster{xdsCluster(o.XDS)},
+		},
+		Admin: &bootstrapv3.Admin{Address: socket(o.Admin)},
+		OverloadManager: &overloadv3.OverloadManager{
+			RefreshInterval: durationpb.New(250 * time.Millisecond),
+			ResourceMonitors: []*overloadv3.ResourceMonitor{{
+				Name: "envoy.resource_monitors.global_downstream_max_connections",
+				ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: mustAny(
+					&downstreamv3.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: o.MaxConnections})},
+			}},
+		},
+	}
+	if o.Stats.Port != 0 {
+		b.StaticResources.Clusters = append(b.StaticResources.Clusters, plainCluster(adminCluster, o.Admin, false))
+		b.StaticResources.Listeners = []*listenerv3.Listener{statsListener(o.Stats)}
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("%w: generated bootstrap is invalid: %w", ErrOptions, err)
+	}
+	return b, nil
+}
+
+// YAML renders the bootstrap for Envoy's -c flag.
+func YAML(o Options) ([]byte, error) {
+	b, err := Build(o)
+	if err != nil {
+		return nil, err
+	}
+	js, err := protojson.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encoding bootstrap: %w", err)
+	}
+	// JSONToYAML sorts keys, so the output is stable.
+	y, err := yaml.JSONToYAML(js)
+	if err != nil {
+		return nil, fmt.Errorf("encoding bootstrap as yaml: %w", err)
+	}
+	return y, nil
+}
+
+// xdsCluster reaches the control plane over gRPC (HTTP/2).
+func xdsCluster(a Addr) *clusterv3.Cluster {
+	return plainCluster(XDSCluster, a, true)
+}
+
+func plainCluster(name string, a Addr, h2 bool) *clusterv3.Cluster {
+	kind := clusterv3.Cluster_STATIC
+	if _, err := netip.ParseAddr(a.Host); err != nil {
+		kind = clusterv3.Cluster_STRICT_DNS
+	}
+	c := &clusterv3.Cluster{
+		Name:                 name,
+		ConnectTimeout:       durationpb.New(time.Second),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: kind},
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socket(a)}},
+			}}}},
+		},
+	}
+	if h2 {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+					ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+						ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+							Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+						},
+					},
+				},
+			}),
+		}
+	}
+	return c
+}
+
+// statsListener exposes only the Prometheus endpoint of the admin
+// interface, so scraping does not open the rest of admin to the network.
+func statsListener(a Addr) *listenerv3.Listener {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "stats",
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+			Name: "stats",
+			VirtualHosts: []*routev3.VirtualHost{{
+				Name:    "stats",
+				Domains: []string{"*"},
+				Routes: []*routev3.Route{{
+					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: StatsPath}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: adminCluster},
+					}},
+				}},
+			}},
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{{
+			Name:       "envoy.filters.http.router",
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+		}},
+	}
+	return &listenerv3.Listener{
+		Name:    StatsListener,
+		Address: socket(a),
+		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
+			Name:       "envoy.filters.network.http_connection_manager",
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+		}}}},
+	}
+}
+
+func socket(a Addr) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       a.Host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: a.Port},
+	}}}
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("bootstrap: packing %T: %v", m, err))
+	}
+	return a
+}

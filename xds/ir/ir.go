@@ -1,0 +1,221 @@
+// Package ir is the control plane's intermediate representation: what the
+// edge Envoy must do, as plain Go data, before any Envoy proto exists.
+//
+// Policy snapshots and gate state are reduced to an Edge; the translator turns
+// an Edge into Envoy resources. This package must never import protos,
+// go-control-plane, client-go or anything above it (policies, gate): it is the
+// bottom of the one-way layering, so it can be built by hand in tests.
+package ir
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Sentinel errors returned (wrapped) by the Validate methods.
+var (
+	ErrNoListener     = errors.New("listener address is missing")
+	ErrNoUpstream     = errors.New("upstream endpoint is missing")
+	ErrBadEndpoint    = errors.New("endpoint must be host and port 1-65535")
+	ErrBadPathPrefix  = errors.New("path prefix must start with /build/ and carry no query or fragment")
+	ErrBadStatusCode  = errors.New("status code must be 400-599")
+	ErrBadClass       = errors.New("unknown block class")
+	ErrNoMessage      = errors.New("message is empty")
+	ErrNegative       = errors.New("durations and limits must not be negative")
+	ErrDuplicateBlock = errors.New("two blocks cover the same path prefix")
+)
+
+// LaunchPrefix is the path prefix of BinderHub's launch endpoint, the only
+// traffic the gate and the edge rules concern themselves with.
+const LaunchPrefix = "/build/"
+
+// Class says why the edge answers a launch itself. It names the route and
+// the x-binderguard-class response header, so stats tell the classes apart.
+type Class string
+
+// Classes of edge answers.
+const (
+	ClassBanned      Class = "banned"       // a RepoBan in Enforce mode
+	ClassBreakerOpen Class = "breaker_open" // the gate's breaker for the spec is open
+	ClassSaturated   Class = "saturated"    // the gate holds as many waiters as the spec may have
+)
+
+// Known reports whether c is one of the defined classes.
+func (c Class) Known() bool {
+	switch c {
+	case ClassBanned, ClassBreakerOpen, ClassSaturated:
+		return true
+	}
+	return false
+}
+
+// Endpoint is one host:port.
+type Endpoint struct {
+	Host string
+	Port uint32
+}
+
+// String renders e as host:port.
+func (e Endpoint) String() string { return net.JoinHostPort(e.Host, fmt.Sprint(e.Port)) }
+
+// Validate reports whether e can be programmed.
+func (e Endpoint) Validate() error {
+	if e.Host == "" || e.Port == 0 || e.Port > 65535 {
+		return fmt.Errorf("%w: %q", ErrBadEndpoint, e.String())
+	}
+	return nil
+}
+
+// Breakers are the circuit-breaker thresholds of one cluster; zero means
+// Envoy's default (1024).
+type Breakers struct {
+	MaxConnections     uint32
+	MaxPendingRequests uint32
+	MaxRequests        uint32
+}
+
+// Upstream is the BinderHub service everything is ultimately sent to.
+type Upstream struct {
+	Endpoint Endpoint
+	// TLS makes Envoy speak TLS to the upstream, with SNI = Endpoint.Host.
+	TLS      bool
+	Breakers Breakers
+}
+
+// Validate reports whether u can be programmed.
+func (u Upstream) Validate() error {
+	if u.Endpoint.Host == "" && u.Endpoint.Port == 0 {
+		return fmt.Errorf("binder: %w", ErrNoUpstream)
+	}
+	if err := u.Endpoint.Validate(); err != nil {
+		return fmt.Errorf("binder: %w", err)
+	}
+	return nil
+}
+
+// Gate is the launch gate: one or more replicas spoken to over h2c.
+type Gate struct {
+	Endpoints []Endpoint
+	// HealthPath is polled by Envoy; a failing gate makes /build fall back
+	// to the binder cluster.
+	HealthPath string
+	// HealthInterval is the active health-check period.
+	HealthInterval time.Duration
+	Breakers       Breakers
+}
+
+// Validate reports whether g can be programmed.
+func (g Gate) Validate() error {
+	if len(g.Endpoints) == 0 {
+		return fmt.Errorf("gate: %w", ErrNoUpstream)
+	}
+	for _, e := range g.Endpoints {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("gate: %w", err)
+		}
+	}
+	if g.HealthInterval < 0 {
+		return fmt.Errorf("gate health interval: %w", ErrNegative)
+	}
+	return nil
+}
+
+// RateLimit is a per-client-IP token bucket on launches. Zero PerSecond
+// turns it off.
+type RateLimit struct {
+	PerSecond float64
+	Burst     uint32
+}
+
+// Launch is how /build/ requests that the edge does not answer itself are
+// routed.
+type Launch struct {
+	// MaxStreamDuration caps one launch stream: the policy's maximum build
+	// time. Zero leaves streams uncapped.
+	MaxStreamDuration time.Duration
+	// IdleTimeout must exceed the keepalive period of BinderHub and the gate
+	// (25 s) or held streams are cut.
+	IdleTimeout time.Duration
+	// ClientRate is the per-client-IP local rate limit.
+	ClientRate RateLimit
+	// RetryAfter is sent with Envoy's own rejections (overflow, rate limit,
+	// no healthy upstream).
+	RetryAfter time.Duration
+}
+
+// Listener is the public listener in front of BinderHub.
+type Listener struct {
+	Address Endpoint
+	// XFFNumTrustedHops is how many proxies in front of Envoy append to
+	// X-Forwarded-For; 0 means Envoy's peer is the client.
+	XFFNumTrustedHops uint32
+	// ConnectionIdleTimeout closes idle downstream connections.
+	ConnectionIdleTimeout time.Duration
+}
+
+// Block is one launch the edge answers itself with one SSE failed event.
+type Block struct {
+	// PathPrefix is a canonical launch path prefix, e.g.
+	// "/build/gh/org/repo/" for every ref of a repository.
+	PathPrefix string
+	Class      Class
+	// StatusCode goes into the failed event (403 ban, 503 breaker, 429 saturated).
+	StatusCode int
+	Message    string
+	// RetryAfter, when positive, is sent as the Retry-After header.
+	RetryAfter time.Duration
+	// Source names what caused the block ("RepoBan/ns/name", a spec key), for logs.
+	Source string
+}
+
+// Validate reports whether b can be programmed.
+func (b Block) Validate() error {
+	if !strings.HasPrefix(b.PathPrefix, LaunchPrefix) || len(b.PathPrefix) == len(LaunchPrefix) ||
+		strings.ContainsAny(b.PathPrefix, "?#") {
+		return fmt.Errorf("block %q: %w", b.PathPrefix, ErrBadPathPrefix)
+	}
+	if !b.Class.Known() {
+		return fmt.Errorf("block %q: %w: %q", b.PathPrefix, ErrBadClass, b.Class)
+	}
+	if b.StatusCode < 400 || b.StatusCode > 599 {
+		return fmt.Errorf("block %q: %w: %d", b.PathPrefix, ErrBadStatusCode, b.StatusCode)
+	}
+	if b.Message == "" {
+		return fmt.Errorf("block %q: %w", b.PathPrefix, ErrNoMessage)
+	}
+	if b.RetryAfter < 0 {
+		return fmt.Errorf("block %q retry-after: %w", b.PathPrefix, ErrNegative)
+	}
+	return nil
+}
+
+// Edge is everything the edge Envoy is programmed from.
+type Edge struct {
+	Listener Listener
+	Binder   Upstream
+	Gate     Gate
+	Launch   Launch
+	// Blocks are answered at the edge. Bans come first; the translator
+	// keeps the first block for a prefix.
+	Blocks []Block
+}
+
+// Validate checks the parts without which nothing can be programmed. Blocks
+// are not checked here: the translator skips a bad block and keeps going.
+func (e *Edge) Validate() error {
+	var errs []error
+	if e.Listener.Address.Port == 0 && e.Listener.Address.Host == "" {
+		errs = append(errs, ErrNoListener)
+	} else if err := e.Listener.Address.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("listener: %w", err))
+	}
+	errs = append(errs, e.Binder.Validate(), e.Gate.Validate())
+	if e.Launch.MaxStreamDuration < 0 || e.Launch.IdleTimeout < 0 || e.Launch.RetryAfter < 0 ||
+		e.Launch.ClientRate.PerSecond < 0 || e.Listener.ConnectionIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("launch: %w", ErrNegative))
+	}
+	return errors.Join(errs...)
+}

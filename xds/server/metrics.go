@@ -1,0 +1,36 @@
+package server
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	pushes, unchanged, invalid prometheus.Counter
+	acks, nacks                *prometheus.CounterVec
+	streams                    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		pushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "binderguard_xds_pushes_total", Help: "Snapshots published to the xDS cache.",
+		}),
+		unchanged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "binderguard_xds_unchanged_total", Help: "Updates that produced identical resources and pushed nothing.",
+		}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "binderguard_xds_invalid_total", Help: "Updates refused before pushing because a resource failed validation.",
+		}),
+		acks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_xds_acks_total", Help: "New versions ACKed by an Envoy, by resource type.",
+		}, []string{"type"}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_xds_nacks_total", Help: "Responses an Envoy rejected (NACK), by resource type.",
+		}, []string{"type"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "binderguard_xds_streams", Help: "Open ADS streams.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.pushes, m.unchanged, m.invalid, m.acks, m.nacks, m.streams)
+	}
+	return m
+}

@@ -1,0 +1,261 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	xdslog "github.com/envoyproxy/go-control-plane/pkg/log"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+)
+
+// snapshotKey is the single node hash every Envoy maps to.
+const snapshotKey = "edge"
+
+// Errors returned by Set.
+var (
+	ErrInvalidResource = errors.New("resource failed validation")
+	ErrInconsistent    = errors.New("snapshot is inconsistent")
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the xDS metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Server publishes snapshots and serves them over ADS.
+type Server struct {
+	log     *slog.Logger
+	cache   cachev3.SnapshotCache
+	metrics *metrics
+
+	mu       sync.Mutex
+	versions map[resource.Type]string // last published, per type
+	acked    map[resource.Type]string // last version any Envoy ACKed, per type
+	nacks    uint64
+	ackCh    chan struct{} // closed and replaced on every ACK
+	// delta streams answer with a nonce; remember which version it carried.
+	deltaNonces map[string]string
+}
+
+// validator is implemented by every generated Envoy proto.
+type validator interface{ ValidateAll() error }
+
+// New makes a Server with an empty cache.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		log:         o.Logger,
+		metrics:     newMetrics(o.Registerer),
+		versions:    map[resource.Type]string{},
+		acked:       map[resource.Type]string{},
+		ackCh:       make(chan struct{}),
+		deltaNonces: map[string]string{},
+	}
+	s.cache = cachev3.NewSnapshotCache(true, constHash{}, cacheLogger(o.Logger))
+	return s
+}
+
+// constHash maps every node to the one shared snapshot.
+type constHash struct{}
+
+func (constHash) ID(*corev3.Node) string { return snapshotKey }
+
+// Set validates res and publishes it. It reports whether anything changed;
+// a set identical to the last one publishes nothing. On error the previous
+// snapshot stays in force.
+func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource) (bool, error) {
+	snap := &cachev3.Snapshot{}
+	versions := map[resource.Type]string{}
+	for typ, items := range res {
+		for _, r := range items {
+			v, ok := r.(validator)
+			if !ok {
+				s.metrics.invalid.Inc()
+				return false, fmt.Errorf("%w: %T cannot be validated", ErrInvalidResource, r)
+			}
+			if err := v.ValidateAll(); err != nil {
+				s.metrics.invalid.Inc()
+				return false, fmt.Errorf("%w: %s %q: %w", ErrInvalidResource, typ, cachev3.GetResourceName(r), err)
+			}
+		}
+		ver, err := contentHash(items)
+		if err != nil {
+			return false, fmt.Errorf("hashing %s resources: %w", typ, err)
+		}
+		versions[typ] = ver
+		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(ver, items)
+	}
+	if err := snap.Consistent(); err != nil {
+		s.metrics.invalid.Inc()
+		return false, fmt.Errorf("%w: %w", ErrInconsistent, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mapsEqual(versions, s.versions) {
+		s.metrics.unchanged.Inc()
+		return false, nil
+	}
+	if err := s.cache.SetSnapshot(ctx, snapshotKey, snap); err != nil {
+		return false, fmt.Errorf("setting snapshot: %w", err)
+	}
+	for typ, v := range versions {
+		if s.versions[typ] != v {
+			s.log.Info("pushing resources", "type", shortType(typ), "version", v, "count", len(res[typ]))
+		}
+	}
+	s.versions = versions
+	s.metrics.pushes.Inc()
+	return true, nil
+}
+
+// Version returns the version last published for typ ("" before any).
+func (s *Server) Version(typ resource.Type) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.versions[typ]
+}
+
+// Acked returns the version of typ last ACKed by an Envoy.
+func (s *Server) Acked(typ resource.Type) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked[typ]
+}
+
+// NACKs returns how many NACKs Envoys have sent.
+func (s *Server) NACKs() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nacks
+}
+
+// WaitAcked blocks until an Envoy has ACKed version of typ, or ctx ends.
+func (s *Server) WaitAcked(ctx context.Context, typ resource.Type, version string) error {
+	for {
+		s.mu.Lock()
+		got, ch := s.acked[typ], s.ackCh
+		s.mu.Unlock()
+		if got == version {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s version %s to be acked (have %q): %w", shortType(typ), version, got, ctx.Err())
+		}
+	}
+}
+
+// Serve runs the ADS gRPC server on lis until ctx ends.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	g := grpc.NewServer(
+		grpc.MaxConcurrentStreams(1<<20),
+		// Envoy keeps one ADS stream open for its lifetime; keepalives find
+		// a dead peer within about a minute.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
+	)
+	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, xds)
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		// Envoy's ADS stream never ends by itself: give it a moment, then cut.
+		t := time.AfterFunc(2*time.Second, g.Stop)
+		g.GracefulStop()
+		t.Stop()
+	}()
+	s.log.Info("xds server listening", "addr", lis.Addr().String())
+	err := g.Serve(lis)
+	<-stopped
+	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serving xds on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// contentHash is a stable hash of a resource set: deterministic proto
+// encoding of every resource, in name order.
+func contentHash(items []types.Resource) (string, error) {
+	sorted := slices.Clone(items)
+	slices.SortFunc(sorted, func(a, b types.Resource) int {
+		return compareStrings(cachev3.GetResourceName(a), cachev3.GetResourceName(b))
+	})
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, r := range sorted {
+		b, err := opts.Marshal(r)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func mapsEqual(a, b map[resource.Type]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// shortType is the last part of a type URL, for logs.
+func shortType(t string) string {
+	for i := len(t) - 1; i >= 0; i-- {
+		if t[i] == '.' {
+			return t[i+1:]
+		}
+	}
+	return t
+}
+
+func cacheLogger(l *slog.Logger) xdslog.Logger {
+	l = l.With("component", "xds-cache")
+	return xdslog.LoggerFuncs{
+		DebugFunc: func(f string, a ...any) { l.Debug(fmt.Sprintf(f, a...)) },
+		InfoFunc:  func(f string, a ...any) { l.Debug(fmt.Sprintf(f, a...)) },
+		WarnFunc:  func(f string, a ...any) { l.Warn(fmt.Sprintf(f, a...)) },
+		ErrorFunc: func(f string, a ...any) { l.Error(fmt.Sprintf(f, a...)) },
+	}
+}

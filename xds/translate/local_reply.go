@@ -1,0 +1,79 @@
+package translate
+
+import (
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// ClassShed is the class of Envoy's own rejections on /build/.
+const ClassShed = "shed"
+
+// Messages of Envoy's own rejections, as the user reads them.
+const (
+	msgRateLimited = "Too many launches from your address. Please wait a little and try again."
+	msgOverloaded  = "This Binder is at capacity right now. Please try again in a little while."
+)
+
+// defaultRetryAfter is used when the IR gives none: long enough that a
+// retry storm does not re-form at once.
+const defaultRetryAfter = 10 * time.Second
+
+// localReply rewrites Envoy's own 429 and 5xx answers on /build/ into what
+// BinderHub sends: 200, one SSE failed event, Retry-After. Elsewhere (and
+// for upstream answers, which are not local replies) nothing changes.
+func localReply(l ir.Launch) *hcmv3.LocalReplyConfig {
+	retry := retryAfter(defaultRetryAfter)
+	if l.RetryAfter > 0 {
+		retry = retryAfter(l.RetryAfter)
+	}
+	return &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{
+		launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, 429), 429, msgRateLimited, retry),
+		launchMapper(statusFilter(accesslogv3.ComparisonFilter_GE, 500), 503, msgOverloaded, retry),
+	}}
+}
+
+func launchMapper(status *accesslogv3.AccessLogFilter, code int, msg, retry string) *hcmv3.ResponseMapper {
+	return &hcmv3.ResponseMapper{
+		Filter: &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
+			AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{launchPathFilter(), status}},
+		}},
+		StatusCode: wrapperspb.UInt32(200),
+		Body:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: failedBody(code, msg)}},
+		BodyFormatOverride: &corev3.SubstitutionFormatString{
+			Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+				Specifier: &corev3.DataSource_InlineString{InlineString: "%LOCAL_REPLY_BODY%"},
+			}},
+			ContentType: "text/event-stream; charset=UTF-8",
+		},
+		HeadersToAdd: sseHeaders(ClassShed, retry)[1:], // content type comes from the format
+	}
+}
+
+// launchPathFilter matches requests whose :path starts with /build/.
+func launchPathFilter() *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_HeaderFilter{
+		HeaderFilter: &accesslogv3.HeaderFilter{Header: &routev3.HeaderMatcher{
+			Name: ":path",
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: ir.LaunchPrefix},
+			}},
+		}},
+	}}
+}
+
+func statusFilter(op accesslogv3.ComparisonFilter_Op, code uint32) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{
+		StatusCodeFilter: &accesslogv3.StatusCodeFilter{Comparison: &accesslogv3.ComparisonFilter{
+			Op:    op,
+			Value: &corev3.RuntimeUInt32{DefaultValue: code, RuntimeKey: "binderguard.local_reply_status"},
+		}},
+	}}
+}

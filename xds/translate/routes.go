@@ -1,0 +1,187 @@
+package translate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	xdscore "github.com/cncf/xds/go/xds/core/v3"
+	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// Route names; with HeaderClass they tell the launch classes apart.
+const (
+	RoutePassThrough = "passthrough"
+	RouteLaunch      = "launch"
+	routeEdgePrefix  = "edge_" // + class, for direct responses
+)
+
+// routeConfig builds the single route configuration: X-Real-Ip from the
+// downstream address, and one virtual host whose matcher tree picks the route.
+func routeConfig(e *ir.Edge) (*routev3.RouteConfiguration, error) {
+	m, err := edgeMatcher(e)
+	return &routev3.RouteConfiguration{
+		Name: RouteName,
+		// The gate and BinderHub take the client address from X-Real-Ip, so
+		// Envoy overwrites whatever the client sent with the address it
+		// trusts (the peer, or the XFF hop the listener is told to trust).
+		RequestHeadersToAdd: []*corev3.HeaderValueOption{
+			header("x-real-ip", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
+		},
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    VirtualHost,
+			Domains: []string{"*"},
+			Matcher: m,
+		}},
+	}, err
+}
+
+// edgeMatcher is the prefix trie on :path described in the package doc.
+func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
+	var errs []error
+	entries := map[string]*xdsmatcher.Matcher_OnMatch{
+		ir.LaunchPrefix: onMatchRoute(RouteLaunch, launchRoute(e.Launch)),
+	}
+	for _, b := range e.Blocks {
+		if err := b.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, dup := entries[b.PathPrefix]; dup {
+			// Bans are listed first, so the ban wins over a hot spec.
+			continue
+		}
+		entries[b.PathPrefix] = onMatchRoute(routeEdgePrefix+string(b.Class), blockRoute(b))
+	}
+	return &xdsmatcher.Matcher{
+		MatcherType: &xdsmatcher.Matcher_MatcherTree_{MatcherTree: &xdsmatcher.Matcher_MatcherTree{
+			Input: &xdscore.TypedExtensionConfig{
+				Name:        "path",
+				TypedConfig: mustAny(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: ":path"}),
+			},
+			TreeType: &xdsmatcher.Matcher_MatcherTree_PrefixMatchMap{
+				PrefixMatchMap: &xdsmatcher.Matcher_MatcherTree_MatchMap{Map: entries},
+			},
+		}},
+		OnNoMatch: onMatchRoute(RoutePassThrough, passThroughRoute()),
+	}, errors.Join(errs...)
+}
+
+func onMatchRoute(name string, r *routev3.Route) *xdsmatcher.Matcher_OnMatch {
+	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
+		Action: &xdscore.TypedExtensionConfig{Name: name, TypedConfig: mustAny(r)},
+	}}
+}
+
+// matchAll is the Route.match the matcher tree's routes carry; the tree has
+// already decided, but the field is required.
+func matchAll() *routev3.RouteMatch {
+	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
+}
+
+// passThroughRoute sends everything that is not a launch to BinderHub
+// untouched. Timeout 0: Envoy must not cut what BinderHub would have served.
+func passThroughRoute() *routev3.Route {
+	return &routev3.Route{
+		Name:  RoutePassThrough,
+		Match: matchAll(),
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterBinder},
+			Timeout:          durationpb.New(0),
+		}},
+	}
+}
+
+// launchRoute sends /build/ to the gate, falling back to BinderHub.
+func launchRoute(l ir.Launch) *routev3.Route {
+	action := &routev3.RouteAction{
+		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterLaunch},
+		// A launch is a minutes-long SSE stream: no overall timeout, an idle
+		// timeout above the 25 s keepalive, a cap at the longest build.
+		Timeout: durationpb.New(0),
+		HashPolicy: []*routev3.RouteAction_HashPolicy{{
+			PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{
+				HeaderName: ":path",
+				// Hash the spec, not the per-client build_token query.
+				RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
+					Pattern:      &matcherv3.RegexMatcher{Regex: `^([^?]*).*$`},
+					Substitution: `\1`,
+				},
+			}},
+		}},
+		RetryPolicy: launchRetryPolicy(),
+	}
+	if l.IdleTimeout > 0 {
+		action.IdleTimeout = durationpb.New(l.IdleTimeout)
+	}
+	if l.MaxStreamDuration > 0 {
+		action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{
+			MaxStreamDuration: durationpb.New(l.MaxStreamDuration),
+		}
+	}
+	r := &routev3.Route{
+		Name:   RouteLaunch,
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: ir.LaunchPrefix}},
+		Action: &routev3.Route_Route{Route: action},
+	}
+	if rl := clientRateLimit(l); rl != nil {
+		r.TypedPerFilterConfig = map[string]*anypb.Any{filterLocalRateLimit: mustAny(rl)}
+	}
+	return r
+}
+
+// launchRetryPolicy retries only failures that happened before any byte
+// reached an upstream, so a retry can never start a second launch; the
+// previous_priorities plugin sends it to the next cluster of the aggregate.
+func launchRetryPolicy() *routev3.RetryPolicy {
+	return &routev3.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,reset-before-request",
+		NumRetries: wrapperspb.UInt32(1),
+		RetryPriority: &routev3.RetryPolicy_RetryPriority{
+			Name: "envoy.retry_priorities.previous_priorities",
+			ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: mustAny(
+				&previouspriorities.PreviousPrioritiesConfig{UpdateFrequency: 1})},
+		},
+		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
+			Name: "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: mustAny(
+				&previoushosts.PreviousHostsPredicate{})},
+		}},
+	}
+}
+
+// header is an overwrite-or-add header option.
+func header(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// retryAfter renders d as whole seconds, at least 1.
+func retryAfter(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return fmt.Sprint(max(s, 1))
+}
+
+// mustAny packs m deterministically (map order fixed), so equal IR gives
+// equal bytes and content-hash versions do not change on a no-op; packing
+// a well-formed generated message cannot fail.
+func mustAny(m proto.Message) *anypb.Any {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+		panic(fmt.Sprintf("translate: packing %T: %v", m, err))
+	}
+	return a
+}
