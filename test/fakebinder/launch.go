@@ -99,13 +99,15 @@ func (s *Server) launch(st *stream, l launchReq) {
 		BinderClientIP:          l.ip,
 		URL:                     serverURL,
 	}
-	if st.send(ready) != nil {
-		return
-	}
+	// Counted before sending, so a client that has its ready event also
+	// sees it in the stats.
 	s.mu.Lock()
 	s.stats.LaunchesReady++
 	s.stats.TokensIssued++
 	s.mu.Unlock()
+	if st.send(ready) != nil {
+		return
+	}
 	// BinderHub keeps the stream open so the client closes first: an
 	// EventSource would reconnect, and start a new launch, if the server did.
 	_ = st.sleep(s.cfg.ReadyHold)

@@ -12,6 +12,7 @@ type pool struct {
 	mu      chanMutex
 	size    int
 	used    int
+	peak    int       // most waiters at once since newPool or resetPeak
 	waiters list.List // of *poolWaiter, oldest first
 }
 
@@ -42,6 +43,7 @@ func (p *pool) acquire(ctx context.Context, stop <-chan struct{}, n int) bool {
 	}
 	w := &poolWaiter{n: n, ready: make(chan struct{})}
 	el := p.waiters.PushBack(w)
+	p.peak = max(p.peak, p.waiters.Len())
 	p.mu.unlock()
 
 	select {
@@ -89,6 +91,19 @@ func (p *pool) queued() int {
 	p.mu.lock()
 	defer p.mu.unlock()
 	return p.waiters.Len()
+}
+
+// peakQueued is the longest the queue has been; resetPeak restarts it.
+func (p *pool) peakQueued() int {
+	p.mu.lock()
+	defer p.mu.unlock()
+	return p.peak
+}
+
+func (p *pool) resetPeak() {
+	p.mu.lock()
+	defer p.mu.unlock()
+	p.peak = p.waiters.Len()
 }
 
 func (p *pool) inUse() int {

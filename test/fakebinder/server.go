@@ -155,6 +155,7 @@ func (s *Server) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Queued = int64(s.pool.queued())
+	st.PeakQueued = int64(s.pool.peakQueued())
 	st.PoolSlotsInUse = int64(s.pool.inUse())
 	st.LoadFactor = s.loadFactorLocked()
 	var built int64
@@ -185,11 +186,11 @@ func (s *Server) Reset() {
 		ActiveStreams:       keep.ActiveStreams,
 		ActiveBuildWatchers: keep.ActiveBuildWatchers,
 		PeakBuildWatchers:   keep.ActiveBuildWatchers,
-		PeakQueued:          int64(s.pool.queued()),
 		BuildsInProgress:    keep.BuildsInProgress,
 		LaunchesInProgress:  keep.LaunchesInProgress,
 	}
 	s.stats.PeakLoadFactor = s.loadFactorLocked()
+	s.pool.resetPeak()
 }
 
 // Serve serves the simulator on ln until ctx ends or Close is called, then

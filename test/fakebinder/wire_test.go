@@ -1,0 +1,495 @@
+package fakebinder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// collapse drops repeats of a phase, so a sequence reads as its phases.
+func collapse(phases []string) []string { return slices.Compact(slices.Clone(phases)) }
+
+func TestWireLaunchPhasesAndReadyFields(t *testing.T) {
+	ts := startServer(t, fast())
+	ctx := testCtx(t)
+	hdr := http.Header{"X-Real-Ip": {"198.51.100.7"}, "X-Forwarded-For": {"203.0.113.1"}}
+
+	first := ts.launch(ctx, "/build/gh/Org/Repo/HEAD", hdr)
+	if first.Err != nil || first.Status != http.StatusOK {
+		t.Fatalf("first launch: status %d, err %v", first.Status, first.Err)
+	}
+	want := []string{sse.PhaseWaiting, sse.PhaseFetching, sse.PhaseBuilding, sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}
+	if got := collapse(first.phases()); !slices.Equal(got, want) {
+		t.Fatalf("phases = %v; want %v", got, want)
+	}
+	var built sse.Payload
+	for _, e := range first.Events {
+		if e.Phase == sse.PhaseBuilt {
+			built = e
+		}
+	}
+	if built.Message != "Built image, launching...\n" || built.ImageName == "" {
+		t.Errorf("built event = %+v", built)
+	}
+	ready := first.last()
+	checks := map[string][2]string{
+		"image":                     {ready.Image, built.ImageName},
+		"repo_url":                  {ready.RepoURL, "https://github.com/Org/Repo"},
+		"binder_request":            {ready.BinderRequest, "v2/gh/Org/Repo/HEAD"},
+		"binder_launch_host":        {ready.BinderLaunchHost, ts.URL + "/"},
+		"binder_client_ip":          {ready.BinderClientIP, "198.51.100.7"},
+		"message":                   {ready.Message, "server running at " + ready.URL + "\n"},
+		"binder_persistent_request": {ready.BinderPersistentRequest[:len("v2/gh/Org/Repo/")], "v2/gh/Org/Repo/"},
+	}
+	for field, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("ready %s = %q; want %q", field, c[0], c[1])
+		}
+	}
+	if ready.Token == "" || !strings.HasPrefix(ready.URL, DefaultHubURL+"user/") || ready.BinderRefURL == "" {
+		t.Errorf("ready event lacks token, url or ref url: %+v", ready)
+	}
+
+	second := ts.launch(ctx, "/build/gh/Org/Repo/HEAD", nil)
+	want = []string{sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}
+	if got := collapse(second.phases()); !slices.Equal(got, want) {
+		t.Fatalf("second launch phases = %v; want %v", got, want)
+	}
+	if second.Events[0].Message != "Found built image, launching...\n" {
+		t.Errorf("second launch built message = %q", second.Events[0].Message)
+	}
+	if second.last().Token == ready.Token || second.last().URL == ready.URL {
+		t.Errorf("two launches share a token or URL: %q %q", ready.Token, ready.URL)
+	}
+	if second.last().BinderClientIP != "127.0.0.1" {
+		t.Errorf("binder_client_ip without headers = %q; want the peer address", second.last().BinderClientIP)
+	}
+	st := ts.Stats()
+	if st.BuildsStarted != 1 || st.Launches != 2 || st.LaunchesReady != 2 || st.TokensIssued != 2 || st.Requests != 2 {
+		t.Errorf("stats %+v; want 1 build, 2 launches, 2 tokens, 2 requests", st)
+	}
+}
+
+func TestWireConcurrentRequestsShareOneBuild(t *testing.T) {
+	const n = 20
+	cfg := fast()
+	cfg.BuildTime = 2 * time.Second // room for all n to attach
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+
+	results := make([]launchResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = ts.launch(ctx, "/build/gh/jupyterlab/jupyterlab-demo/HEAD", nil) })
+	}
+	mid := ts.waitFor(t, "all requests attached", func(s Stats) bool { return s.ActiveBuildWatchers == n })
+	if mid.BuildsStarted != 1 || mid.Queued != 0 {
+		t.Errorf("mid-build stats %+v; want one build, none queued", mid)
+	}
+	wg.Wait()
+
+	tokens := map[string]bool{}
+	for i, r := range results {
+		if r.Err != nil || r.last().Phase != sse.PhaseReady {
+			t.Fatalf("client %d: err %v, phases %v", i, r.Err, r.phases())
+		}
+		tokens[r.last().Token] = true
+	}
+	if len(tokens) != n {
+		t.Errorf("%d distinct tokens for %d launches", len(tokens), n)
+	}
+	st := ts.Stats()
+	if st.BuildsStarted != 1 || st.PeakBuildWatchers != n || st.ActiveBuildWatchers != 0 || st.BuildsSucceeded != 1 {
+		t.Errorf("stats %+v; want builds_started 1, peak_build_watchers %d", st, n)
+	}
+}
+
+func TestWireFailedBuildIsNotCached(t *testing.T) {
+	cfg := fast()
+	cfg.FailSpecs = "broken"
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	for i := 1; i <= 2; i++ {
+		r := ts.launch(ctx, "/build/gh/org/broken/HEAD", nil)
+		want := []string{sse.PhaseWaiting, sse.PhaseFetching, sse.PhaseBuilding, sse.PhaseFailed}
+		if got := collapse(r.phases()); !slices.Equal(got, want) {
+			t.Fatalf("attempt %d phases = %v; want %v", i, got, want)
+		}
+		if !strings.Contains(r.last().Message, "returned a non-zero code") {
+			t.Errorf("failure message %q is not repo2docker's", r.last().Message)
+		}
+		ts.waitFor(t, "build end", func(s Stats) bool { return s.BuildsFailed == int64(i) })
+	}
+	if st := ts.Stats(); st.BuildsStarted != 2 || st.Launches != 0 {
+		t.Errorf("stats %+v; want a second build after the failure and no launch", st)
+	}
+}
+
+func TestWireBuiltSpecsLaunchAtOnce(t *testing.T) {
+	cfg := fast()
+	cfg.BuiltSpecs = "^gh/org/popular/"
+	ts := startServer(t, cfg)
+	r := ts.launch(testCtx(t), "/build/gh/org/popular/HEAD", nil)
+	want := []string{sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}
+	if got := collapse(r.phases()); !slices.Equal(got, want) {
+		t.Fatalf("phases = %v; want %v", got, want)
+	}
+	if st := ts.Stats(); st.BuildsStarted != 0 || st.BuiltImages != 1 {
+		t.Errorf("stats %+v; want no build and one built image", st)
+	}
+}
+
+// readAll reads a whole /build response, for answers that must end.
+func (ts *testServer) readAll(t *testing.T, path string, hdr http.Header) (*http.Response, []sse.Payload) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, ts.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var out []sse.Payload
+	rd := sse.NewReader(resp.Body)
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return resp, out
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		if ev.IsComment() {
+			continue
+		}
+		p, err := ev.Decode()
+		if err != nil {
+			t.Fatalf("decoding %q: %v", ev.Data, err)
+		}
+		out = append(out, p)
+	}
+}
+
+func TestWireRejections(t *testing.T) {
+	cfg := fast()
+	cfg.BannedSpecs = `org/evil.*`
+	cfg.BuildTokenSecret = testSecret
+	ts := startServer(t, cfg)
+	es := http.Header{"Accept": {"text/event-stream"}}
+	tests := map[string]struct {
+		path string
+		hdr  http.Header
+		want sse.Payload
+	}{
+		"a request without the event-stream Accept gets a 400 failed event": {
+			path: "/build/gh/org/repo/HEAD", hdr: http.Header{"Accept": {"text/html"}},
+			want: sse.Payload{Phase: sse.PhaseFailed, StatusCode: 400, Message: "Missing Accept header: text/event-stream\n"},
+		},
+		"an unknown provider gets BinderHub's message without a status code": {
+			path: "/build/svn/org/repo/HEAD", hdr: es,
+			want: sse.Payload{Phase: sse.PhaseFailed, Message: "No provider found for prefix svn\n"},
+		},
+		"a malformed spec gets the provider's message": {
+			path: "/build/gh/org/repo", hdr: es,
+			want: sse.Payload{Phase: sse.PhaseFailed, Message: `Spec is not of the form "user/repo/ref", provided: "org/repo". Did you mean "org/repo/HEAD"?` + "\n"},
+		},
+		"a banned spec gets BinderHub's ban message, matched case-insensitively": {
+			path: "/build/gh/Org/Evil-Miner/HEAD", hdr: es,
+			want: sse.Payload{Phase: sse.PhaseFailed, Message: "Sorry, Org/Evil-Miner/HEAD is not allowed to launch. Please contact admins for more info!"},
+		},
+		"an invalid build token gets a 403 failed event": {
+			path: "/build/gh/org/repo/HEAD?build_token=not.a.jwt", hdr: es,
+			want: sse.Payload{Phase: sse.PhaseFailed, StatusCode: 403, Message: "Invalid build token\n"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			resp, events := ts.readAll(t, tc.path, tc.hdr)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Errorf("status %d, content type %q; want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if len(events) != 1 || events[0] != tc.want {
+				t.Errorf("events = %+v; want exactly %+v", events, tc.want)
+			}
+		})
+	}
+	st := ts.Stats()
+	if st.Rejected != int64(len(tests)) || st.Banned != 1 || st.BuildTokensRejected != 1 || st.BuildsStarted != 0 {
+		t.Errorf("stats %+v; want %d rejected, 1 banned, 1 bad token, no build", st, len(tests))
+	}
+}
+
+func TestWireBuildTokenAccepted(t *testing.T) {
+	cfg := fast()
+	cfg.BuildTokenSecret = testSecret
+	cfg.BuiltSpecs = "."
+	ts := startServer(t, cfg)
+	tok := signToken(t, testSecret, jwt.SigningMethodHS256, jwt.MapClaims{
+		"aud": "gh/org/repo/HEAD", "origin": "mybinder.org", "exp": time.Now().Add(time.Minute).Unix(),
+	})
+	r := ts.launch(testCtx(t), "/build/gh/org/repo/HEAD?build_token="+tok, http.Header{"Origin": {"https://mybinder.org"}})
+	if r.last().Phase != sse.PhaseReady {
+		t.Fatalf("phases %v, err %v; want a launch", r.phases(), r.Err)
+	}
+	if st := ts.Stats(); st.BuildTokensAccepted != 1 || st.BuildTokensRejected != 0 {
+		t.Errorf("stats %+v; want one accepted token", st)
+	}
+}
+
+func TestWireKeepalivesAndReadyHold(t *testing.T) {
+	cfg := fast()
+	cfg.KeepaliveInterval = 20 * time.Millisecond
+	cfg.ReadyHold = 150 * time.Millisecond
+	cfg.BuiltSpecs = "."
+	ts := startServer(t, cfg)
+	req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, ts.URL+"/build/gh/org/repo/HEAD", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := sse.NewReader(resp.Body)
+	afterReady, sawReady := 0, false
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.IsComment() && ev.Comment != "keepalive" {
+			t.Errorf("comment %q; want keepalive", ev.Comment)
+		}
+		if sawReady {
+			if !ev.IsComment() {
+				t.Errorf("event after ready: %s", ev.Data)
+			}
+			afterReady++
+		}
+		sawReady = sawReady || ev.Phase == sse.PhaseReady
+	}
+	if !sawReady || afterReady == 0 {
+		t.Errorf("ready %v, %d keepalives after it; want the stream held open with keepalives, then closed", sawReady, afterReady)
+	}
+}
+
+func TestWirePoolQueuesWatchersSilently(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 4 // two watchers
+	cfg.BuildTime = time.Second
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+
+	var wg sync.WaitGroup
+	var a []launchResult
+	var mu sync.Mutex
+	for range 2 {
+		wg.Go(func() {
+			r := ts.launch(ctx, "/build/gh/org/a/HEAD", nil)
+			mu.Lock()
+			a = append(a, r)
+			mu.Unlock()
+		})
+	}
+	ts.waitFor(t, "pool full", func(s Stats) bool { return s.PoolSlotsInUse == 4 })
+	var third, other launchResult
+	wg.Go(func() { third = ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	wg.Go(func() { other = ts.launch(ctx, "/build/gh/org/b/HEAD", nil) })
+	mid := ts.waitFor(t, "two queued", func(s Stats) bool { return s.Queued == 2 })
+	if mid.BuildsStarted != 1 || mid.ActiveBuildWatchers != 4 {
+		t.Errorf("stats %+v; want b's build waiting for slots and 4 watchers", mid)
+	}
+	wg.Wait()
+
+	// The queued watcher of a saw only "waiting" until the build ended.
+	want := []string{sse.PhaseWaiting, sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}
+	if got := collapse(third.phases()); !slices.Equal(got, want) {
+		t.Errorf("queued watcher of a: phases %v; want %v", got, want)
+	}
+	// b's build started only once a's watchers let go of their slots.
+	want = []string{sse.PhaseWaiting, sse.PhaseFetching, sse.PhaseBuilding, sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}
+	if got := collapse(other.phases()); !slices.Equal(got, want) {
+		t.Errorf("b: phases %v; want %v", got, want)
+	}
+	for _, r := range a {
+		if r.last().Phase != sse.PhaseReady {
+			t.Errorf("watcher of a: phases %v", r.phases())
+		}
+	}
+	if st := ts.Stats(); st.BuildsStarted != 2 || st.PeakQueued < 2 || st.PoolSlotsInUse != 0 {
+		t.Errorf("stats %+v; want two builds, peak queue 2, pool empty", st)
+	}
+}
+
+func TestWireAbandonedQueuedBuildIsForgotten(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 2
+	cfg.BuildTime = time.Second
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	ts.waitFor(t, "pool full", func(s Stats) bool { return s.PoolSlotsInUse == 2 })
+
+	qctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ts.launch(qctx, "/build/gh/org/b/HEAD", nil) }()
+	ts.waitFor(t, "b queued", func(s Stats) bool { return s.Queued == 1 })
+	cancel()
+	<-done
+	st := ts.waitFor(t, "b gone", func(s Stats) bool { return s.Queued == 0 && s.ActiveBuildWatchers == 1 })
+	if st.BuildsStarted != 1 {
+		t.Errorf("stats %+v; want b's build never started", st)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for name, im := range ts.images {
+		if im.t.Spec == "org/b/HEAD" {
+			t.Errorf("image %s of the abandoned queued build is still known (%v)", name, im.state)
+		}
+	}
+}
+
+func TestWireOtherEndpoints(t *testing.T) {
+	cfg := fast()
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := ts.client.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/health"); code != 200 || !strings.Contains(body, `"ok":true`) {
+		t.Errorf("/health = %d %s", code, body)
+	}
+	var versions map[string]any
+	code, body := get("/versions")
+	if err := json.Unmarshal([]byte(body), &versions); code != 200 || err != nil || versions["binderhub"] != Version || versions["builder_info"] == nil {
+		t.Errorf("/versions = %d %s", code, body)
+	}
+	if code, _ := get("/nope"); code != 404 {
+		t.Errorf("/nope = %d; want 404", code)
+	}
+
+	if r := ts.launch(ctx, "/build/gh/org/repo/HEAD", nil); r.last().Phase != sse.PhaseReady {
+		t.Fatalf("launch: %v %v", r.phases(), r.Err)
+	}
+	_, metrics := get("/metrics")
+	for _, name := range []string{
+		"binderhub_build_time_seconds", "binderhub_build_count", "binderhub_launch_time_seconds",
+		"binderhub_launch_count", "binderhub_inprogress_builds", "binderhub_inprogress_launches",
+	} {
+		if !strings.Contains(metrics, "\n"+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if !strings.Contains(metrics, `binderhub_build_count{provider="GitHub",repo="https://github.com/org/repo",status="success"} 1`) {
+		t.Errorf("/metrics lacks the build count of the launch:\n%s", metrics)
+	}
+
+	var stats map[string]any
+	_, body = get("/_sim/stats")
+	if err := json.Unmarshal([]byte(body), &stats); err != nil {
+		t.Fatalf("/_sim/stats: %v: %s", err, body)
+	}
+	for _, k := range []string{"requests", "active_build_watchers", "peak_build_watchers", "builds_started",
+		"builds_failed", "launches", "launch_failures", "active_streams", "queued", "tokens_issued"} {
+		if _, ok := stats[k]; !ok {
+			t.Errorf("/_sim/stats lacks %q", k)
+		}
+	}
+	if stats["builds_started"] != 1.0 {
+		t.Errorf("builds_started = %v; want 1", stats["builds_started"])
+	}
+
+	if code, _ := get("/_sim/reset"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /_sim/reset = %d; want 405", code)
+	}
+	resp, err := ts.client.Post(ts.URL+"/_sim/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st := ts.Stats(); st.Requests != 0 || st.BuildsStarted != 0 || st.BuiltImages != 0 {
+		t.Errorf("stats after reset %+v; want zero", st)
+	}
+	// The built image was forgotten: the next launch builds again.
+	if r := ts.launch(ctx, "/build/gh/org/repo/HEAD", nil); r.Events[0].Phase != sse.PhaseWaiting {
+		t.Errorf("launch after reset: %v; want a new build", r.phases())
+	}
+}
+
+func TestCloseEndsStreamsAndBuilds(t *testing.T) {
+	cfg := fast()
+	cfg.BuildTime = time.Hour
+	cfg.KeepaliveInterval = 10 * time.Millisecond
+	ts := startServer(t, cfg)
+	res := make(chan launchResult, 1)
+	go func() { res <- ts.launch(testCtx(t), "/build/gh/org/slow/HEAD", nil) }()
+	ts.waitFor(t, "build running", func(s Stats) bool { return s.BuildsInProgress == 1 })
+	ts.Close()
+	r := <-res
+	if r.last().Phase == sse.PhaseReady {
+		t.Errorf("a build of an hour finished: %v", r.phases())
+	}
+	if st := ts.Stats(); st.BuildsInProgress != 0 {
+		t.Errorf("builds in progress after Close: %d", st.BuildsInProgress)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := map[string]Config{
+		"a pool too small for one watcher": {Pool: 1},
+		"a negative build time":            {BuildTime: -time.Second},
+		"a broken fail-specs regex":        {FailSpecs: "("},
+		"a broken banned-specs regex":      {BannedSpecs: "[a"},
+		"too much CPU burn per watcher":    {BurnCPU: time.Second},
+	}
+	for name, cfg := range tests {
+		t.Run(name, func(t *testing.T) {
+			if s, err := New(cfg); err == nil {
+				s.Close()
+				t.Errorf("New(%+v) succeeded", cfg)
+			}
+		})
+	}
+}
+
+func ExampleServer() {
+	srv, err := New(Config{BuildTime: 50 * time.Millisecond, LaunchTime: 10 * time.Millisecond, ReadyHold: time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	fmt.Println(srv.Stats().Pool)
+	// Output: 64
+}
