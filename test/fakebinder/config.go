@@ -82,9 +82,9 @@ type compiled struct {
 // ErrConfig marks an invalid Config.
 var ErrConfig = errors.New("invalid fakebinder config")
 
-func (c Config) compile() (compiled, error) {
-	out := compiled{Config: c}
-	d := &out.Config
+// withDefaults is c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	d := c
 	setDur := func(v *time.Duration, def time.Duration) {
 		if *v == 0 {
 			*v = def
@@ -111,6 +111,12 @@ func (c Config) compile() (compiled, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	return d
+}
+
+func (c Config) compile() (compiled, error) {
+	out := compiled{Config: c.withDefaults()}
+	d := &out.Config
 	var errs []error
 	for name, v := range map[string]time.Duration{
 		"build time": d.BuildTime, "launch time": d.LaunchTime, "launch timeout": d.LaunchTimeout,

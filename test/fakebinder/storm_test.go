@@ -1,0 +1,111 @@
+package fakebinder
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+// TestStormReproducesTheIncident storms one building repository the way
+// mybinder.org was stormed on 2018-07-30 and checks that the simulated site
+// degrades for everyone else: launches of other repositories, which need
+// no build, slow down and time out while the watchers pile up, and work
+// again once the build is over.
+func TestStormReproducesTheIncident(t *testing.T) {
+	const (
+		clients    = 200
+		background = 10
+	)
+	cfg := Config{
+		BuildTime:         4 * time.Second,
+		LaunchTime:        200 * time.Millisecond,
+		LaunchTimeout:     time.Second, // at 200 watchers / 32 capacity a launch needs 1.25 s
+		LaunchRetries:     1,
+		BuiltSpecs:        "^gh/other/", // the background mix: popular images that exist
+		ReadyHold:         10 * time.Millisecond,
+		KeepaliveInterval: time.Hour,
+	}
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+
+	// Before the storm another repository launches at full speed.
+	if r := ts.launch(ctx, "/build/gh/other/before/HEAD", nil); r.last().Phase != sse.PhaseReady {
+		t.Fatalf("launch before the storm: %v %v", r.phases(), r.Err)
+	}
+	if st := ts.Stats(); st.SlowedLaunches != 0 {
+		t.Fatalf("a launch on an idle simulator was slowed: %+v", st)
+	}
+
+	storm := make([]launchResult, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() { storm[i] = ts.launch(ctx, "/build/gh/jupyterlab/jupyterlab-demo/HEAD", nil) })
+	}
+	during := ts.waitFor(t, "the storm to attach", func(s Stats) bool { return s.ActiveBuildWatchers >= 150 })
+	if during.BuildsSucceeded != 0 {
+		t.Fatalf("the build ended before the storm attached; raise BuildTime: %+v", during)
+	}
+
+	others := make([]launchResult, background)
+	var bg sync.WaitGroup
+	for i := range background {
+		bg.Go(func() { others[i] = ts.launch(ctx, fmt.Sprintf("/build/gh/other/r%d/HEAD", i), nil) })
+	}
+	bg.Wait()
+	mid := ts.Stats()
+	wg.Wait()
+
+	// The other repositories' launches failed like BinderHub's: a 500
+	// failed event from the launcher's timeout.
+	failed := 0
+	for i, r := range others {
+		switch p := r.last(); {
+		case p.Phase == sse.PhaseFailed && p.StatusCode == 500 && strings.Contains(p.Message, "took too long to launch"):
+			failed++
+		case p.Phase == sse.PhaseReady:
+		default:
+			t.Errorf("background launch %d: phases %v, last %+v, err %v", i, r.phases(), p, r.Err)
+		}
+	}
+	if failed < background/2 {
+		t.Errorf("%d of %d background launches failed during the storm; want most of them", failed, background)
+	}
+	if mid.BuildsSucceeded != 0 {
+		t.Errorf("the build ended before the background launches did; the test did not measure the storm: %+v", mid)
+	}
+
+	// The storm itself: one build, every client a watcher, most queued.
+	tokens := map[string]bool{}
+	for i, r := range storm {
+		if r.last().Phase != sse.PhaseReady {
+			t.Fatalf("storm client %d: phases %v, err %v", i, r.phases(), r.Err)
+		}
+		tokens[r.last().Token] = true
+	}
+	st := ts.Stats()
+	t.Logf("after the storm: %+v", st)
+	if len(tokens) != clients {
+		t.Errorf("%d distinct tokens for %d storm clients", len(tokens), clients)
+	}
+	if st.BuildsStarted != 1 || st.PeakBuildWatchers != clients {
+		t.Errorf("builds_started %d, peak_build_watchers %d; want 1 and %d", st.BuildsStarted, st.PeakBuildWatchers, clients)
+	}
+	if st.PeakQueued < int64(clients-cfg.withDefaults().Pool/2-1) {
+		t.Errorf("peak_queued %d; want the watchers past the pool queued", st.PeakQueued)
+	}
+	if st.PeakLoadFactor < 6 {
+		t.Errorf("peak_load_factor %v; want about 200/32", st.PeakLoadFactor)
+	}
+	if st.SlowedLaunches < background || st.LaunchFailures != int64(failed) {
+		t.Errorf("slowed_launches %d, launch_failures %d; want every background attempt slowed and %d failures", st.SlowedLaunches, st.LaunchFailures, failed)
+	}
+
+	// Once the build is over the site recovers.
+	if r := ts.launch(ctx, "/build/gh/other/after/HEAD", nil); r.last().Phase != sse.PhaseReady {
+		t.Errorf("launch after the storm: %v %v", r.phases(), r.Err)
+	}
+}
