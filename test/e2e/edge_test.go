@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// Envoy connects, ACKs, and traffic flows: non-launch requests straight to
+// BinderHub, launches through the gate over h2c to the simulator.
+func TestEnvoyServesTrafficFromXDS(t *testing.T) {
+	for name, delta := range map[string]bool{"state of the world": false, "delta": true} {
+		t.Run(name, func(t *testing.T) {
+			s := startStack(t, options{delta: delta})
+
+			req, _ := http.NewRequest(http.MethodGet, s.edgeURL+"/versions", nil)
+			req.Header.Set("X-Real-Ip", "203.0.113.9") // a client trying to spoof
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("GET /versions through envoy: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "binderhub") {
+				t.Fatalf("GET /versions = %d %q, want the simulator's answer", resp.StatusCode, body)
+			}
+			if ip, _ := s.binderHits.seen("/versions"); ip != "127.0.0.1" {
+				t.Errorf("BinderHub saw X-Real-Ip %q, want Envoy's view of the client (127.0.0.1), not the spoofed one", ip)
+			}
+			if s.gateHits.prefix("/versions") != 0 {
+				t.Errorf("a non-launch request went to the gate")
+			}
+
+			a := launch(s.ctx, s.edgeURL, "gh/org/repo/HEAD", 20*time.Second)
+			if a.err != nil || a.final().Phase != sse.PhaseReady {
+				t.Fatalf("launch through envoy: err %v, events %+v, want ready", a.err, a.events)
+			}
+			if _, proto := s.gateHits.seen("/build/gh/org/repo/HEAD"); proto != 2 {
+				t.Errorf("envoy reached the gate over HTTP/%d, want h2c", proto)
+			}
+			if n := s.binderHits.prefix("/build/gh/org/repo/HEAD"); n != 1 {
+				t.Errorf("simulator got %d launch requests, want 1 (through the gate)", n)
+			}
+		})
+	}
+}
+
+// A ban at the edge answers with one failed event and never reaches the
+// gate or the simulator; removing it restores launches.
+func TestBanAnsweredAtEdge(t *testing.T) {
+	s := startStack(t, options{})
+	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned for mining"}})
+	s.waitRouteAcked()
+
+	a := launch(s.ctx, s.edgeURL, "gh/evil/repo/HEAD", 5*time.Second)
+	if a.status != 200 || len(a.events) != 1 || a.final().Phase != sse.PhaseFailed || a.final().StatusCode != 403 || a.final().Message != "banned for mining" {
+		t.Fatalf("banned launch got %d %+v, want 200 and one failed 403 event", a.status, a.events)
+	}
+	if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("content type %q, want text/event-stream", ct)
+	}
+	if n := s.gateHits.prefix("/build/gh/evil/") + s.binderHits.prefix("/build/gh/evil/"); n != 0 {
+		t.Errorf("%d banned launches got past the edge", n)
+	}
+
+	s.ctl.SetBans(nil)
+	s.waitRouteAcked()
+	if a := launch(s.ctx, s.edgeURL, "gh/evil/repo/HEAD", 20*time.Second); a.final().Phase != sse.PhaseReady {
+		t.Fatalf("after unban got %+v (err %v), want ready", a.events, a.err)
+	}
+}

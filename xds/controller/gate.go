@@ -1,0 +1,61 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/gate"
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// saturatedRetryAfter is sent with an edge 429 for a full spec: about how
+// long a waiting room takes to drain at the default release rate.
+const saturatedRetryAfter = 30 * time.Second
+
+// HotBlocks turns the gate's state into edge rules: an open breaker
+// becomes a 503 until it closes, a full waiting room a 429. Specs that are
+// merely busy stay with the gate, which collapses them.
+func HotBlocks(st gate.State, now time.Time) []ir.Block {
+	var out []ir.Block
+	for _, h := range st.Hot {
+		var b ir.Block
+		switch {
+		case h.Breaker == "open" && h.OpenUntil.After(now):
+			b = ir.Block{
+				Class:      ir.ClassBreakerOpen,
+				StatusCode: 503,
+				Message:    fmt.Sprintf("Recent builds of this repository failed, so launches are paused until %s. Please try again later.", h.OpenUntil.UTC().Format(time.Kitchen+" MST")),
+				RetryAfter: roundUp(h.OpenUntil.Sub(now), 10*time.Second),
+			}
+		case h.Full:
+			b = ir.Block{
+				Class:      ir.ClassSaturated,
+				StatusCode: 429,
+				Message:    fmt.Sprintf("This repository is being built and its waiting room (%d launches) is full. Please try again in a little while.", h.MaxWaiters),
+				RetryAfter: saturatedRetryAfter,
+			}
+		default:
+			continue
+		}
+		b.Source = "gate:" + h.Key
+		for _, p := range h.Paths {
+			b.PathPrefix = p
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// WatchGate feeds the gate's published state to c until ctx ends.
+func WatchGate(ctx context.Context, g *gate.Gate, c *Controller) {
+	for st := range g.Subscribe(ctx) {
+		c.SetHot(HotBlocks(st, time.Now()))
+	}
+}
+
+// roundUp keeps Retry-After coarse, so the edge rule (and its RDS push)
+// does not change on every state the gate publishes.
+func roundUp(d, step time.Duration) time.Duration {
+	return (d + step - 1) / step * step
+}
