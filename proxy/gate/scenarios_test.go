@@ -1,0 +1,365 @@
+package gate_test
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/binderguard/binderguard/proxy/gate"
+	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/test/fakebinder"
+)
+
+// leaderThenFollowers starts a leader, waits until its stream shows the
+// build, then starts n followers and waits until the gate holds them all.
+func (s *stack) leaderThenFollowers(t *testing.T, ctx, leaderCtx context.Context, spec string, n int) (leader chan result, followers []chan result) {
+	t.Helper()
+	building := make(chan struct{})
+	var once sync.Once
+	leader = make(chan result, 1)
+	go func() {
+		leader <- s.launch(leaderCtx, spec, clientIP(0), nil, func(p sse.Payload) {
+			if p.Phase == sse.PhaseBuilding || p.Phase == sse.PhaseFetching {
+				once.Do(func() { close(building) })
+			}
+		})
+	}()
+	select {
+	case <-building:
+	case <-time.After(10 * time.Second):
+		t.Fatal("leader's stream never showed a build")
+	}
+	for i := 1; i <= n; i++ {
+		ch := make(chan result, 1)
+		followers = append(followers, ch)
+		go func() { ch <- s.launch(ctx, spec, clientIP(i), nil, nil) }()
+	}
+	waitFor(t, "followers to be held", func() bool { return s.gate.State().WaitersTotal == n })
+	return leader, followers
+}
+
+func collect(chs []chan result) []result {
+	out := make([]result, len(chs))
+	for i, ch := range chs {
+		out[i] = <-ch
+	}
+	return out
+}
+
+func TestLeaderDisconnectPromotesAFollowerWithoutABreak(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 3 * time.Second
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	leaderCtx, dropLeader := context.WithCancel(ctx)
+	_, fchs := s.leaderThenFollowers(t, ctx, leaderCtx, "gh/org/repo/HEAD", 50)
+	dropLeader()
+
+	results := collect(fchs)
+	checkEveryoneLaunchedOnTheirOwn(t, results)
+	for _, r := range results {
+		seen := map[string]bool{}
+		for _, e := range r.events {
+			if e.Phase != sse.PhaseBuilding && e.Phase != sse.PhaseFetching {
+				continue
+			}
+			if seen[e.Message] {
+				t.Errorf("client %s saw log line %q twice: the promoted leader's replay leaked", r.ip, e.Message)
+			}
+			seen[e.Message] = true
+		}
+	}
+	if p := metricValue(t, s.reg, "binderguard_promotions_total"); p != 1 {
+		t.Errorf("promotions = %v, want 1", p)
+	}
+	st := s.sim.Stats()
+	if st.PeakBuildWatchers > 1 || st.BuildsStarted != 1 {
+		t.Errorf("simulator: peak watchers %d, builds started %d; want 1 and 1", st.PeakBuildWatchers, st.BuildsStarted)
+	}
+}
+
+func TestBuildFailureFailsFollowersAndOpensTheBreaker(t *testing.T) {
+	sim := fastSim()
+	sim.FailSpecs = "broken"
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/broken/HEAD", 30)
+
+	if l := <-lch; l.failed == nil {
+		t.Fatalf("leader: want failed, got %v (%v)", l.phases(), l.err)
+	}
+	for _, r := range collect(fchs) {
+		if r.failed == nil || r.ready != nil {
+			t.Errorf("follower %s: want failed, got %v (%v)", r.ip, r.phases(), r.err)
+		}
+	}
+	start := time.Now()
+	r := s.launch(ctx, "gh/org/broken/HEAD", clientIP(99), nil, nil)
+	if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "try again in") {
+		t.Fatalf("after the failure: want one failed 503 event, got %+v (%v)", r.events, r.err)
+	}
+	if len(r.events) != 1 || r.header.Get("Retry-After") == "" || time.Since(start) > time.Second {
+		t.Errorf("open breaker answer: events %d, Retry-After %q, took %v", len(r.events), r.header.Get("Retry-After"), time.Since(start))
+	}
+	if st := s.sim.Stats(); st.BuildsStarted != 1 || st.PeakBuildWatchers > 1 {
+		t.Errorf("simulator: builds started %d, peak watchers %d", st.BuildsStarted, st.PeakBuildWatchers)
+	}
+	if n := metricValue(t, s.reg, "binderguard_breaker_transitions_total", "to", "open"); n != 1 {
+		t.Errorf("breaker transitions to open = %v, want 1", n)
+	}
+}
+
+func TestBuildLongerThanTheMaximumTripsTheBreaker(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 10 * time.Second
+	l := testLaunch()
+	l.MaxBuild = time.Second
+	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
+	ctx := t.Context()
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/slow/HEAD", 10)
+	for _, r := range append(collect(fchs), <-lch) {
+		if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "longer than") {
+			t.Errorf("client %s: want failed 503 'longer than', got %v %+v (%v)", r.ip, r.phases(), r.failed, r.err)
+		}
+	}
+	r := s.launch(ctx, "gh/org/slow/HEAD", clientIP(99), nil, nil)
+	if r.failed == nil || r.failed.StatusCode != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("after the trip: want failed 503 with Retry-After, got %+v %v", r.failed, r.header)
+	}
+	waitFor(t, "the simulator to see no watcher", func() bool { return s.sim.Stats().ActiveBuildWatchers == 0 })
+}
+
+func TestCapsShedWith429(t *testing.T) {
+	t.Run("waiters per spec", func(t *testing.T) {
+		l := testLaunch()
+		l.MaxWaiters = 5
+		s := startStack(t, fastSim(), gate.StaticPolicies(l, gate.Global{}), nil)
+		ctx := t.Context()
+		lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 5)
+		r := s.launch(ctx, "gh/org/repo/HEAD", clientIP(77), nil, nil)
+		if r.failed == nil || r.failed.StatusCode != 429 || r.header.Get("Retry-After") != "30" {
+			t.Errorf("sixth follower: want failed 429 with Retry-After 30, got %+v %v", r.failed, r.header)
+		}
+		checkEveryoneLaunchedOnTheirOwn(t, append(collect(fchs), <-lch))
+		if n := metricValue(t, s.reg, "binderguard_shed_total", "reason", "waiters_spec"); n != 1 {
+			t.Errorf("shed{waiters_spec} = %v", n)
+		}
+	})
+	t.Run("waiters in total", func(t *testing.T) {
+		s := startStack(t, fastSim(), gate.StaticPolicies(testLaunch(), gate.Global{MaxWaitersTotal: 3}), nil)
+		ctx := t.Context()
+		lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 3)
+		waitFor(t, "saturated state", func() bool { return s.gate.State().Saturated })
+		r := s.launch(ctx, "gh/org/repo/HEAD", clientIP(77), nil, nil)
+		if r.failed == nil || r.failed.StatusCode != 429 {
+			t.Errorf("fourth follower: want failed 429, got %+v", r.failed)
+		}
+		checkEveryoneLaunchedOnTheirOwn(t, append(collect(fchs), <-lch))
+	})
+	t.Run("concurrent launches of a built spec", func(t *testing.T) {
+		sim := fastSim()
+		sim.BuiltSpecs = "built"
+		sim.LaunchTime = 2 * time.Second
+		l := testLaunch()
+		l.MaxConcurrent = 1
+		s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
+		ctx := t.Context()
+		first := make(chan result, 1)
+		go func() { first <- s.launch(ctx, "gh/org/built/HEAD", clientIP(1), nil, nil) }()
+		waitFor(t, "the first launch to stream", func() bool { return s.sim.Stats().LaunchesInProgress == 1 })
+		r := s.launch(ctx, "gh/org/built/HEAD", clientIP(2), nil, nil)
+		if r.failed == nil || r.failed.StatusCode != 429 || r.header.Get("Retry-After") == "" {
+			t.Errorf("second launch: want failed 429, got %+v", r.failed)
+		}
+		checkEveryoneLaunchedOnTheirOwn(t, []result{<-first})
+	})
+}
+
+func TestBansAreAnsweredByTheGate(t *testing.T) {
+	pol := gate.PoliciesFunc(func(spec string, _ time.Time) (gate.Policy, error) {
+		p := gate.Policy{Key: spec, Launch: testLaunch()}
+		switch spec {
+		case "gh/evil/miner/HEAD":
+			p.Ban = &gate.Ban{Policy: "RepoBan/ns/miner", Message: "gh/evil/miner is banned: crypto mining", Enforce: true}
+		case "gh/odd/repo/HEAD":
+			p.Ban = &gate.Ban{Policy: "RepoBan/ns/odd", Message: "watch this", Enforce: false}
+		}
+		return p, nil
+	})
+	sim := fastSim()
+	sim.BuiltSpecs = "."
+	s := startStack(t, sim, pol, nil)
+	r := s.launch(t.Context(), "gh/evil/miner/HEAD", clientIP(1), nil, nil)
+	if r.failed == nil || r.failed.StatusCode != 403 || r.failed.Message != "gh/evil/miner is banned: crypto mining" || len(r.events) != 1 {
+		t.Errorf("banned spec: want one failed 403 with the ban message, got %+v", r.events)
+	}
+	if s.sim.Stats().Requests != 0 {
+		t.Errorf("a banned launch reached BinderHub")
+	}
+	checkEveryoneLaunchedOnTheirOwn(t, []result{s.launch(t.Context(), "gh/odd/repo/HEAD", clientIP(2), nil, nil)})
+}
+
+func TestBuiltSpecsPassStraightThrough(t *testing.T) {
+	sim := fastSim()
+	sim.BuiltSpecs = "ready-made"
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	first := s.launch(ctx, "gh/org/ready-made/HEAD", clientIP(1), nil, nil)
+	rest := s.storm(ctx, "gh/org/ready-made/HEAD", 20)
+	checkEveryoneLaunchedOnTheirOwn(t, append(rest, first))
+	if n := metricValue(t, s.reg, "binderguard_launches_total", "outcome", "pass"); n != 20 {
+		t.Errorf("pass-through launches = %v, want 20", n)
+	}
+	if n := metricValue(t, s.reg, "binderguard_launches_total", "outcome", "follow"); n != 0 {
+		t.Errorf("held launches = %v, want 0", n)
+	}
+}
+
+func TestHoldTimeoutEndsWithAFailedEvent(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 5 * time.Second
+	l := testLaunch()
+	l.HoldTimeout = 300 * time.Millisecond
+	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
+	ctx := t.Context()
+	leaderCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	lch, _ := s.leaderThenFollowers(t, ctx, leaderCtx, "gh/org/repo/HEAD", 0)
+	r := s.launch(ctx, "gh/org/repo/HEAD", clientIP(5), nil, nil)
+	if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "held this launch") {
+		t.Errorf("want a failed hold-timeout event, got %v %+v", r.phases(), r.failed)
+	}
+	if w := s.gate.State().WaitersTotal; w != 0 {
+		t.Errorf("waiters after timeout = %d", w)
+	}
+	stop()
+	<-lch
+}
+
+func TestFollowerDisconnectsFreeTheirPlace(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 5 * time.Second
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	fctx, dropFollowers := context.WithCancel(ctx)
+	leaderCtx, stopLeader := context.WithCancel(ctx)
+	lch, fchs := s.leaderThenFollowers(t, fctx, leaderCtx, "gh/org/repo/HEAD", 40)
+	dropFollowers()
+	collect(fchs)
+	waitFor(t, "held followers to be forgotten", func() bool { return s.gate.State().WaitersTotal == 0 })
+	if w := metricValue(t, s.reg, "binderguard_waiters"); w != 0 {
+		t.Errorf("waiters gauge = %v", w)
+	}
+	stopLeader()
+	<-lch
+	waitFor(t, "the flight to end", func() bool { return len(s.gate.State().Hot) == 0 })
+}
+
+func buildToken(t *testing.T, secret, aud, origin string, exp time.Time) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"aud": aud, "origin": origin, "exp": exp.Unix()}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestHeldFollowersPresentAFreshBuildToken(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTokenSecret = "s3cret"
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	spec := "gh/org/repo/HEAD"
+	origin := http.Header{"Origin": {"https://binder.test"}}
+	// The leader and an early follower hold tokens that expire during the
+	// build; a later follower brings a fresh one.
+	expiring := buildToken(t, "s3cret", spec, "binder.test", time.Now().Add(1500*time.Millisecond))
+	fresh := buildToken(t, "s3cret", spec, "binder.test", time.Now().Add(5*time.Minute))
+	building := make(chan struct{})
+	var once sync.Once
+	chs := []chan result{make(chan result, 1), make(chan result, 1), make(chan result, 1)}
+	go func() {
+		chs[0] <- s.launch(ctx, spec+"?build_token="+expiring, clientIP(0), origin, func(p sse.Payload) {
+			if p.Phase == sse.PhaseBuilding {
+				once.Do(func() { close(building) })
+			}
+		})
+	}()
+	<-building
+	go func() { chs[1] <- s.launch(ctx, spec+"?build_token="+expiring, clientIP(1), origin, nil) }()
+	waitFor(t, "a held follower", func() bool { return s.gate.State().WaitersTotal == 1 })
+	go func() { chs[2] <- s.launch(ctx, spec+"?build_token="+fresh, clientIP(2), origin, nil) }()
+	results := collect(chs)
+	checkEveryoneLaunchedOnTheirOwn(t, results)
+	if st := s.sim.Stats(); st.BuildTokensRejected != 0 || st.BuildTokensAccepted != 3 {
+		t.Errorf("simulator: build tokens accepted %d, rejected %d; want 3 and 0", st.BuildTokensAccepted, st.BuildTokensRejected)
+	}
+}
+
+func TestStateNamesHotSpecsAndOpenBreakers(t *testing.T) {
+	sim := fastSim()
+	sim.FailSpecs = "broken"
+	l := testLaunch()
+	l.MaxWaiters = 2
+	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
+	ctx := t.Context()
+	states := s.gate.Subscribe(ctx)
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/broken/HEAD", 2)
+	var sawFull, sawOpen bool
+	deadline := time.After(15 * time.Second)
+	for !sawOpen {
+		select {
+		case st := <-states:
+			for _, h := range st.Hot {
+				if h.Key == "gh/org/broken/HEAD" && h.Full && h.Waiters == 2 && h.Stage == "building" && len(h.Paths) == 1 && h.Paths[0] == "/build/gh/org/broken/HEAD" {
+					sawFull = true
+				}
+				if h.Key == "gh/org/broken/HEAD" && h.Breaker == "open" && h.OpenUntil.After(time.Now()) {
+					sawOpen = true
+				}
+			}
+		case <-deadline:
+			t.Fatalf("state never showed the open breaker (full seen: %v)", sawFull)
+		}
+	}
+	if !sawFull {
+		t.Error("state never showed the spec full of waiters")
+	}
+	<-lch
+	collect(fchs)
+}
+
+func TestClientsCannotChooseTheAddressBinderHubSees(t *testing.T) {
+	sim := fastSim()
+	sim.BuiltSpecs = "."
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), func(c *gate.Config) {
+		c.TrustedPeers = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // not loopback: this client is untrusted
+	})
+	r := s.launch(t.Context(), "gh/org/repo/HEAD", "203.0.113.9", http.Header{"X-Forwarded-For": {"198.51.100.1"}}, nil)
+	if r.ready == nil || r.ready.BinderClientIP != "127.0.0.1" {
+		t.Errorf("untrusted peer: binder_client_ip = %+v, want the peer address 127.0.0.1", r.ready)
+	}
+}
+
+func TestEveryRejectionIsA200EventStream(t *testing.T) {
+	pol := gate.PoliciesFunc(func(spec string, _ time.Time) (gate.Policy, error) {
+		if spec == "bad" {
+			return gate.Policy{}, &fakeParseError{}
+		}
+		return gate.Policy{Key: spec, Launch: testLaunch()}, nil
+	})
+	s := startStack(t, fakebinder.Config{}, pol, nil)
+	r := s.launch(t.Context(), "bad", "", nil, nil)
+	if r.err != nil || r.failed == nil || r.failed.StatusCode != 400 {
+		t.Errorf("unparseable spec: want a 200 stream with failed 400, got %+v, %v", r.failed, r.err)
+	}
+}
+
+type fakeParseError struct{}
+
+func (*fakeParseError) Error() string { return "not a provider spec" }
