@@ -38,8 +38,13 @@ type Options struct {
 	Ramp time.Duration
 	// Timeout bounds each client's launch; zero means DefaultTimeout.
 	Timeout time.Duration
-	// Retry reproduces the JS client's retry every second on HTTP 429 and
-	// 5xx answers; without it such an answer ends the client as failed.
+	// Retry retries every second (RetryInterval) on HTTP 429 and 5xx
+	// answers, as the JS client's source means to; without it such an
+	// answer ends the client as failed, with the HTTP status as its status
+	// code (counted in Summary.Non200). Note: the pinned npm 0.5.0 client
+	// does not actually retry (its retry branch is dead code; see
+	// test/compat), so Retry models clients that do, such as a release
+	// whose retry works.
 	Retry bool
 	// Mix are background launches of other repositories run at the same
 	// time; they are reported in Summary.Mix.
