@@ -70,7 +70,10 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Handler returns the HTTP handler of the simulator: /build/, /health,
-// /versions, /metrics and the /_sim/ test endpoints.
+// /versions, /metrics and the /_sim/ test endpoints. Streams it serves end
+// with their request or with Close; when serving it on your own
+// http.Server (or httptest.Server), call Close first so held streams (the
+// 60 s ready hold) do not keep that server's shutdown waiting.
 func (s *Server) Handler() http.Handler {
 	metricsHandler := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 	// A hand-written dispatch rather than http.ServeMux: the mux cleans

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -492,4 +493,57 @@ func ExampleServer() {
 	defer srv.Close()
 	fmt.Println(srv.Stats().Pool)
 	// Output: 64
+}
+
+func TestHandlerOnAnotherHTTPServerEndsWithClose(t *testing.T) {
+	cfg := fast()
+	cfg.BuiltSpecs = "."
+	cfg.ReadyHold = time.Hour
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	client := &http.Client{Transport: &http.Transport{}}
+	req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, hs.URL+"/build/gh/org/repo/HEAD", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := sse.NewReader(resp.Body)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			t.Fatalf("stream ended before ready: %v", err)
+		}
+		if ev.Phase == sse.PhaseReady {
+			break
+		}
+	}
+	// The stream is held for an hour; Close must end it so the
+	// http server can shut down.
+	srv.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Errorf("reading the rest of the held stream: %v", err)
+	}
+	resp.Body.Close()
+	hs.Close()
+	client.CloseIdleConnections()
+}
+
+func TestBurnCPUWatchers(t *testing.T) {
+	cfg := fast()
+	cfg.BurnCPU = 5 * time.Millisecond
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if r := ts.launch(ctx, "/build/gh/org/hot/HEAD", nil); r.last().Phase != sse.PhaseReady {
+				t.Errorf("launch with CPU burn: %v %v", r.phases(), r.Err)
+			}
+		})
+	}
+	wg.Wait()
 }
