@@ -228,7 +228,12 @@ type BreakerSpec struct {
 
 // BuildSpec bounds build pods.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.limits) || !has(self.resources.requests) || self.resources.requests.all(k, !(k in self.resources.limits) || quantity(string(self.resources.limits[k])).compareTo(quantity(string(self.resources.requests[k]))) >= 0)",message="resources.limits must be at least resources.requests for every resource"
+// The limits-versus-requests rule names the resources build pods use (cpu,
+// memory, ephemeral-storage) instead of iterating the maps: a
+// ResourceRequirements map has no size bound the API server could use to
+// estimate the cost of a loop, so such a rule is refused as too expensive.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.limits) || !has(self.resources.requests) || ['cpu', 'memory', 'ephemeral-storage'].all(k, !(k in self.resources.limits) || !(k in self.resources.requests) || quantity(string(self.resources.limits[k])).compareTo(quantity(string(self.resources.requests[k]))) >= 0)",message="resources.limits must be at least resources.requests for cpu, memory and ephemeral-storage"
 type BuildSpec struct {
 	// Resources are applied to a build pod's containers that set none, and
 	// are the most a build pod may set (a pod asking for more is refused,

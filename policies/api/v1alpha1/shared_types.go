@@ -66,7 +66,7 @@ type RepoRef string
 //
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=256
-// +kubebuilder:validation:XValidation:rule="type(''.matches(self)) == bool",message="regex must be a valid RE2 regular expression"
+// +kubebuilder:validation:XValidation:rule="type('x'.matches(self)) == bool",message="regex must be a valid RE2 regular expression"
 type Regex string
 
 // SpecPattern is a regex, optionally scoped to one provider.
