@@ -453,3 +453,23 @@ func (s *stack) waitRouteAcked() {
 		s.t.Fatal(err)
 	}
 }
+
+// newControllerLike makes a controller for s.xds with old's inputs, as a
+// restarted binderguard would.
+func newControllerLike(s *stack, old *controller.Controller) *controller.Controller {
+	e := old.Edge()
+	c := controller.New(*e, s.xds, testLogger(s.t))
+	c.SetBans(e.Blocks)
+	return c
+}
+
+// adminStats returns the admin stats whose names match the regex filter.
+func (s *stack) adminStats(filter string) string {
+	resp, err := http.Get(s.adminURL + "/stats?filter=" + url.QueryEscape(filter))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

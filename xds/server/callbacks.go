@@ -71,6 +71,7 @@ func (s *Server) callbacks() serverv3.Callbacks {
 func (s *Server) ack(typ, version string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.log.Debug("envoy acked", "type", shortType(typ), "version", version)
 	if s.acked[typ] == version {
 		return
 	}
