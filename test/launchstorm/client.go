@@ -119,6 +119,10 @@ func (l *launcher) attempt(ctx context.Context, start time.Time, r *Result, url 
 	}
 	if l.headers != nil {
 		for k, vs := range l.headers(r.Index) {
+			if http.CanonicalHeaderKey(k) == "Host" && len(vs) > 0 {
+				req.Host = vs[0] // net/http sends req.Host, not a Host header
+				continue
+			}
 			for _, v := range vs {
 				req.Header.Add(k, v)
 			}

@@ -49,8 +49,10 @@ type Options struct {
 	// Mix are background launches of other repositories run at the same
 	// time; they are reported in Summary.Mix.
 	Mix []MixEntry
-	// Headers, when set, gives extra request headers for client i. Main
-	// clients are numbered 0..Clients-1, mix clients from Clients on.
+	// Headers, when set, gives extra request headers for client i (a
+	// "Host" entry sets the request's Host). Main clients are numbered
+	// 0..Clients-1, mix clients from Clients on. Accept is always
+	// text/event-stream, as the JS client sends.
 	Headers func(i int) http.Header
 	// StatsURL, when set, is fetched once at the end (the simulator's
 	// /_sim/stats) and its JSON included in Summary.SimStats.

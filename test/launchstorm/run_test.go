@@ -24,11 +24,13 @@ type script struct {
 	mu       sync.Mutex
 	attempts map[string]int // by X-Client header
 	headers  []http.Header
+	hosts    []string
 }
 
 func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.headers = append(s.headers, r.Header.Clone())
+	s.hosts = append(s.hosts, r.Host)
 	s.mu.Unlock()
 	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		sw := sse.Start(w)
@@ -279,7 +281,9 @@ func (s Summary) mixResults() []Result {
 func TestRunSendsTheJSClientsRequest(t *testing.T) {
 	sc, url, _ := startScript(t)
 	_, err := Run(context.Background(), Options{URL: url + "/", Spec: "gh/org/ready/HEAD", Clients: 1,
-		Headers: func(int) http.Header { return http.Header{"Cookie": {"a=b"}, "Accept": {"text/html"}} }})
+		Headers: func(int) http.Header {
+			return http.Header{"Cookie": {"a=b"}, "Accept": {"text/html"}, "Host": {"binder.example.org"}}
+		}})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -291,6 +295,9 @@ func TestRunSendsTheJSClientsRequest(t *testing.T) {
 	h := sc.headers[0]
 	if h.Get("Accept") != "text/event-stream" || h.Get("Cookie") != "a=b" {
 		t.Errorf("accept %q cookie %q, want text/event-stream and the caller's cookie", h.Get("Accept"), h.Get("Cookie"))
+	}
+	if sc.hosts[0] != "binder.example.org" {
+		t.Errorf("host %q, want the caller's", sc.hosts[0])
 	}
 }
 
