@@ -81,13 +81,24 @@ type core struct {
 	dec cradmission.Decoder
 }
 
+// checkKind refuses a review that is not about a pod: an AdmissionReview
+// without a request, or a webhook configuration pointing other resources
+// here.
+func checkKind(req cradmission.Request) *cradmission.Response {
+	if req.Kind.Kind == "" {
+		r := cradmission.Errored(http.StatusBadRequest, errors.New("binderguard admits only core/v1 Pods: the AdmissionReview carries no request kind"))
+		return &r
+	}
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" {
+		r := cradmission.Errored(http.StatusBadRequest, fmt.Errorf("binderguard admits only core/v1 Pods, got %s", req.Kind.String()))
+		return &r
+	}
+	return nil
+}
+
 // pod decodes and checks the request's object; a non-nil Response is the
 // error answer to send instead.
 func (c *core) pod(req cradmission.Request) (*corev1.Pod, *cradmission.Response) {
-	if req.Kind.Group != "" || req.Kind.Kind != "Pod" {
-		r := cradmission.Errored(http.StatusBadRequest, fmt.Errorf("binderguard admits only core/v1 Pods, got %q", req.Kind.String()))
-		return nil, &r
-	}
 	if len(req.Object.Raw) == 0 {
 		r := cradmission.Errored(http.StatusBadRequest, errors.New("admission request carries no object"))
 		return nil, &r
@@ -128,6 +139,9 @@ func (h *mutating) Handle(ctx context.Context, req cradmission.Request) cradmiss
 }
 
 func (h *mutating) handle(req cradmission.Request) (cradmission.Response, evaluate.Kind) {
+	if bad := checkKind(req); bad != nil {
+		return *bad, ""
+	}
 	if req.Operation != "CREATE" {
 		return cradmission.Allowed("binderguard mutates pods on create only"), ""
 	}
@@ -162,6 +176,9 @@ func (h *validating) Handle(ctx context.Context, req cradmission.Request) cradmi
 }
 
 func (h *validating) handle(req cradmission.Request) (cradmission.Response, evaluate.Kind) {
+	if bad := checkKind(req); bad != nil {
+		return *bad, ""
+	}
 	var check func(*corev1.Pod, evaluate.Policies) evaluate.Verdict
 	switch {
 	case req.Operation == "CREATE" && req.SubResource == "":
