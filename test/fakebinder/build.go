@@ -175,7 +175,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		if st.send(builtEvent(t.Image, true)) != nil {
 			return
 		}
-		s.launch(st, l)
+		s.launchThenHold(st, l)
 		return
 	case arriveStartBuild:
 		im = &image{
@@ -205,7 +205,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	if st.send(builtEvent(t.Image, false)) != nil {
 		return
 	}
-	s.launch(st, l)
+	s.launchThenHold(st, l)
 }
 
 // watch is one build watcher: "waiting", a wait in line for two pool

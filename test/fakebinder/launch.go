@@ -22,11 +22,20 @@ type launchReq struct {
 	ip      string // binder_client_ip
 }
 
+// launchThenHold launches and, after ready, holds the stream open:
+// BinderHub keeps it so the client closes first, since an EventSource
+// would reconnect, and start a new launch, if the server closed.
+func (s *Server) launchThenHold(st *stream, l launchReq) {
+	if s.launch(st, l) {
+		_ = st.sleep(s.cfg.ReadyHold)
+	}
+}
+
 // launch asks the simulated JupyterHub for a server, with BinderHub's
-// retries, and sends "ready" with a fresh token and URL, then holds the
-// stream. Each attempt's work runs slower under the build watchers' load
-// and fails after LaunchTimeout.
-func (s *Server) launch(st *stream, l launchReq) {
+// retries, and sends "ready" with a fresh token and URL. Each attempt's
+// work runs slower under the build watchers' load and fails after
+// LaunchTimeout. It reports whether ready was sent.
+func (s *Server) launch(st *stream, l launchReq) bool {
 	s.mu.Lock()
 	s.stats.Launches++
 	s.stats.LaunchesInProgress++
@@ -40,7 +49,7 @@ func (s *Server) launch(st *stream, l launchReq) {
 	}()
 
 	if st.send(sse.Payload{Phase: sse.PhaseLaunching, Message: "Launching server...\n"}) != nil {
-		return
+		return false
 	}
 	username := uniqueName(l.t.RepoURL)
 	delay := s.cfg.LaunchRetryDelay
@@ -49,7 +58,7 @@ func (s *Server) launch(st *stream, l launchReq) {
 		start := time.Now()
 		ok, err := s.launchAttempt(st, username)
 		if err != nil {
-			return
+			return false
 		}
 		if ok {
 			s.metrics.launchTime.WithLabelValues("success", strconv.Itoa(i)).Observe(time.Since(start).Seconds())
@@ -71,16 +80,16 @@ func (s *Server) launch(st *stream, l launchReq) {
 			// writes one failed event and finishes the response.
 			_ = st.send(sse.Payload{Phase: sse.PhaseFailed, StatusCode: http.StatusInternalServerError,
 				Message: fmt.Sprintf("Image %s for user %s took too long to launch\n", l.t.Image, username)})
-			return
+			return false
 		}
 		s.mu.Lock()
 		s.stats.LaunchRetries++
 		s.mu.Unlock()
 		if st.send(sse.Payload{Phase: sse.PhaseLaunching, Message: fmt.Sprintf("Launch attempt %d failed, retrying...\n", i+1)}) != nil {
-			return
+			return false
 		}
 		if st.sleep(delay) != nil {
-			return
+			return false
 		}
 		delay *= 2
 	}
@@ -105,12 +114,7 @@ func (s *Server) launch(st *stream, l launchReq) {
 	s.stats.LaunchesReady++
 	s.stats.TokensIssued++
 	s.mu.Unlock()
-	if st.send(ready) != nil {
-		return
-	}
-	// BinderHub keeps the stream open so the client closes first: an
-	// EventSource would reconnect, and start a new launch, if the server did.
-	_ = st.sleep(s.cfg.ReadyHold)
+	return st.send(ready) == nil
 }
 
 // launchAttempt runs one attempt: LaunchTime of work, slowed by the load

@@ -261,7 +261,7 @@ func TestWireBuildTokenAccepted(t *testing.T) {
 func TestWireKeepalivesAndReadyHold(t *testing.T) {
 	cfg := fast()
 	cfg.KeepaliveInterval = 20 * time.Millisecond
-	cfg.ReadyHold = 150 * time.Millisecond
+	cfg.ReadyHold = 500 * time.Millisecond
 	cfg.BuiltSpecs = "."
 	ts := startServer(t, cfg)
 	req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, ts.URL+"/build/gh/org/repo/HEAD", nil)
@@ -290,7 +290,13 @@ func TestWireKeepalivesAndReadyHold(t *testing.T) {
 			}
 			afterReady++
 		}
-		sawReady = sawReady || ev.Phase == sse.PhaseReady
+		if ev.Phase == sse.PhaseReady {
+			sawReady = true
+			// The launch is over; only the stream is held.
+			ts.waitFor(t, "the launch to end during the hold", func(s Stats) bool {
+				return s.LaunchesInProgress == 0 && s.ActiveStreams == 1
+			})
+		}
 	}
 	if !sawReady || afterReady == 0 {
 		t.Errorf("ready %v, %d keepalives after it; want the stream held open with keepalives, then closed", sawReady, afterReady)
@@ -546,4 +552,38 @@ func TestBurnCPUWatchers(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestWireLaunchRetriesThenFailsUnderLoad(t *testing.T) {
+	cfg := fast()
+	cfg.BuildTime = time.Hour // the watchers stay for the whole test
+	cfg.CPUCapacity = 1       // two watchers: every launch runs at half speed
+	cfg.BuiltSpecs = "^gh/other/"
+	cfg.LaunchTime = 100 * time.Millisecond
+	cfg.LaunchTimeout = 60 * time.Millisecond
+	cfg.LaunchRetries = 2
+	cfg.LaunchRetryDelay = 10 * time.Millisecond
+	ts := startServer(t, cfg)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 2 {
+		wg.Go(func() { ts.launch(ctx, "/build/gh/org/slow/HEAD", nil) })
+	}
+	ts.waitFor(t, "two watchers", func(s Stats) bool { return s.ActiveBuildWatchers == 2 })
+
+	r := ts.launch(ctx, "/build/gh/other/repo/HEAD", nil)
+	var retried bool
+	for _, e := range r.Events {
+		retried = retried || (e.Phase == sse.PhaseLaunching && e.Message == "Launch attempt 1 failed, retrying...\n")
+	}
+	last := r.last()
+	if !retried || last.Phase != sse.PhaseFailed || last.StatusCode != 500 || !strings.Contains(last.Message, "took too long to launch") {
+		t.Errorf("events %+v; want a retry, then a 500 failed event", r.Events)
+	}
+	st := ts.Stats()
+	if st.LaunchRetries != 1 || st.LaunchFailures != 1 || st.SlowedLaunches != 2 || st.LoadFactor != 2 {
+		t.Errorf("stats %+v; want 1 retry, 1 failure, 2 slowed attempts at load factor 2", st)
+	}
 }
