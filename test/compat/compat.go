@@ -99,6 +99,8 @@ type Result struct {
 	// Rejections are unhandled promise rejections the library left (a
 	// browser would log them).
 	Rejections []string `json:"rejections"`
+	// Error is set when iterating the client's events threw.
+	Error string `json:"error"`
 	// Stderr is what node wrote on stderr (the library's console logs).
 	Stderr string `json:"-"`
 }

@@ -151,7 +151,14 @@ async function consume() {
   return closedBy;
 }
 
-const how = await Promise.race([consume(), timedOut]);
+const how = await Promise.race([
+  consume().catch((err) => {
+    // Not expected from the library; report it rather than crash.
+    result.error = String(err);
+    return "client";
+  }),
+  timedOut,
+]);
 clearTimeout(timer);
 if (how === "timeout") {
   closedBy = "timeout";
