@@ -38,10 +38,12 @@ func blockRoute(b ir.Block) *routev3.Route {
 		Match: matchAll(),
 		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
 			Status: 200,
-			Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{
-				InlineString: failedBody(b.StatusCode, b.Message),
-			}},
+			Body:   inline(failedBody(b.StatusCode, b.Message)),
 		}},
 		ResponseHeadersToAdd: sseHeaders(string(b.Class), retry),
 	}
+}
+
+func inline(s string) *corev3.DataSource {
+	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: s}}
 }

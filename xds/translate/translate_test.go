@@ -1,0 +1,159 @@
+package translate
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+func baseEdge() *ir.Edge {
+	return &ir.Edge{
+		Listener: ir.Listener{Address: ir.Endpoint{Host: "0.0.0.0", Port: 8080}},
+		Binder:   ir.Upstream{Endpoint: ir.Endpoint{Host: "127.0.0.1", Port: 8585}},
+		Gate:     ir.Gate{Endpoints: []ir.Endpoint{{Host: "127.0.0.1", Port: 8081}}},
+	}
+}
+
+// prefixes returns the edge matcher's map keys and the route name each
+// resolves to.
+func prefixes(t *testing.T, res *Resources) map[string]string {
+	t.Helper()
+	m := res.Routes[0].VirtualHosts[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v.GetAction().GetName()
+	}
+	return out
+}
+
+func TestTranslateBlocks(t *testing.T) {
+	ban := ir.Block{PathPrefix: "/build/gh/a/b/", Class: ir.ClassBanned, StatusCode: 403, Message: "no"}
+	hot := ir.Block{PathPrefix: "/build/gh/c/d/HEAD", Class: ir.ClassBreakerOpen, StatusCode: 503, Message: "later", RetryAfter: time.Minute}
+	tests := map[string]struct {
+		blocks  []ir.Block
+		want    map[string]string
+		wantErr error
+	}{
+		"no blocks leaves only the launch prefix": {
+			want: map[string]string{"/build/": RouteLaunch},
+		},
+		"a ban and a hot spec each get a prefix": {
+			blocks: []ir.Block{ban, hot},
+			want:   map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "edge_banned", hot.PathPrefix: "edge_breaker_open"},
+		},
+		"a ban wins over a hot spec on the same prefix": {
+			blocks: []ir.Block{ban, {PathPrefix: ban.PathPrefix, Class: ir.ClassSaturated, StatusCode: 429, Message: "full"}},
+			want:   map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "edge_banned"},
+		},
+		"a bad block is skipped and reported, the rest is kept": {
+			blocks:  []ir.Block{{PathPrefix: "/versions", Class: ir.ClassBanned, StatusCode: 403, Message: "x"}, ban},
+			want:    map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "edge_banned"},
+			wantErr: ir.ErrBadPathPrefix,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := baseEdge()
+			e.Blocks = tc.blocks
+			res, err := Translate(e)
+			if res == nil {
+				t.Fatalf("Translate returned no resources: %v", err)
+			}
+			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Translate error = %v, want %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, prefixes(t, res)); diff != "" {
+				t.Errorf("edge prefixes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTranslateRefusesUnusableEdge(t *testing.T) {
+	e := baseEdge()
+	e.Gate.Endpoints = nil
+	if res, err := Translate(e); res != nil || !errors.Is(err, ErrInvalidEdge) || !errors.Is(err, ir.ErrNoUpstream) {
+		t.Fatalf("Translate = %v, %v; want nil and ErrInvalidEdge wrapping ErrNoUpstream", res, err)
+	}
+}
+
+func TestBlockRouteIsOneFailedEvent(t *testing.T) {
+	r := blockRoute(ir.Block{PathPrefix: "/build/gh/a/b/", Class: ir.ClassSaturated, StatusCode: 429, Message: "full", RetryAfter: 1500 * time.Millisecond})
+	want := &routev3.Route{
+		Name:  "edge_saturated",
+		Match: matchAll(),
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+			Status: 200,
+			Body:   inline("data: {\"phase\":\"failed\",\"message\":\"full\",\"status_code\":429}\n\n"),
+		}},
+		ResponseHeadersToAdd: sseHeaders("saturated", "2"),
+	}
+	if diff := cmp.Diff(want, r, protocmp.Transform()); diff != "" {
+		t.Errorf("block route (-want +got):\n%s", diff)
+	}
+}
+
+func TestBucket(t *testing.T) {
+	tests := map[string]struct {
+		burst     uint32
+		perSecond float64
+		want      *typev3.TokenBucket
+	}{
+		"one a second is one token per second":     {burst: 5, perSecond: 1, want: tb(5, 1, time.Second)},
+		"a slow rate refills one token at a time":  {burst: 3, perSecond: 0.25, want: tb(3, 1, 4*time.Second)},
+		"a fast rate refills many tokens a second": {burst: 50, perSecond: 20, want: tb(50, 20, time.Second)},
+		"a zero burst still admits one launch":     {burst: 0, perSecond: 2, want: tb(1, 2, time.Second)},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, bucket(tc.burst, tc.perSecond), protocmp.Transform()); diff != "" {
+				t.Errorf("bucket (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLaunchRouteHasNoRateLimitWithoutPolicy(t *testing.T) {
+	if r := launchRoute(ir.Launch{}); len(r.TypedPerFilterConfig) != 0 {
+		t.Errorf("launch route has per-filter config %v without a client rate", r.TypedPerFilterConfig)
+	}
+	if r := launchRoute(ir.Launch{ClientRate: ir.RateLimit{PerSecond: 1, Burst: 2}}); r.TypedPerFilterConfig[filterLocalRateLimit] == nil {
+		t.Errorf("launch route lacks the local rate limit with a client rate")
+	}
+}
+
+func TestMatcherFallsThroughToBinder(t *testing.T) {
+	res, err := Translate(baseEdge())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nm *xdsmatcher.Matcher_OnMatch = res.Routes[0].VirtualHosts[0].GetMatcher().GetOnNoMatch()
+	if nm.GetAction().GetName() != RoutePassThrough {
+		t.Fatalf("on_no_match action %q, want %q", nm.GetAction().GetName(), RoutePassThrough)
+	}
+	var r routev3.Route
+	if err := nm.GetAction().GetTypedConfig().UnmarshalTo(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.GetRoute().GetCluster() != ClusterBinder || r.GetRoute().GetRetryPolicy() != nil {
+		t.Errorf("pass-through route %v, want cluster binder and no retries", r.GetRoute())
+	}
+	if !strings.Contains(res.Routes[0].RequestHeadersToAdd[0].Header.Value, "DOWNSTREAM_REMOTE_ADDRESS") {
+		t.Errorf("X-Real-Ip is not set from the downstream address")
+	}
+}
+
+func tb(max, perFill uint32, every time.Duration) *typev3.TokenBucket {
+	return &typev3.TokenBucket{MaxTokens: max, TokensPerFill: wrapperspb.UInt32(perFill), FillInterval: durationpb.New(every)}
+}
