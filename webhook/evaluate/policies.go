@@ -2,19 +2,22 @@ package evaluate
 
 import (
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/binderguard/binderguard/policies/match"
 )
 
 // Mode is how a policy acts on what it matches.
-type Mode string
+type Mode = match.Mode
 
 // The modes a RepoBan or LaunchPolicy can run in.
 const (
 	// ModeEnforce denies (bans, maxima) and mutates (build limits).
-	ModeEnforce Mode = "Enforce"
-	// ModeWarn allows and returns an admission warning to the client.
-	ModeWarn Mode = "Warn"
+	ModeEnforce = match.ModeEnforce
+	// ModeWarn allows and returns an admission warning to the client; a
+	// Warn LaunchPolicy does not mutate.
+	ModeWarn = match.ModeWarn
 	// ModeAudit allows silently; the handler records a metric and an Event.
-	ModeAudit Mode = "Audit"
+	ModeAudit = match.ModeAudit
 )
 
 // Ban is a ban that covers a repository.
