@@ -5,13 +5,21 @@
 // It answers GET /build/<provider>/<spec> with BinderHub's checks, phases,
 // build dedup, ban and failure answers, and models the load that took
 // mybinder.org down on 2018-07-30: every request attached to a running build
-// is a build watcher that holds worker slots and simulated CPU, so enough
-// watchers of one building repository slow down and time out launches of
-// every other repository. The wire behaviour it copies is written down, with
-// sources, in /work/shared/reference/binderhub-facts.md; keep it faithful to
-// that file.
+// is a build watcher that holds two of the pool's worker slots and costs
+// simulated CPU, so enough watchers of one building repository queue every
+// other build and slow down, then time out, launches of every other
+// repository.
+//
+// The wire behaviour it copies is written down in
+// /work/shared/reference/binderhub-facts.md; where that file is silent or
+// loose, the simulator follows BinderHub's own code (binderhub/builder.py,
+// base.py, launcher.py and repoproviders.py at b9fad995): the ban, unknown
+// provider and malformed spec events carry no status_code, a present but
+// invalid build_token is refused with a 403 failed event, and the Accept
+// header is split on ";" only. Keep it faithful: a test that passes here
+// must mean the same against BinderHub.
 //
 // It must never be used as, or in front of, a production BinderHub: it
-// builds and launches nothing, its tokens and URLs are fake, and it keeps
-// all state in memory.
+// builds and launches nothing, its tokens and server URLs are fake (under
+// .invalid), and it keeps all state in memory.
 package fakebinder

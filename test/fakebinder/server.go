@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,8 +83,11 @@ func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		switch {
-		case len(path) > len("/build/") && path[:len("/build/")] == "/build/":
-			if !getOnly(w, r) {
+		case strings.HasPrefix(path, "/build/"):
+			// BuildHandler implements GET only; tornado answers 405 otherwise.
+			if r.Method != http.MethodGet {
+				w.Header().Set("Allow", http.MethodGet)
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 				return
 			}
 			s.serveBuild(w, r)
