@@ -2,11 +2,55 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"io"
+
+	"github.com/binderguard/binderguard/xds/bootstrap"
 )
 
-// runBootstrap is owned by the issue that builds it; until then it says so.
+// runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local Envoy.
 func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	nodeID := fs.String("node-id", "", "Envoy node id (required)")
+	cluster := fs.String("node-cluster", "binderguard", "Envoy node cluster")
+	xds := fs.String("xds", "127.0.0.1:18000", "binderguard xDS server address")
+	admin := fs.String("admin", "127.0.0.1:9901", "Envoy admin address")
+	stats := fs.String("stats", "", "address of a listener serving only /stats/prometheus (empty: none)")
+	delta := fs.Bool("delta", false, "use incremental (delta) xDS instead of state of the world")
+	maxConns := fs.Int64("max-connections", bootstrap.DefaultMaxConnections, "overload manager cap on downstream connections")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments: %v", fs.Args())
+	}
+	if *nodeID == "" {
+		return usageErr("--node-id is required")
+	}
+	o := bootstrap.Options{NodeID: *nodeID, Cluster: *cluster, Delta: *delta, MaxConnections: *maxConns}
+	var err error
+	if o.XDS, err = bootstrap.ParseAddr(*xds); err != nil {
+		return usageErr("--xds: %v", err)
+	}
+	if o.Admin, err = bootstrap.ParseAddr(*admin); err != nil {
+		return usageErr("--admin: %v", err)
+	}
+	if *stats != "" {
+		if o.Stats, err = bootstrap.ParseAddr(*stats); err != nil {
+			return usageErr("--stats: %v", err)
+		}
+	}
+	y, err := bootstrap.YAML(o)
+	if err != nil {
+		return fmt.Errorf("building the bootstrap: %w", err)
+	}
+	_, err = stdout.Write(y)
+	return err
 }

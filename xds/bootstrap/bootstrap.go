@@ -151,7 +151,7 @@ func YAML(o Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := protojson.Marshal(b)
+	js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("encoding bootstrap: %w", err)
 	}
