@@ -3,13 +3,16 @@ package fakebinder
 import (
 	"container/list"
 	"context"
+	"sync"
 )
 
 // pool is BinderHub's build_pool: a fixed number of worker threads that
 // run each request's pod watch and log stream. A request that cannot get
 // its slots waits in FIFO order, silently, as the thread pool's queue does.
 type pool struct {
-	mu      chanMutex
+	// mu is taken inside Server.mu (Stats); pool never calls out while
+	// holding it, so the order cannot deadlock.
+	mu      sync.Mutex
 	size    int
 	used    int
 	peak    int       // most waiters at once since newPool or resetPeak
@@ -21,30 +24,23 @@ type poolWaiter struct {
 	ready chan struct{} // closed when the slots are granted
 }
 
-// chanMutex is a mutex as a channel, so pool can be used from code that
-// already holds Server.mu without ordering worries (pool never calls out).
-type chanMutex chan struct{}
-
-func (m chanMutex) lock()   { m <- struct{}{} }
-func (m chanMutex) unlock() { <-m }
-
 func newPool(size int) *pool {
-	return &pool{mu: make(chanMutex, 1), size: size}
+	return &pool{size: size}
 }
 
 // acquire takes n slots, waiting in line until they are free or ctx or
 // stop ends. It reports whether the slots were taken.
 func (p *pool) acquire(ctx context.Context, stop <-chan struct{}, n int) bool {
-	p.mu.lock()
+	p.mu.Lock()
 	if p.waiters.Len() == 0 && p.used+n <= p.size {
 		p.used += n
-		p.mu.unlock()
+		p.mu.Unlock()
 		return true
 	}
 	w := &poolWaiter{n: n, ready: make(chan struct{})}
 	el := p.waiters.PushBack(w)
 	p.peak = max(p.peak, p.waiters.Len())
-	p.mu.unlock()
+	p.mu.Unlock()
 
 	select {
 	case <-w.ready:
@@ -52,8 +48,8 @@ func (p *pool) acquire(ctx context.Context, stop <-chan struct{}, n int) bool {
 	case <-ctx.Done():
 	case <-stop:
 	}
-	p.mu.lock()
-	defer p.mu.unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	select {
 	case <-w.ready:
 		// Granted while giving up: hand the slots back.
@@ -69,8 +65,8 @@ func (p *pool) acquire(ctx context.Context, stop <-chan struct{}, n int) bool {
 
 // release returns n slots and wakes the waiters they fit.
 func (p *pool) release(n int) {
-	p.mu.lock()
-	defer p.mu.unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.used -= n
 	p.grantLocked()
 }
@@ -88,26 +84,26 @@ func (p *pool) grantLocked() {
 }
 
 func (p *pool) queued() int {
-	p.mu.lock()
-	defer p.mu.unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return p.waiters.Len()
 }
 
 // peakQueued is the longest the queue has been; resetPeak restarts it.
 func (p *pool) peakQueued() int {
-	p.mu.lock()
-	defer p.mu.unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return p.peak
 }
 
 func (p *pool) resetPeak() {
-	p.mu.lock()
-	defer p.mu.unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.peak = p.waiters.Len()
 }
 
 func (p *pool) inUse() int {
-	p.mu.lock()
-	defer p.mu.unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return p.used
 }
