@@ -248,33 +248,30 @@ func waitingEvent(stage collapse.Stage, waiting int) sse.Event {
 
 // follow holds a follower on a live stream: a waiting event, the recent
 // build log, live log events and keepalives, until it is released,
-// promoted, failed, timed out, or its client leaves.
-func (g *Gate) follow(w http.ResponseWriter, r *http.Request, f *flight, fo *follower, l Launch) {
-	sw := sse.Start(w)
-	g.mu.Lock()
-	stage, n := f.stage, f.followers.Len()
-	g.mu.Unlock()
-	if sw.Write(waitingEvent(stage, n)) != nil {
-		g.abandon(f, fo)
+// promoted, failed, timed out, or its client leaves. Its loop is kept lean
+// and the rare paths are in separate functions, because 10,000 held
+// followers park in it (see ServeHTTP).
+func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
+	f, fo := a.f, a.fo
+	sw := g.startFollow(w, f, fo)
+	if sw == nil {
 		return
 	}
 	keep := time.NewTicker(g.cfg.KeepaliveInterval)
 	defer keep.Stop()
 	var hold <-chan time.Time
-	if l.HoldTimeout > 0 {
-		t := time.NewTimer(l.HoldTimeout)
+	if a.hold > 0 {
+		t := time.NewTimer(a.hold)
 		defer t.Stop()
 		hold = t.C
 	}
+	done := r.Context().Done()
 	var cursor uint64
 	for {
-		evs, next, notify := f.ring.since(cursor)
-		cursor = next
-		for _, e := range evs {
-			if sw.Write(e) != nil {
-				g.abandon(f, fo)
-				return
-			}
+		notify, ok := g.catchUp(sw, f, &cursor)
+		if !ok {
+			g.abandon(f, fo)
+			return
 		}
 		select {
 		case <-notify:
@@ -282,23 +279,60 @@ func (g *Gate) follow(w http.ResponseWriter, r *http.Request, f *flight, fo *fol
 			g.signalled(w, sw, r, f, fo, s, cursor)
 			return
 		case <-keep.C:
-			if sw.Write(sse.Keepalive) != nil {
+			if !g.keepalive(sw) {
 				g.abandon(f, fo)
 				return
 			}
 		case <-hold:
-			if g.removeFollower(f, fo) {
-				g.m.shed.WithLabelValues("hold_timeout").Inc()
-				_ = sw.Write(sse.Failed(503, fmt.Sprintf("binderguard held this launch for %s while %s was being built, the most this site allows. Please try again later.", l.HoldTimeout, f.key)))
-				return
-			}
-			g.signalled(w, sw, r, f, fo, <-fo.sig, cursor)
+			g.holdTimeout(w, sw, r, f, fo, a.hold, cursor)
 			return
-		case <-r.Context().Done():
+		case <-done:
 			g.abandon(f, fo)
 			return
 		}
 	}
+}
+
+//go:noinline
+func (g *Gate) startFollow(w http.ResponseWriter, f *flight, fo *follower) *sse.Writer {
+	sw := sse.Start(w)
+	g.mu.Lock()
+	stage, n := f.stage, f.followers.Len()
+	g.mu.Unlock()
+	if sw.Write(waitingEvent(stage, n)) != nil {
+		g.abandon(f, fo)
+		return nil
+	}
+	return sw
+}
+
+// catchUp writes the log events after *cursor and returns the channel
+// that is closed when another one comes.
+//
+//go:noinline
+func (g *Gate) catchUp(sw *sse.Writer, f *flight, cursor *uint64) (<-chan struct{}, bool) {
+	evs, next, notify := f.ring.since(*cursor)
+	*cursor = next
+	for _, e := range evs {
+		if sw.Write(e) != nil {
+			return nil, false
+		}
+	}
+	return notify, true
+}
+
+//go:noinline
+func (g *Gate) keepalive(sw *sse.Writer) bool { return sw.Write(sse.Keepalive) == nil }
+
+//go:noinline
+func (g *Gate) holdTimeout(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, fo *follower, hold time.Duration, cursor uint64) {
+	if g.removeFollower(f, fo) {
+		g.m.shed.WithLabelValues("hold_timeout").Inc()
+		_ = sw.Write(sse.Failed(503, fmt.Sprintf("binderguard held this launch for %s while %s was being built, the most this site allows. Please try again later.", hold, f.key)))
+		return
+	}
+	// A release or promotion raced the timeout: honour it.
+	g.signalled(w, sw, r, f, fo, <-fo.sig, cursor)
 }
 
 func (g *Gate) signalled(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, fo *follower, s signal, cursor uint64) {

@@ -215,14 +215,37 @@ func (g *Gate) Close() {
 
 // ServeHTTP answers GET /build/<provider>/<spec>.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// ServeHTTP stays tiny and decides in a separate call: a held
+	// follower's goroutine parks under this frame, and with 10,000 of them
+	// every byte of stack counts (under 1 KiB in use lets the runtime
+	// shrink each stack to 2-4 KiB).
+	a := g.decide(w, r)
+	if a == nil {
+		return
+	}
+	switch a.d.Role {
+	case collapse.Pass:
+		g.pass(w, r, a.key)
+	case collapse.Lead:
+		g.lead(w, nil, r, a.f, a.lead, a.providerSpec, false)
+	case collapse.Follow:
+		g.follow(w, r, a)
+	}
+}
+
+// decide answers what it rejects itself and returns what to do with the
+// rest; nil when the request is answered.
+//
+//go:noinline
+func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	providerSpec, ok := strings.CutPrefix(r.URL.EscapedPath(), "/build/")
 	if !ok || providerSpec == "" {
 		http.Error(w, "binderguard gate: only /build/<provider>/<spec> is served here", http.StatusNotFound)
-		return
+		return nil
 	}
 	if r.Method != http.MethodGet {
 		http.Error(w, "binderguard gate: /build takes GET", http.StatusMethodNotAllowed)
-		return
+		return nil
 	}
 	providerSpec = strings.TrimRight(providerSpec, "/")
 	now := time.Now()
@@ -230,21 +253,39 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		g.m.launches.WithLabelValues("invalid").Inc()
 		g.reject(w, 400, fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err), 0)
-		return
+		return nil
 	}
 	if b := pol.Ban; b != nil {
 		if b.Enforce {
 			g.m.launches.WithLabelValues("banned").Inc()
 			g.m.shed.WithLabelValues("banned").Inc()
 			g.reject(w, 403, b.Message, 0)
-			return
+			return nil
 		}
 		g.log.Info("launch of banned spec allowed by policy mode", "spec", providerSpec, "policy", b.Policy)
 	}
-	g.admit(w, r, providerSpec, pol, now)
+	a := g.admit(r, providerSpec, pol, now)
+	g.m.launches.WithLabelValues(a.d.Role.String()).Inc()
+	if a.d.Role == collapse.Reject {
+		g.m.shed.WithLabelValues(a.d.Reason).Inc()
+		g.reject(w, a.d.StatusCode, shedMessage(a.d, pol.Key), a.d.RetryAfter)
+		return nil
+	}
+	return a
 }
 
-func (g *Gate) admit(w http.ResponseWriter, r *http.Request, providerSpec string, pol Policy, now time.Time) {
+// admission is what admit decided for one request.
+type admission struct {
+	d            collapse.Decision
+	key          string
+	providerSpec string
+	hold         time.Duration // HoldTimeout for a follower
+	f            *flight
+	fo           *follower
+	lead         *leadership
+}
+
+func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.Time) *admission {
 	key := pol.Key
 	limits := collapse.Limits{
 		Collapse:           pol.Launch.Collapse,
@@ -309,19 +350,7 @@ func (g *Gate) admit(w http.ResponseWriter, r *http.Request, providerSpec string
 		}
 	}
 	g.mu.Unlock()
-
-	g.m.launches.WithLabelValues(d.Role.String()).Inc()
-	switch d.Role {
-	case collapse.Reject:
-		g.m.shed.WithLabelValues(d.Reason).Inc()
-		g.reject(w, d.StatusCode, shedMessage(d, key), d.RetryAfter)
-	case collapse.Pass:
-		g.pass(w, r, key)
-	case collapse.Lead:
-		g.lead(w, nil, r, f, lead, token, false)
-	case collapse.Follow:
-		g.follow(w, r, f, fo, pol.Launch)
-	}
+	return &admission{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead}
 }
 
 // maxPaths bounds the spellings of a key kept for State.
