@@ -1,0 +1,141 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/proxy/gate"
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func ban(name string, mut func(*v1alpha1.RepoBanSpec)) v1alpha1.RepoBan {
+	rb := v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: name},
+		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/evil/miner"}, Message: "no mining"}}
+	if mut != nil {
+		mut(&rb.Spec)
+	}
+	return rb
+}
+
+func snap(t *testing.T, bans ...v1alpha1.RepoBan) *snapshot.Snapshot {
+	t.Helper()
+	s, errs := snapshot.New(bans, nil)
+	if len(errs) > 0 {
+		t.Fatalf("snapshot: %v", errs)
+	}
+	return s
+}
+
+func TestBanBlocks(t *testing.T) {
+	tests := map[string]struct {
+		bans []v1alpha1.RepoBan
+		want []string // prefixes blocked
+	}{
+		"no bans block nothing": {},
+		"an enforced ban blocks every canonical spelling of the repository": {
+			bans: []v1alpha1.RepoBan{ban("a", nil)},
+			want: []string{"/build/gh/evil/miner/", "/build/git/https%3A%2F%2Fgithub.com%2Fevil%2Fminer/"},
+		},
+		"a Warn ban does not block at the edge": {
+			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) { s.Mode = v1alpha1.ModeWarn })},
+		},
+		"an Audit ban does not block at the edge": {
+			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) { s.Mode = v1alpha1.ModeAudit })},
+		},
+		"an expired ban does not block": {
+			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) { s.Expires = &metav1.Time{Time: t0.Add(-time.Minute)} })},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			for _, b := range BanBlocks(snap(t, tc.bans...), t0) {
+				if err := b.Validate(); err != nil {
+					t.Errorf("invalid block %+v: %v", b, err)
+				}
+				if b.Message != "no mining" || b.StatusCode != 403 || b.Source != "RepoBan/binder/a" {
+					t.Errorf("block %+v: want the ban's message, 403 and its source", b)
+				}
+				got = append(got, b.PathPrefix)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("blocked prefixes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHotBlocks(t *testing.T) {
+	paths := []string{"/build/gh/a/b/HEAD"}
+	tests := map[string]struct {
+		hot  gate.HotSpec
+		want []ir.Block
+	}{
+		"a busy spec stays with the gate": {
+			hot: gate.HotSpec{Key: "k", Paths: paths, Waiters: 10, MaxWaiters: 100, Breaker: "closed"},
+		},
+		"an open breaker is answered at the edge until it closes": {
+			hot:  gate.HotSpec{Key: "k", Paths: paths, Breaker: "open", OpenUntil: t0.Add(95 * time.Second)},
+			want: []ir.Block{{PathPrefix: paths[0], Class: ir.ClassBreakerOpen, StatusCode: 503, RetryAfter: 100 * time.Second, Source: "gate:k"}},
+		},
+		"a breaker whose open time has passed is left to the gate": {
+			hot: gate.HotSpec{Key: "k", Paths: paths, Breaker: "open", OpenUntil: t0.Add(-time.Second)},
+		},
+		"a full waiting room is shed at the edge with a 429": {
+			hot:  gate.HotSpec{Key: "k", Paths: paths, Waiters: 100, MaxWaiters: 100, Full: true, Breaker: "closed"},
+			want: []ir.Block{{PathPrefix: paths[0], Class: ir.ClassSaturated, StatusCode: 429, RetryAfter: saturatedRetryAfter, Source: "gate:k"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := HotBlocks(gate.State{Hot: []gate.HotSpec{tc.hot}}, t0)
+			for i := range got {
+				if err := got[i].Validate(); err != nil {
+					t.Errorf("invalid block: %v", err)
+				}
+				got[i].Message = "" // wording is not under test
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("hot blocks (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEdgeLaunchAndBreakersFromDefaults(t *testing.T) {
+	s := snap(t)
+	l := EdgeLaunch(s)
+	d := snapshot.DefaultLaunch()
+	if want := max(d.Breaker.MaxBuildDuration, d.Collapse.HoldTimeout) + launchMargin; l.MaxStreamDuration != want {
+		t.Errorf("max stream duration %v, want %v", l.MaxStreamDuration, want)
+	}
+	if l.IdleTimeout <= 25*time.Second {
+		t.Errorf("idle timeout %v is not above the 25 s keepalive", l.IdleTimeout)
+	}
+	binder, gateB := EdgeBreakers(s.Global())
+	g := s.Global()
+	if int(gateB.MaxRequests) < g.MaxWaitersTotal+g.MaxConcurrentTotal {
+		t.Errorf("gate breaker %d below the gate's own caps %+v: Envoy would shed before the gate", gateB.MaxRequests, g)
+	}
+	if int(binder.MaxConnections) < g.MaxConcurrentTotal {
+		t.Errorf("binder breaker %d below the concurrent-launch cap %d", binder.MaxConnections, g.MaxConcurrentTotal)
+	}
+}
+
+func TestControllerEdgePutsBansFirst(t *testing.T) {
+	c := New(ir.Edge{Blocks: []ir.Block{{PathPrefix: "/build/ignored/"}}}, nil, nil)
+	hot := ir.Block{PathPrefix: "/build/gh/a/b/", Class: ir.ClassSaturated}
+	b := ir.Block{PathPrefix: "/build/gh/a/b/", Class: ir.ClassBanned}
+	c.SetHot([]ir.Block{hot})
+	c.SetBans([]ir.Block{b})
+	if diff := cmp.Diff([]ir.Block{b, hot}, c.Edge().Blocks); diff != "" {
+		t.Errorf("blocks (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,120 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/binderguard/binderguard/policies/match"
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// Edge tuning that is not policy.
+const (
+	// launchIdleTimeout: BinderHub and the gate send a keepalive every 25 s
+	// or less; a minute of silence means the stream is dead.
+	launchIdleTimeout = time.Minute
+	// launchMargin is added to the longest build for the launch itself
+	// (pod start, hub API) before Envoy cuts a stream.
+	launchMargin = 10 * time.Minute
+	// nonLaunchHeadroom is the binder cluster capacity kept for everything
+	// that is not a launch stream (pages, static files, /health).
+	nonLaunchHeadroom = 1024
+)
+
+// BanBlocks turns the snapshot's active Enforce-mode bans into edge rules,
+// one per canonical path prefix. Warn and Audit bans do not block.
+func BanBlocks(snap *snapshot.Snapshot, now time.Time) []ir.Block {
+	var out []ir.Block
+	for _, b := range snap.Bans(now) {
+		if b.Mode != match.ModeEnforce {
+			continue
+		}
+		for _, p := range b.Prefixes {
+			msg := b.Message
+			if msg == "" {
+				msg = match.DefaultBanMessage(strings.TrimSuffix(strings.TrimPrefix(p, ir.LaunchPrefix), "/"))
+			}
+			out = append(out, ir.Block{PathPrefix: p, Class: ir.ClassBanned, StatusCode: 403, Message: msg, Source: b.Policy})
+		}
+	}
+	return out
+}
+
+// EdgeLaunch is the launch route's settings from the site-wide launch
+// policy (the one that applies to a repository no narrower policy selects).
+// The edge has one launch route, so per-repository differences are the
+// gate's to apply.
+func EdgeLaunch(snap *snapshot.Snapshot) ir.Launch {
+	l := snap.LaunchRepo("")
+	out := ir.Launch{IdleTimeout: launchIdleTimeout}
+	if l.Mode != match.ModeEnforce {
+		return out
+	}
+	if d := l.Breaker.MaxBuildDuration; d > 0 {
+		// A held launch waits for the build, then launches.
+		out.MaxStreamDuration = max(d, l.Collapse.HoldTimeout) + launchMargin
+	}
+	if l.Shed.ClientIPRate > 0 {
+		out.ClientRate = ir.RateLimit{PerSecond: l.Shed.ClientIPRate, Burst: uint32(max(l.Shed.ClientIPBurst, 1))}
+	}
+	return out
+}
+
+// EdgeBreakers sizes the clusters' circuit breakers from the site-wide
+// caps. They are a backstop above the gate's own caps: the gate sheds
+// first, with a precise message; Envoy overflows only if the gate is
+// bypassed or broken. The binder cluster carries fallback launches (one
+// HTTP/1.1 connection each) besides ordinary traffic.
+func EdgeBreakers(g snapshot.Global) (binder, gate ir.Breakers) {
+	if g.MaxConcurrentTotal > 0 {
+		n := uint32(g.MaxConcurrentTotal + nonLaunchHeadroom)
+		binder = ir.Breakers{MaxConnections: n, MaxPendingRequests: n, MaxRequests: n}
+	}
+	if g.MaxWaitersTotal > 0 || g.MaxConcurrentTotal > 0 {
+		n := uint32(g.MaxWaitersTotal + g.MaxConcurrentTotal)
+		n += n / 10
+		gate = ir.Breakers{MaxPendingRequests: n, MaxRequests: n}
+	}
+	return binder, gate
+}
+
+// ApplySnapshot gives c everything it needs from snap.
+func (c *Controller) ApplySnapshot(snap *snapshot.Snapshot, now time.Time) {
+	binder, gate := EdgeBreakers(snap.Global())
+	c.update(func() {
+		c.bans = BanBlocks(snap, now)
+		c.base.Launch = EdgeLaunch(snap)
+		c.base.Binder.Breakers, c.base.Gate.Breakers = binder, gate
+	})
+}
+
+// WatchPolicies feeds every new policy snapshot to c until ctx ends, and
+// re-applies the latest when a ban expires.
+func WatchPolicies(ctx context.Context, store *snapshot.Store, c *Controller) {
+	snaps := store.Subscribe(ctx)
+	cur := store.Load()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		if cur != nil {
+			c.ApplySnapshot(cur, now)
+			timer.Reset(time.Hour)
+			if next := cur.NextExpiry(now); !next.IsZero() {
+				timer.Reset(next.Sub(now) + 10*time.Millisecond)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case s, ok := <-snaps:
+			if !ok {
+				return
+			}
+			cur = s
+		case <-timer.C:
+		}
+	}
+}
