@@ -2,6 +2,8 @@ package gate
 
 import (
 	"time"
+
+	"github.com/binderguard/binderguard/policies/snapshot"
 )
 
 // Policy is what the gate needs to know about one launch request's spec.
@@ -63,24 +65,9 @@ func (f PoliciesFunc) Resolve(providerSpec string, now time.Time) (Policy, error
 	return f(providerSpec, now)
 }
 
-// DefaultLaunch are the settings used when no launch policy says
-// otherwise. Why these numbers: a repo2docker build takes minutes, so a
-// held follower may wait up to the 4 h build_max_age of BinderHub; ten
-// releases a second with a burst of 20 keeps a released crowd below
-// BinderHub's launch throughput; three failed builds in a row are not
-// bad luck; five minutes open matches a retry a user would make anyway.
-func DefaultLaunch() Launch {
-	return Launch{
-		Collapse:        true,
-		MaxWaiters:      5000,
-		HoldTimeout:     4 * time.Hour,
-		ReleaseRate:     10,
-		ReleaseBurst:    20,
-		BreakerFailures: 3,
-		BreakerOpen:     5 * time.Minute,
-		MaxBuild:        4 * time.Hour,
-	}
-}
+// DefaultLaunch are the built-in launch settings of policies/snapshot
+// (see the reasons given there), for running without a policy source.
+func DefaultLaunch() Launch { return launchFrom(snapshot.DefaultLaunch()) }
 
 // StaticPolicies applies one launch setting to every spec and keys
 // launches by the provider spec as received (minus a trailing slash).
