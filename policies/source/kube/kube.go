@@ -1,0 +1,234 @@
+package kube
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/snapshot"
+)
+
+// Build is the outcome of one rebuild, handed to Config.OnBuild.
+type Build struct {
+	// Snapshot is what was published (or already held, when nothing that
+	// matters changed).
+	Snapshot *snapshot.Snapshot
+	// RepoBans and LaunchPolicies are every object seen, expired bans
+	// included, sorted by namespace/name. They are the source's own
+	// copies: the hook may read them but must not keep them past the call.
+	RepoBans       []v1alpha1.RepoBan
+	LaunchPolicies []v1alpha1.LaunchPolicy
+	// Objects says for every object whether it was accepted, expired bans
+	// included (they are validated, though no longer in the snapshot).
+	Objects []snapshot.ObjectStatus
+}
+
+// Config wires a Source.
+type Config struct {
+	// Cache supplies the informers. The caller starts it (a manager's
+	// cache is started by the manager; see NewCache otherwise).
+	Cache cache.Cache
+	// Store receives every snapshot built.
+	Store *snapshot.Store
+	// OnBuild, when set, is called after every rebuild on the source's
+	// goroutine; a slow hook delays the next rebuild, not this one's
+	// publication.
+	OnBuild func(ctx context.Context, b Build)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now defaults to time.Now; expiry is judged by it.
+	Now func() time.Time
+}
+
+// Source turns informer events into snapshots.
+type Source struct {
+	cfg   Config
+	ready chan struct{}
+}
+
+// New checks cfg and returns a Source; nothing runs until Run.
+func New(cfg Config) (*Source, error) {
+	if cfg.Cache == nil || cfg.Store == nil {
+		return nil, errors.New("kube policy source: Cache and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Source{cfg: cfg, ready: make(chan struct{})}, nil
+}
+
+// NewCache returns an informer cache for the policy kinds, watching only
+// the given namespaces (every namespace when none are given). Start it
+// with go c.Start(ctx).
+func NewCache(cfg *rest.Config, namespaces ...string) (cache.Cache, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, fmt.Errorf("build policy cache scheme: %w", err)
+		}
+	}
+	opts := cache.Options{Scheme: scheme}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	c, err := cache.New(cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("make policy informer cache: %w", err)
+	}
+	return c, nil
+}
+
+// Ready is closed once the first snapshot from a synced cache is in the
+// store: before that the store holds whatever it was created with.
+func (s *Source) Ready() <-chan struct{} { return s.ready }
+
+// Run watches both kinds and rebuilds on every change and at every ban
+// expiry until ctx ends. It returns nil when ctx ends, or an error when
+// the informers cannot be set up or never sync.
+func (s *Source) Run(ctx context.Context) error {
+	dirty := make(chan struct{}, 1)
+	mark := func() {
+		select {
+		case dirty <- struct{}{}:
+		default: // a rebuild is already due; it will see this change too
+		}
+	}
+	for _, obj := range []client.Object{&v1alpha1.RepoBan{}, &v1alpha1.LaunchPolicy{}} {
+		inf, err := s.cfg.Cache.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("get informer for %T: %w", obj, err)
+		}
+		reg, err := inf.AddEventHandler(handler(mark))
+		if err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+		defer func() { _ = inf.RemoveEventHandler(reg) }()
+	}
+	if !s.cfg.Cache.WaitForCacheSync(ctx) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.New("kube policy source: informer caches did not sync")
+	}
+
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
+	for first := true; ; first = false {
+		next, err := s.rebuild(ctx)
+		if err != nil {
+			// The cache is local, so a list fails only when ctx ended or the
+			// scheme is wrong; keep serving the last snapshot either way.
+			s.cfg.Logger.Error("policy rebuild failed", "err", err)
+		}
+		if first {
+			close(s.ready)
+		}
+		expiry.Stop()
+		if !next.IsZero() {
+			expiry.Reset(next.Sub(s.cfg.Now()))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-dirty:
+		case <-expiry.C:
+		}
+	}
+}
+
+// handler marks the source dirty on adds, deletes, and updates that change
+// metadata.generation: status writes (ours, the webhook's, the gate's
+// counters) and label edits do not change what a policy means.
+func handler(mark func()) toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { mark() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(client.Object)
+			n, ok2 := newObj.(client.Object)
+			if !ok1 || !ok2 || o.GetGeneration() != n.GetGeneration() {
+				mark()
+			}
+		},
+		DeleteFunc: func(any) { mark() },
+	}
+}
+
+// rebuild lists both kinds from the cache, publishes a snapshot of the
+// unexpired ones and returns when the next ban expires (zero: none).
+func (s *Source) rebuild(ctx context.Context) (time.Time, error) {
+	var bans v1alpha1.RepoBanList
+	if err := s.cfg.Cache.List(ctx, &bans); err != nil {
+		return time.Time{}, fmt.Errorf("list RepoBans from cache: %w", err)
+	}
+	var lps v1alpha1.LaunchPolicyList
+	if err := s.cfg.Cache.List(ctx, &lps); err != nil {
+		return time.Time{}, fmt.Errorf("list LaunchPolicies from cache: %w", err)
+	}
+	slices.SortFunc(bans.Items, func(a, b v1alpha1.RepoBan) int { return compareKey(&a, &b) })
+	slices.SortFunc(lps.Items, func(a, b v1alpha1.LaunchPolicy) int { return compareKey(&a, &b) })
+
+	now := s.cfg.Now()
+	active, expired := Partition(bans.Items, now)
+	snap, errs := snapshot.New(active, lps.Items)
+	objects := append(snap.Status(), expiredStatus(expired)...)
+	if s.cfg.Store.Store(snap) {
+		nb, nl := snap.Counts()
+		s.cfg.Logger.Info("policy snapshot published", "version", snap.Version,
+			"bans", nb, "launchPolicies", nl, "expiredBans", len(expired), "invalid", len(errs))
+	}
+	if s.cfg.OnBuild != nil {
+		s.cfg.OnBuild(ctx, Build{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: objects})
+	}
+	return snap.NextExpiry(now), nil
+}
+
+// Partition splits bans into those in force at now and those expired: a
+// ban stops applying at its expiry time.
+func Partition(bans []v1alpha1.RepoBan, now time.Time) (active, expired []v1alpha1.RepoBan) {
+	for _, b := range bans {
+		if b.Spec.Expires != nil && !now.Before(b.Spec.Expires.Time) {
+			expired = append(expired, b)
+			continue
+		}
+		active = append(active, b)
+	}
+	return active, expired
+}
+
+// expiredStatus validates expired bans so their Accepted condition still
+// tells the truth about the object.
+func expiredStatus(bans []v1alpha1.RepoBan) []snapshot.ObjectStatus {
+	out := make([]snapshot.ObjectStatus, 0, len(bans))
+	for i := range bans {
+		b := &bans[i]
+		st := snapshot.ObjectStatus{Kind: v1alpha1.KindRepoBan, Namespace: b.Namespace, Name: b.Name, Generation: b.Generation}
+		if _, errs := snapshot.ValidateRepoBan(b); len(errs) > 0 {
+			st.Err = &snapshot.ObjectError{Kind: st.Kind, Namespace: st.Namespace, Name: st.Name, Generation: st.Generation, Errs: errs}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func compareKey(a, b client.Object) int {
+	return cmp.Or(cmp.Compare(a.GetNamespace(), b.GetNamespace()), cmp.Compare(a.GetName(), b.GetName()))
+}

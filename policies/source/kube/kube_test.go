@@ -1,0 +1,252 @@
+package kube_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/policies/source/kube"
+	"github.com/binderguard/binderguard/policies/spec"
+	testenv "github.com/binderguard/binderguard/test/envtest"
+)
+
+// waitTimeout bounds how long a test waits for the snapshot to follow an
+// API change; it is a deadlock guard, not a latency assertion.
+const waitTimeout = 30 * time.Second
+
+func TestPartitionStopsABanAtItsExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	ban := func(name string, expires *time.Time) v1alpha1.RepoBan {
+		b := v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if expires != nil {
+			b.Spec.Expires = &metav1.Time{Time: *expires}
+		}
+		return b
+	}
+	past, exact, future := now.Add(-time.Second), now, now.Add(time.Second)
+	tests := map[string]struct {
+		ban        v1alpha1.RepoBan
+		wantActive bool
+	}{
+		"a ban without expiry is active":         {ban: ban("never", nil), wantActive: true},
+		"a ban expiring later is active":         {ban: ban("later", &future), wantActive: true},
+		"a ban expiring exactly now has expired": {ban: ban("now", &exact), wantActive: false},
+		"a ban that expired a second ago is out": {ban: ban("past", &past), wantActive: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			active, expired := kube.Partition([]v1alpha1.RepoBan{tc.ban}, now)
+			if got := len(active) == 1 && len(expired) == 0; got != tc.wantActive {
+				t.Errorf("active=%d expired=%d, want active %v", len(active), len(expired), tc.wantActive)
+			}
+		})
+	}
+}
+
+// fixture runs a Source against a real API server, in one namespace.
+type fixture struct {
+	t      *testing.T
+	c      client.Client
+	ns     string
+	store  *snapshot.Store
+	builds chan kube.Build
+}
+
+func start(t *testing.T) *fixture {
+	env := testenv.Start(t)
+	ns := env.Namespace(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	informers, err := kube.NewCache(env.Config, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		if err := informers.Start(ctx); err != nil {
+			t.Errorf("informer cache: %v", err)
+		}
+	})
+	f := &fixture{t: t, c: env.Client, ns: ns, store: snapshot.NewStore(nil), builds: make(chan kube.Build, 64)}
+	src, err := kube.New(kube.Config{
+		Cache: informers,
+		Store: f.store,
+		OnBuild: func(_ context.Context, b kube.Build) {
+			select {
+			case f.builds <- b:
+			default: // the test reads only the latest builds it cares about
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		if err := src.Run(ctx); err != nil {
+			t.Errorf("kube source: %v", err)
+		}
+	})
+	select {
+	case <-src.Ready():
+	case <-time.After(waitTimeout):
+		t.Fatal("kube source never became ready")
+	}
+	return f
+}
+
+// waitFor waits until the store holds a snapshot satisfying ok.
+func (f *fixture) waitFor(what string, ok func(*snapshot.Snapshot) bool) *snapshot.Snapshot {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ch := f.store.Subscribe(ctx)
+	for snap := range ch {
+		if ok(snap) {
+			return snap
+		}
+	}
+	f.t.Fatalf("snapshot never reached: %s (latest version %s)", what, f.store.Load().Version)
+	return nil
+}
+
+func banned(snap *snapshot.Snapshot, s string) (string, bool) {
+	sp, err := spec.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	hit, ok := snap.Ban(sp, time.Now())
+	return hit.Policy, ok
+}
+
+func mustDo(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func TestSourceFollowsCreateUpdateDeleteAndExpiry(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	if nb, nl := f.store.Load().Counts(); nb != 0 || nl != 0 {
+		t.Fatalf("first snapshot of an empty namespace has %d bans and %d launch policies", nb, nl)
+	}
+	banRef := "RepoBan/" + f.ns + "/demo"
+
+	// Create: a ban on one repository covers its other spellings.
+	ban := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "demo"},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/jupyterlab/jupyterlab-demo"}},
+	}
+	mustDo(t, "create RepoBan", f.c.Create(ctx, ban))
+	f.waitFor("ban on jupyterlab-demo in force", func(s *snapshot.Snapshot) bool {
+		p, ok := banned(s, "git/https%3A%2F%2Fgithub.com%2FJupyterLab%2Fjupyterlab-demo.git/HEAD")
+		return ok && p == banRef
+	})
+
+	// Update: the ban moves to another repository.
+	ban.Spec.Repos = []v1alpha1.RepoRef{"gh/org/other"}
+	mustDo(t, "update RepoBan", f.c.Update(ctx, ban))
+	f.waitFor("ban moved to org/other", func(s *snapshot.Snapshot) bool {
+		_, old := banned(s, "gh/jupyterlab/jupyterlab-demo/HEAD")
+		_, now := banned(s, "gh/org/other/main")
+		return !old && now
+	})
+
+	// A LaunchPolicy is picked up and selected for its repository.
+	lp := &v1alpha1.LaunchPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hot"},
+		Spec: v1alpha1.LaunchPolicySpec{
+			Selector: v1alpha1.SpecSelector{Repos: []v1alpha1.RepoRef{"gh/org/hot"}},
+			Priority: 10,
+		},
+	}
+	mustDo(t, "create LaunchPolicy", f.c.Create(ctx, lp))
+	f.waitFor("launch policy selected for org/hot", func(s *snapshot.Snapshot) bool {
+		sp, _ := spec.Parse("gh/org/hot/HEAD")
+		return s.Launch(sp).Policy == "LaunchPolicy/"+f.ns+"/hot"
+	})
+
+	// Delete: the ban stops applying.
+	mustDo(t, "delete RepoBan", f.c.Delete(ctx, ban))
+	f.waitFor("ban deleted", func(s *snapshot.Snapshot) bool {
+		_, ok := banned(s, "gh/org/other/main")
+		nb, _ := s.Counts()
+		return !ok && nb == 0
+	})
+
+	// Expiry: with no API change, the snapshot drops the ban when it
+	// expires (Counts, unlike Ban, does not look at the clock).
+	expiring := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "expiring"},
+		Spec: v1alpha1.RepoBanSpec{
+			Repos:   []v1alpha1.RepoRef{"gh/org/brief"},
+			Expires: &metav1.Time{Time: time.Now().Add(3 * time.Second).Truncate(time.Second)},
+		},
+	}
+	mustDo(t, "create expiring RepoBan", f.c.Create(ctx, expiring))
+	f.waitFor("expiring ban in force", func(s *snapshot.Snapshot) bool {
+		nb, _ := s.Counts()
+		return nb == 1
+	})
+	f.waitFor("expiring ban expired", func(s *snapshot.Snapshot) bool {
+		nb, _ := s.Counts()
+		return nb == 0
+	})
+	if time.Now().Before(expiring.Spec.Expires.Time) {
+		t.Errorf("ban left the snapshot before its expiry %s", expiring.Spec.Expires.Time)
+	}
+}
+
+func TestSourceReportsObjectsTheSnapshotLeavesOut(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	// The API server accepts this shape, but "gh/onlyowner" names no
+	// repository: binderguard must say so rather than drop it silently.
+	bad := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bad"},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/onlyowner"}},
+	}
+	good := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "good"},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/org/repo"}},
+	}
+	mustDo(t, "create bad RepoBan", f.c.Create(ctx, bad))
+	mustDo(t, "create good RepoBan", f.c.Create(ctx, good))
+
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case b := <-f.builds:
+			if len(b.Objects) != 2 {
+				continue
+			}
+			byName := map[string]snapshot.ObjectStatus{}
+			for _, o := range b.Objects {
+				byName[o.Name] = o
+			}
+			if byName["bad"].Err == nil {
+				t.Fatalf("RepoBan with repo gh/onlyowner was accepted; want an error")
+			}
+			if byName["good"].Err != nil {
+				t.Fatalf("valid RepoBan refused: %v", byName["good"].Err)
+			}
+			if nb, _ := b.Snapshot.Counts(); nb != 1 {
+				t.Fatalf("snapshot has %d bans, want only the valid one", nb)
+			}
+			if len(b.RepoBans) != 2 {
+				t.Fatalf("build lists %d RepoBans, want both objects", len(b.RepoBans))
+			}
+			return
+		case <-deadline:
+			t.Fatal("no build reported both RepoBans")
+		}
+	}
+}
