@@ -2,11 +2,338 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/binderguard/binderguard/policies/match"
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/policies/source/file"
+	"github.com/binderguard/binderguard/policies/spec"
+	"github.com/binderguard/binderguard/proxy/gate"
+	"github.com/binderguard/binderguard/xds/bootstrap"
+	"github.com/binderguard/binderguard/xds/controller"
+	"github.com/binderguard/binderguard/xds/envoyproc"
+	"github.com/binderguard/binderguard/xds/ir"
+	"github.com/binderguard/binderguard/xds/server"
 )
 
-// runLocal is owned by the issue that builds it; until then it says so.
+// localConfig is what `binderguard local` was asked to run.
+type localConfig struct {
+	upstream                                 *url.URL
+	listen, admin, gate, xds, metrics, stats bootstrap.Addr
+	policies                                 string
+	xffHops                                  uint
+	delta                                    bool
+	envoyLogLevel                            string
+	logLevel                                 slog.Level
+}
+
+func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	upstream := fs.String("upstream", "", "BinderHub base URL, e.g. http://127.0.0.1:8585 (required)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address Envoy serves BinderHub on")
+	admin := fs.String("admin", "127.0.0.1:9901", "Envoy admin address")
+	gateAddr := fs.String("gate", "127.0.0.1:8081", "launch gate address (Envoy reaches it over h2c)")
+	xds := fs.String("xds", "127.0.0.1:18000", "xDS (ADS) server address")
+	metrics := fs.String("metrics", "127.0.0.1:8082", "binderguard metrics address (/metrics)")
+	stats := fs.String("stats", "127.0.0.1:9902", "Envoy stats listener serving only /stats/prometheus (empty: none)")
+	policies := fs.String("policies", "", "directory of RepoBan and LaunchPolicy YAML files, watched (required)")
+	xffHops := fs.Uint("xff-trusted-hops", 0, "proxies in front of Envoy whose X-Forwarded-For entries are trusted")
+	delta := fs.Bool("delta", false, "Envoy uses incremental (delta) xDS")
+	envoyLog := fs.String("envoy-log-level", "warn", "Envoy's --log-level")
+	logLevel := fs.String("log-level", "info", "binderguard log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return localConfig{}, err
+		}
+		return localConfig{}, usageErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return localConfig{}, usageErr("unexpected arguments: %v", fs.Args())
+	}
+	c := localConfig{policies: *policies, xffHops: *xffHops, delta: *delta, envoyLogLevel: *envoyLog}
+	if *upstream == "" || *policies == "" {
+		return c, usageErr("--upstream and --policies are required")
+	}
+	u, err := url.Parse(*upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, usageErr("--upstream %q: want an http or https URL with a host", *upstream)
+	}
+	c.upstream = u
+	if st, err := os.Stat(*policies); err != nil || !st.IsDir() {
+		return c, usageErr("--policies %q is not a directory", *policies)
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return c, usageErr("--log-level: %v", err)
+	}
+	for _, a := range []struct {
+		flag, val string
+		into      *bootstrap.Addr
+	}{{"listen", *listen, &c.listen}, {"admin", *admin, &c.admin}, {"gate", *gateAddr, &c.gate},
+		{"xds", *xds, &c.xds}, {"metrics", *metrics, &c.metrics}, {"stats", *stats, &c.stats}} {
+		if a.val == "" && a.flag == "stats" {
+			continue
+		}
+		if *a.into, err = bootstrap.ParseAddr(a.val); err != nil {
+			return c, usageErr("--%s: %v", a.flag, err)
+		}
+	}
+	return c, nil
+}
+
+// runLocal runs the whole data path on one machine: file policies, the
+// launch gate, the xDS server and a supervised Envoy in front of BinderHub.
 func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
-	return errors.New("not built yet")
+	c, err := parseLocal(args, stdout)
+	if err != nil {
+		return err
+	}
+	envoyBin, err := envoyproc.Find() // fail before binding anything
+	if err != nil {
+		return err
+	}
+	log := newLogger(os.Stderr, c.logLevel)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Bind every listener first, so a busy port is reported before Envoy starts.
+	xdsLis, err := net.Listen("tcp", c.xds.String())
+	if err != nil {
+		return fmt.Errorf("listening for xDS: %w", err)
+	}
+	gateLis, err := net.Listen("tcp", c.gate.String())
+	if err != nil {
+		return fmt.Errorf("listening for the gate: %w", err)
+	}
+	metricsLis, err := net.Listen("tcp", c.metrics.String())
+	if err != nil {
+		return fmt.Errorf("listening for metrics: %w", err)
+	}
+
+	// Policies: the directory, watched, into a snapshot store.
+	store := snapshot.NewStore(snapshot.Empty())
+	if err := loadPolicies(c.policies, store, log); err != nil {
+		return err
+	}
+
+	// The gate.
+	g, err := gate.New(gate.Config{
+		Upstream:     c.upstream,
+		Policies:     snapshotPolicies(store),
+		Registerer:   reg,
+		Logger:       log.With("component", "gate"),
+		TrustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	})
+	if err != nil {
+		return fmt.Errorf("starting the gate: %w", err)
+	}
+	defer g.Close()
+
+	// The control plane.
+	xdsSrv := server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
+	ctl := controller.New(edgeBase(c), xdsSrv, log.With("component", "controller"))
+	ctl.ApplySnapshot(store.Load(), time.Now())
+	if err := ctl.Sync(ctx); err != nil {
+		return fmt.Errorf("building the first edge config: %w", err)
+	}
+
+	// Envoy.
+	boot, err := bootstrap.YAML(bootstrap.Options{NodeID: "binderguard-local", XDS: loopback(c.xds), Admin: c.admin, Stats: c.stats, Delta: c.delta})
+	if err != nil {
+		return err
+	}
+	envoy, err := envoyproc.New(envoyproc.Config{Binary: envoyBin, Bootstrap: boot, Output: os.Stderr, LogLevel: c.envoyLogLevel, Logger: log.With("component", "envoy")})
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	gateMux := http.NewServeMux()
+	gateMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	gateMux.Handle("/build/", g)
+	gateSrv := gate.NewServer(c.gate.String(), gateMux)
+	metricsSrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	context.AfterFunc(ctx, func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer scancel()
+		_ = gateSrv.Shutdown(sctx)
+		_ = metricsSrv.Shutdown(sctx)
+		gateSrv.Close()
+	})
+	run("xds server", func() error { return xdsSrv.Serve(ctx, xdsLis) })
+	run("gate server", func() error { return ignoreClosed(gateSrv.Serve(gateLis)) })
+	run("metrics server", func() error { return ignoreClosed(metricsSrv.Serve(metricsLis)) })
+	run("gate", func() error { return g.Run(ctx) })
+	run("controller", func() error { return ctl.Run(ctx) })
+	run("gate state", func() error { controller.WatchGate(ctx, g, ctl); return nil })
+	run("policy snapshots", func() error { controller.WatchPolicies(ctx, store, ctl); return nil })
+	run("policy directory", func() error { return watchPolicies(ctx, c.policies, store, log) })
+	run("envoy", func() error { return envoy.Run(ctx) })
+
+	fmt.Fprintf(stdout, "binderguard local: BinderHub %s via Envoy http://%s (admin http://%s, stats http://%s%s), gate %s, xDS %s, metrics http://%s/metrics, policies %s\n",
+		c.upstream, c.listen, c.admin, c.stats, bootstrap.StatsPath, c.gate, c.xds, c.metrics, c.policies)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("stopping", "err", runErr)
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// edgeBase is the static part of the edge: addresses from the flags.
+func edgeBase(c localConfig) ir.Edge {
+	port, _ := strconv.Atoi(c.upstream.Port())
+	if port == 0 {
+		port = 80
+		if c.upstream.Scheme == "https" {
+			port = 443
+		}
+	}
+	gateAddr := loopback(c.gate)
+	return ir.Edge{
+		Listener: ir.Listener{Address: ir.Endpoint{Host: c.listen.Host, Port: c.listen.Port}, XFFNumTrustedHops: uint32(c.xffHops)},
+		Binder:   ir.Upstream{Endpoint: ir.Endpoint{Host: c.upstream.Hostname(), Port: uint32(port)}, TLS: c.upstream.Scheme == "https"},
+		Gate:     ir.Gate{Endpoints: []ir.Endpoint{{Host: gateAddr.Host, Port: gateAddr.Port}}},
+	}
+}
+
+// loopback turns a wildcard listen address into one a local client can dial.
+func loopback(a bootstrap.Addr) bootstrap.Addr {
+	if a.Host == "0.0.0.0" || a.Host == "::" || a.Host == "" {
+		a.Host = "127.0.0.1"
+	}
+	return a
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// loadPolicies reads dir once into store. Invalid objects are left out and
+// logged; an unreadable directory is an error.
+func loadPolicies(dir string, store *snapshot.Store, log *slog.Logger) error {
+	p, problems, err := file.LoadDir(dir, "default")
+	if err != nil {
+		return fmt.Errorf("loading policies: %w", err)
+	}
+	for _, pr := range problems {
+		log.Error("policy file has a problem; its objects are left out", "err", pr.Error())
+	}
+	snap, errs := snapshot.New(p.Bans, p.LaunchPolicies)
+	for _, e := range errs {
+		log.Error("policy object left out", "err", e)
+	}
+	if store.Store(snap) {
+		bans, lps := snap.Counts()
+		log.Info("policies loaded", "dir", dir, "version", snap.Version, "bans", bans, "launch_policies", lps)
+	}
+	return nil
+}
+
+// watchPolicies reloads dir whenever its files change. It polls a cheap
+// fingerprint (names, sizes, modification times) every 100 ms: a stand-in
+// until the file source's fsnotify watcher is wired here.
+func watchPolicies(ctx context.Context, dir string, store *snapshot.Store, log *slog.Logger) error {
+	last := dirFingerprint(dir)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if fp := dirFingerprint(dir); fp != last {
+			last = fp
+			if err := loadPolicies(dir, store, log); err != nil {
+				log.Error("reloading policies", "err", err)
+			}
+		}
+	}
+}
+
+func dirFingerprint(dir string) string {
+	entries, _ := os.ReadDir(dir)
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			fmt.Fprintf(h, "%s|%d|%d\n", n, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return string(h.Sum(nil))
+}
+
+// snapshotPolicies resolves a launch against the latest policy snapshot:
+// the stand-in for the gate's own snapshot adapter.
+func snapshotPolicies(store *snapshot.Store) gate.Policies {
+	return gate.PoliciesFunc(func(providerSpec string, now time.Time) (gate.Policy, error) {
+		sp, err := spec.Parse(providerSpec)
+		if err != nil {
+			return gate.Policy{}, err
+		}
+		snap := store.Load()
+		l := snap.Launch(sp)
+		g := snap.Global()
+		pol := gate.Policy{Key: sp.BuildKey(), Name: l.Policy, Global: gate.Global{MaxWaitersTotal: g.MaxWaitersTotal, MaxConcurrentTotal: g.MaxConcurrentTotal}}
+		if hit, ok := snap.Ban(sp, now); ok {
+			pol.Ban = &gate.Ban{Policy: hit.Policy, Message: hit.Message, Enforce: hit.Mode == match.ModeEnforce}
+		}
+		if l.Mode == match.ModeEnforce {
+			pol.Launch = gate.Launch{
+				Collapse: l.Collapse.Enabled, MaxWaiters: l.Collapse.MaxWaiters, HoldTimeout: l.Collapse.HoldTimeout,
+				ReleaseRate: l.Collapse.ReleaseRate, ReleaseBurst: l.Collapse.ReleaseBurst,
+				MaxConcurrent:   l.Shed.MaxConcurrent,
+				BreakerFailures: l.Breaker.ConsecutiveFailures, BreakerOpen: l.Breaker.OpenDuration, MaxBuild: l.Breaker.MaxBuildDuration,
+			}
+		} else {
+			pol.Launch = gate.Launch{} // Warn/Audit: pass through, no caps
+		}
+		return pol, nil
+	})
 }

@@ -29,8 +29,8 @@ var ErrNotFound = errors.New("envoy binary not found")
 const toolsPath = ".tools/venv/bin/envoy"
 
 // Find locates Envoy: $ENVOY_BIN, then envoy on $PATH, then
-// .tools/venv/bin/envoy in the working directory or any parent (the repo
-// root when run from inside the repository).
+// .tools/venv/bin/envoy in the working directory or any parent, then next
+// to the running executable or any parent (bin/binderguard in the repo).
 func Find() (string, error) {
 	var looked []string
 	if p := os.Getenv("ENVOY_BIN"); p != "" {
@@ -45,7 +45,14 @@ func Find() (string, error) {
 		return p, nil
 	}
 	looked = append(looked, "envoy on PATH")
+	var starts []string
 	if dir, err := os.Getwd(); err == nil {
+		starts = append(starts, dir)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe)) // bin/binderguard in the repo
+	}
+	for _, dir := range starts {
 		for {
 			p := filepath.Join(dir, toolsPath)
 			if isExecutable(p) {

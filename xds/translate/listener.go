@@ -81,7 +81,7 @@ func launchStats() *accesslogv3.AccessLog {
 				Tags: []*statsalv3.Config_Tag{
 					{Name: "class", ValueFormat: "%RESP(" + HeaderClass + ")%"},
 					{Name: "route", ValueFormat: "%ROUTE_NAME%"},
-					{Name: "upstream", ValueFormat: "%UPSTREAM_CLUSTER%"},
+					{Name: "upstream_host", ValueFormat: "%UPSTREAM_HOST%"},
 					{Name: "flags", ValueFormat: "%RESPONSE_FLAGS%"},
 				},
 			},
