@@ -14,12 +14,56 @@
 // built/launching/ready event, to any client but the one whose own
 // upstream request produced it, and it must never answer /build with an
 // HTTP error status: every rejection is a 200 SSE stream with one failed
-// event, because the official client retries on 429 and 5xx.
+// event (plus Retry-After for 429 and 503), because the official client
+// retries every second on HTTP 429 and 5xx.
 //
-// Trust model: the gate listens only for Envoy, which overwrites X-Real-Ip
-// with the downstream address. The gate forwards X-Real-Ip unchanged so
-// BinderHub sees the user's address; from a peer outside
-// Config.TrustedPeers it replaces X-Real-Ip with the peer address, so a
-// client that reaches the gate directly cannot choose the address
-// BinderHub rate-limits.
+// # Behaviour decisions
+//
+//   - A request that arrives before the leader's first event is held as a
+//     follower: holding for a moment is cheap, letting it through could be
+//     a second build watcher. If the leader's first phase is built (the
+//     image exists), the followers are released at once and launches of
+//     the key pass straight through for Config.BuiltTTL.
+//   - Followers get the gate's own waiting event, then the leader's
+//     build-log events (fetching, building, unknown with only phase and
+//     message), replayed from a bounded ring and then live. The leader's
+//     upstream waiting, built, launching and ready events are its own.
+//   - A released or promoted follower's own upstream stream drops
+//     BinderHub's "Waiting for build to start..." (the client already has
+//     the gate's waiting event and the log); everything else passes. A
+//     promoted follower's upstream replays the build log's tail: lines
+//     still in the ring are dropped until the first new one.
+//   - A failed event before the leader's stream showed waiting or a log
+//     line, or one with a status_code, is BinderHub refusing the leader's
+//     own request (ban, rate limit, bad token, bad spec): the leader gets
+//     it and the oldest follower leads next with its own request. Only a
+//     failed event after the build started is a build failure, shared with
+//     the followers (message only) and counted by the breaker.
+//   - build_token: a held follower whose own token expires within
+//     Config.TokenMargin presents, on release or promotion, the newest
+//     unexpired token seen for the same provider spec and origin. The gate
+//     reads exp from the JWT without verifying it; that is safe because
+//     BinderHub verifies what it receives, and a build token names the
+//     spec and origin, not a user. A request without a token never gets
+//     one.
+//   - A leader whose client leaves before built is replaced by the oldest
+//     follower; its own request re-attaches to the running build
+//     (BinderHub answers the second pod create with 409 and attaches).
+//   - A build past the policy's MaxBuild cancels the leader's upstream
+//     request, gives everyone held a 503 failed event and counts a breaker
+//     failure. A launch abandoned by everyone counts neither way.
+//   - Released followers wait for room under MaxConcurrent and
+//     MaxConcurrentTotal instead of being shed: they have waited already.
+//   - A spec that Policies cannot parse is answered with a 400 failed
+//     event: a spec the gate cannot read is a spec it cannot check
+//     against the bans.
+//
+// # Trust model
+//
+// The gate listens only for Envoy, which overwrites X-Real-Ip with the
+// downstream address. The gate forwards X-Real-Ip and X-Forwarded-For
+// unchanged so BinderHub sees the user's address; from a peer outside
+// Config.TrustedPeers (when set) it replaces X-Real-Ip with the peer
+// address, so a client that reaches the gate directly cannot choose the
+// address BinderHub rate-limits and bans.
 package gate

@@ -264,6 +264,9 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		}
 		g.log.Info("launch of banned spec allowed by policy mode", "spec", providerSpec, "policy", b.Policy)
 	}
+	if pol.Key == "" {
+		pol.Key = providerSpec // a Policies that sets no key must not merge every spec into one
+	}
 	a := g.admit(r, providerSpec, pol, now)
 	g.m.launches.WithLabelValues(a.d.Role.String()).Inc()
 	if a.d.Role == collapse.Reject {
