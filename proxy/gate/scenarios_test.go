@@ -363,3 +363,34 @@ func TestEveryRejectionIsA200EventStream(t *testing.T) {
 type fakeParseError struct{}
 
 func (*fakeParseError) Error() string { return "not a provider spec" }
+
+func TestAHalfOpenBreakerLetsOneProbeBuildThrough(t *testing.T) {
+	sim := fastSim()
+	sim.FailSpecs = "broken"
+	sim.BuildTime = time.Second
+	l := testLaunch()
+	l.BreakerOpen = time.Second
+	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
+	ctx := t.Context()
+	spec := "gh/org/broken/HEAD"
+	if r := s.launch(ctx, spec, clientIP(1), nil, nil); r.failed == nil {
+		t.Fatalf("first launch: want failed, got %v", r.phases())
+	}
+	if r := s.launch(ctx, spec, clientIP(2), nil, nil); r.failed == nil || r.failed.StatusCode != 503 {
+		t.Fatalf("while open: want failed 503, got %+v", r.failed)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	results := s.storm(ctx, spec, 20)
+	for _, r := range results {
+		if r.failed == nil {
+			t.Errorf("client %s: want failed, got %v", r.ip, r.phases())
+		}
+	}
+	st := s.sim.Stats()
+	if st.BuildsStarted != 2 || st.PeakBuildWatchers > 1 {
+		t.Errorf("simulator: builds started %d (want 2: the first and one probe), peak watchers %d", st.BuildsStarted, st.PeakBuildWatchers)
+	}
+	if n := metricValue(t, s.reg, "binderguard_breaker_transitions_total", "from", "half-open", "to", "open"); n != 1 {
+		t.Errorf("half-open -> open transitions = %v, want 1", n)
+	}
+}
