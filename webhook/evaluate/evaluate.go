@@ -1,9 +1,7 @@
 package evaluate
 
 import (
-	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -67,38 +65,11 @@ func Mutate(pod *corev1.Pod, pols Policies) (Verdict, error) {
 	}
 	out := pod.DeepCopy()
 	MutateBuild(out, b)
-	ops, err := Diff(pod, out)
-	if err != nil {
-		return v, err
-	}
-	v.Patch = ops
-	if len(ops) > 0 {
+	v.Patch = buildPatch(pod, out)
+	if len(v.Patch) > 0 {
 		v.Reason = fmt.Sprintf("build limits set by %s", b.Policy)
 	}
 	return v, nil
-}
-
-// Diff is the JSON patch from a to b, sorted by path. Both sides are
-// encoded from the typed pod, so fields unknown to this version of the API
-// types are never removed from the live object.
-func Diff(a, b *corev1.Pod) ([]jsonpatch.Operation, error) {
-	ja, err := json.Marshal(a)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the original pod: %w", err)
-	}
-	jb, err := json.Marshal(b)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the mutated pod: %w", err)
-	}
-	ops, err := jsonpatch.CreatePatch(ja, jb)
-	if err != nil {
-		return nil, fmt.Errorf("computing the pod patch: %w", err)
-	}
-	sort.Sort(jsonpatch.ByPath(ops))
-	if ops == nil {
-		ops = []jsonpatch.Operation{}
-	}
-	return ops, nil
 }
 
 // Validate is the validating webhook's decision for a pod being created:

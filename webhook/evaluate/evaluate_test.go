@@ -8,6 +8,7 @@ import (
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 )
 
 func TestValidate(t *testing.T) {
@@ -165,6 +166,24 @@ func TestMutate(t *testing.T) {
 			build: stdBuild,
 			want:  `[{"op":"add","path":"/spec/containers/0/resources/requests","value":{"cpu":"100m","memory":"512M"}}]`,
 		},
+		"a container with only a memory limit gets the missing limits key by key": {
+			pod: buildPod("https://github.com/good/repo").
+				limits(corev1.ResourceList{"memory": q("1G")}).requests(corev1.ResourceList{"cpu": q("100m"), "memory": q("512M")}).deadline(60).pod(),
+			build: stdBuild,
+			want: `[{"op":"add","path":"/spec/containers/0/resources/limits/cpu","value":"1"},
+				{"op":"add","path":"/spec/containers/0/resources/limits/ephemeral-storage","value":"2G"}]`,
+		},
+		"an init container is bounded too": {
+			pod: func() *corev1.Pod {
+				p := buildPod("https://github.com/good/repo").limits(stdBuild.Resources.Limits).requests(stdBuild.Resources.Requests).deadline(60).pod()
+				p.Spec.InitContainers = []corev1.Container{{Name: "fetch", Image: "x", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"memory": q("8G")}}}}
+				return p
+			}(),
+			build: stdBuild,
+			want: `[{"op":"add","path":"/spec/initContainers/0/resources/limits","value":{"cpu":"1","ephemeral-storage":"2G","memory":"2G"}},
+				{"op":"add","path":"/spec/initContainers/0/resources/requests/cpu","value":"250m"},
+				{"op":"replace","path":"/spec/initContainers/0/resources/requests/memory","value":"2G"}]`,
+		},
 		"a longer deadline is lowered": {
 			pod:   buildPod("https://github.com/good/repo").limits(stdBuild.Resources.Limits).requests(stdBuild.Resources.Requests).deadline(86400).pod(),
 			build: stdBuild,
@@ -199,15 +218,15 @@ func TestMutate(t *testing.T) {
 			if diff := cmp.Diff(before, tc.pod); diff != "" {
 				t.Fatalf("Mutate changed its input (-before +after):\n%s", diff)
 			}
-			var got, want any
+			var got, wantOps any
 			raw, _ := json.Marshal(v.Patch)
 			if err := json.Unmarshal(raw, &got); err != nil {
 				t.Fatal(err)
 			}
-			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
+			if err := json.Unmarshal([]byte(tc.want), &wantOps); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(wantOps, got); diff != "" {
 				t.Fatalf("patch (-want +got):\n%s", diff)
 			}
 			// The patch applied to the pod is accepted by the validator and
@@ -224,6 +243,14 @@ func TestMutate(t *testing.T) {
 			var mutated corev1.Pod
 			if err := json.Unmarshal(out, &mutated); err != nil {
 				t.Fatal(err)
+			}
+			// The patch yields exactly what MutateBuild does to the pod.
+			want := tc.pod.DeepCopy()
+			if tc.build.Mode == ModeEnforce && KindOf(want) == KindBuild {
+				MutateBuild(want, tc.build)
+			}
+			if !apiequality.Semantic.DeepEqual(want, &mutated) {
+				t.Fatalf("patched pod differs from the mutated one:\n%s", cmp.Diff(want, &mutated))
 			}
 			again, err := Mutate(&mutated, fakePolicies{build: tc.build})
 			if err != nil {

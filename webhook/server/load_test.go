@@ -1,0 +1,237 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/webhook/admission"
+	"github.com/binderguard/binderguard/webhook/evaluate"
+	"github.com/binderguard/binderguard/webhook/internal/testtls"
+	"github.com/binderguard/binderguard/webhook/server"
+)
+
+// Load-test settings: the rate the issue asks for, and enough connections
+// that a slow answer queues behind others only when the server is slow.
+const (
+	loadRate    = 1000 // reviews per second
+	loadWorkers = 32
+)
+
+// benchSnapshot is a site with 1,000 banned repositories, 50 ban patterns
+// and a LaunchPolicy bounding build pods.
+func benchSnapshot(b *testing.B) *snapshot.Snapshot {
+	var bans []v1alpha1.RepoBan
+	for i := range 1000 {
+		bans = append(bans, v1alpha1.RepoBan{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: fmt.Sprintf("ban-%d", i)},
+			Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{v1alpha1.RepoRef(fmt.Sprintf("gh/miner%d/repo", i))}},
+		})
+	}
+	for i := range 50 {
+		bans = append(bans, v1alpha1.RepoBan{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: fmt.Sprintf("pattern-%d", i)},
+			Spec:       v1alpha1.RepoBanSpec{Patterns: []v1alpha1.SpecPattern{{Regex: v1alpha1.Regex(fmt.Sprintf("^spam%d/.*", i))}}},
+		})
+	}
+	d := int64(3600)
+	lp := v1alpha1.LaunchPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: "builds"},
+		Spec: v1alpha1.LaunchPolicySpec{Build: &v1alpha1.BuildSpec{
+			Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{
+				"cpu": resource.MustParse("1"), "memory": resource.MustParse("2G"), "ephemeral-storage": resource.MustParse("2G")}},
+			ActiveDeadlineSeconds: &d,
+		}},
+	}
+	s, errs := snapshot.New(bans, []v1alpha1.LaunchPolicy{lp})
+	if len(errs) > 0 {
+		b.Fatalf("benchmark policies: %v", errs)
+	}
+	return s
+}
+
+// benchReviews is the mix the API server sends: build pods to both
+// webhooks (one banned), user pods to the validating one.
+func benchReviews() []struct {
+	path string
+	body []byte
+} {
+	build := func(repo string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "build-x", Namespace: "binder",
+			Labels: map[string]string{"component": "binderhub-build"}, Annotations: map[string]string{"binder-repo": repo}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "builder", Image: "quay.io/jupyterhub/repo2docker:2024.07.0",
+				Args: []string{"jupyter-repo2docker", "--ref=0123abcd", "--image=binder/x:0123abcd", "--no-run", "--json-logs", repo}}}}}
+	}
+	user := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "jupyter-x", Namespace: "binder",
+		Labels: map[string]string{"component": "singleuser-server", "app": "jupyterhub"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "notebook", Image: "binder/x:0123abcd", Env: []corev1.EnvVar{
+			{Name: "BINDER_REPO_URL", Value: "https://github.com/jupyterlab/jupyterlab-demo"},
+			{Name: "BINDER_REQUEST", Value: "v2/gh/jupyterlab/jupyterlab-demo/HEAD"},
+			{Name: "BINDER_PERSISTENT_REQUEST", Value: "v2/gh/jupyterlab/jupyterlab-demo/HEAD"}}}}}}
+	rev := func(p *corev1.Pod) []byte {
+		raw, _ := json.Marshal(p)
+		out, _ := json.Marshal(admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{UID: "u", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Operation: "CREATE",
+				Namespace: "binder", Name: p.Name, Object: runtimeRaw(raw)}})
+		return out
+	}
+	return []struct {
+		path string
+		body []byte
+	}{
+		{admission.MutatePath, rev(build("https://github.com/jupyterlab/jupyterlab-demo"))},
+		{admission.ValidatePath, rev(build("https://github.com/Miner7/Repo.git"))},
+		{admission.ValidatePath, rev(user)},
+		{admission.MutatePath, rev(build("https://github.com/binder-examples/requirements"))},
+	}
+}
+
+// BenchmarkAdmissionTLS drives the real webhook server over TLS (1.3,
+// HTTP/1.1 keep-alive, as the API server does) at a fixed 1,000 reviews/s,
+// open loop: each review's latency runs from when it was due, so a stalled
+// server cannot hide its queue. b.N is the number of reviews; run with
+// -benchtime=5000x for five seconds. Reports p50/p99/max in ms.
+func BenchmarkAdmissionTLS(b *testing.B) {
+	dir := b.TempDir()
+	pool := testtls.Write(b, dir)
+	snap := benchSnapshot(b)
+	hooks, err := admission.New(admission.Config{Policies: func(now time.Time) (evaluate.Policies, bool) {
+		return evaluate.FromSnapshot(snap, now), true
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := testtls.FreePort(b)
+	srv, err := server.New(server.Options{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	for srv.StartedChecker()(nil) != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: loadWorkers,
+	}}
+	defer client.CloseIdleConnections()
+	reviews := benchReviews()
+	url := fmt.Sprintf("https://127.0.0.1:%d", port)
+	send := func(i int) error {
+		r := reviews[i%len(reviews)]
+		resp, err := client.Post(url+r.path, "application/json", bytes.NewReader(r.body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var ar admissionv1.AdmissionReview
+		if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if ar.Response == nil || ar.Response.Result.Code >= 400 && ar.Response.Result.Code != 403 {
+			return fmt.Errorf("review %d: %+v", i, ar.Response)
+		}
+		return nil
+	}
+	// Warm the connections and the TLS sessions outside the measurement.
+	for i := range loadWorkers * 4 {
+		if err := send(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	type job struct {
+		i   int
+		due time.Time
+	}
+	jobs := make(chan job, b.N)
+	lat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var firstErr error
+	for range loadWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := send(j.i); err != nil {
+					errOnce.Do(func() { firstErr = err })
+				}
+				lat[j.i] = time.Since(j.due)
+			}
+		}()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	interval := time.Second / loadRate
+	for i := range b.N {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		jobs <- job{i, due}
+	}
+	close(jobs)
+	wg.Wait()
+	b.StopTimer()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reviews/s")
+}
+
+// BenchmarkValidateHandler is the decision alone, in process: decode, the
+// ban and limit checks against 1,050 bans, and the response.
+func BenchmarkValidateHandler(b *testing.B) {
+	snap := benchSnapshot(b)
+	hooks, err := admission.New(admission.Config{Policies: func(now time.Time) (evaluate.Policies, bool) {
+		return evaluate.FromSnapshot(snap, now), true
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var reqs []admissionv1.AdmissionReview
+	for _, r := range benchReviews() {
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(r.body, &ar); err != nil {
+			b.Fatal(err)
+		}
+		reqs = append(reqs, ar)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ar := reqs[i%len(reqs)]
+		h := hooks.Validating
+		if i%4 == 0 || i%4 == 3 {
+			h = hooks.Mutating
+		}
+		h.Handle(context.Background(), admissionRequest(ar))
+	}
+}
