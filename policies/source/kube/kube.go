@@ -44,8 +44,9 @@ type Config struct {
 	Store *snapshot.Store
 	// OnBuild, when set, is called after every rebuild on the source's
 	// goroutine; a slow hook delays the next rebuild, not this one's
-	// publication.
-	OnBuild func(ctx context.Context, b Build)
+	// publication. When it returns an error the source rebuilds and calls
+	// it again after a backoff, even if nothing changed.
+	OnBuild func(ctx context.Context, b Build) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now; expiry is judged by it.
@@ -132,15 +133,22 @@ func (s *Source) Run(ctx context.Context) error {
 	expiry := time.NewTimer(time.Hour)
 	expiry.Stop()
 	defer expiry.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	backoff := time.Duration(0)
 	for first := true; ; first = false {
 		next, err := s.rebuild(ctx)
-		if err != nil {
-			// The cache is local, so a list fails only when ctx ended or the
-			// scheme is wrong; keep serving the last snapshot either way.
-			s.cfg.Logger.Error("policy rebuild failed", "err", err)
-		}
 		if first {
 			close(s.ready)
+		}
+		retry.Stop()
+		if err != nil && ctx.Err() == nil {
+			backoff = min(max(2*backoff, minRetry), maxRetry)
+			s.cfg.Logger.Error("policy rebuild failed; retrying", "err", err, "in", backoff)
+			retry.Reset(backoff)
+		} else {
+			backoff = 0
 		}
 		expiry.Stop()
 		if !next.IsZero() {
@@ -151,9 +159,18 @@ func (s *Source) Run(ctx context.Context) error {
 			return nil
 		case <-dirty:
 		case <-expiry.C:
+		case <-retry.C:
 		}
 	}
 }
+
+// Retry bounds for a failed rebuild or hook (a status write the API server
+// refused): soon enough that a brief API outage heals unnoticed, slow enough
+// not to add load to an API server in trouble.
+const (
+	minRetry = time.Second
+	maxRetry = time.Minute
+)
 
 // handler marks the source dirty on adds, deletes, and updates that change
 // metadata.generation: status writes (ours, the webhook's, the gate's
@@ -173,7 +190,8 @@ func handler(mark func()) toolscache.ResourceEventHandler {
 }
 
 // rebuild lists both kinds from the cache, publishes a snapshot of the
-// unexpired ones and returns when the next ban expires (zero: none).
+// unexpired ones, calls the hook, and returns when the next ban expires
+// (zero: none). A hook error comes back with the expiry.
 func (s *Source) rebuild(ctx context.Context) (time.Time, error) {
 	var bans v1alpha1.RepoBanList
 	if err := s.cfg.Cache.List(ctx, &bans); err != nil {
@@ -195,10 +213,13 @@ func (s *Source) rebuild(ctx context.Context) (time.Time, error) {
 		s.cfg.Logger.Info("policy snapshot published", "version", snap.Version,
 			"bans", nb, "launchPolicies", nl, "expiredBans", len(expired), "invalid", len(errs))
 	}
+	next := snap.NextExpiry(now)
 	if s.cfg.OnBuild != nil {
-		s.cfg.OnBuild(ctx, Build{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: objects})
+		if err := s.cfg.OnBuild(ctx, Build{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: objects}); err != nil {
+			return next, fmt.Errorf("policy build hook: %w", err)
+		}
 	}
-	return snap.NextExpiry(now), nil
+	return next, nil
 }
 
 // Partition splits bans into those in force at now and those expired: a

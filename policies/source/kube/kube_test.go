@@ -2,7 +2,9 @@ package kube_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +60,8 @@ type fixture struct {
 	builds chan kube.Build
 }
 
-func start(t *testing.T) *fixture {
+// start runs a source; hookErr, when set, is what the hook returns.
+func start(t *testing.T, hookErr func() error) *fixture {
 	env := testenv.Start(t)
 	ns := env.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,11 +81,15 @@ func start(t *testing.T) *fixture {
 	src, err := kube.New(kube.Config{
 		Cache: informers,
 		Store: f.store,
-		OnBuild: func(_ context.Context, b kube.Build) {
+		OnBuild: func(_ context.Context, b kube.Build) error {
 			select {
 			case f.builds <- b:
 			default: // the test reads only the latest builds it cares about
 			}
+			if hookErr != nil {
+				return hookErr()
+			}
+			return nil
 		},
 	})
 	if err != nil {
@@ -133,7 +140,7 @@ func mustDo(t *testing.T, what string, err error) {
 }
 
 func TestSourceFollowsCreateUpdateDeleteAndExpiry(t *testing.T) {
-	f := start(t)
+	f := start(t, nil)
 	ctx := context.Background()
 	if nb, nl := f.store.Load().Counts(); nb != 0 || nl != 0 {
 		t.Fatalf("first snapshot of an empty namespace has %d bans and %d launch policies", nb, nl)
@@ -206,7 +213,7 @@ func TestSourceFollowsCreateUpdateDeleteAndExpiry(t *testing.T) {
 }
 
 func TestSourceReportsObjectsTheSnapshotLeavesOut(t *testing.T) {
-	f := start(t)
+	f := start(t, nil)
 	ctx := context.Background()
 	// The API server accepts this shape, but "gh/onlyowner" names no
 	// repository: binderguard must say so rather than drop it silently.
@@ -248,5 +255,28 @@ func TestSourceReportsObjectsTheSnapshotLeavesOut(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no build reported both RepoBans")
 		}
+	}
+}
+
+func TestSourceCallsAFailedHookAgainWithoutAnyChange(t *testing.T) {
+	var calls atomic.Int32
+	f := start(t, func() error {
+		if calls.Add(1) == 1 {
+			return errors.New("status write refused")
+		}
+		return nil
+	})
+	select {
+	case <-f.builds: // the failed first call
+	case <-time.After(waitTimeout):
+		t.Fatal("hook never called")
+	}
+	select {
+	case <-f.builds:
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("hook called %d times, want 2", n)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("hook not called again after failing")
 	}
 }
