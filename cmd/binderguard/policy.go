@@ -2,11 +2,179 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/binderguard/binderguard/policies/match"
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/policies/source/file"
+	"github.com/binderguard/binderguard/policies/spec"
 )
 
-// runPolicy is owned by the issue that builds it; until then it says so.
+const policyUsage = `usage:
+  binderguard policy test --policies DIR (--spec SPEC | -f POD.yaml) [--now RFC3339] [--namespace NS]
+      evaluate a launch spec ("gh/org/repo/ref", "/build/...", "v2/...") or a pod
+      manifest against the policies in DIR; prints a JSON verdict
+      {"allowed": bool, "reason": "...", "policy": "...", "patch": [...]}
+  binderguard policy import --binderhub-config values.yaml [--namespace NS] [--name NAME]
+      print RepoBan YAML for the banned_specs in BinderHub helm values
+`
+
+// runPolicy dispatches the offline policy tools.
 func runPolicy(ctx context.Context, args []string, stdout io.Writer) error {
-	return errors.New("not built yet")
+	if len(args) == 0 {
+		return usageErr("a subcommand is required: test or import\n%s", policyUsage)
+	}
+	switch args[0] {
+	case "test":
+		return runPolicyTest(ctx, args[1:], stdout)
+	case "import":
+		return runPolicyImport(ctx, args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, policyUsage)
+		return nil
+	}
+	return usageErr("unknown subcommand %q: use test or import", args[0])
+}
+
+// parseFlags parses quietly: problems become one-line usage errors, -h
+// prints the usage to stdout.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, policyUsage)
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// verdict is what `policy test` prints.
+type verdict struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason"`
+	Policy  string `json:"policy"`
+	Patch   []any  `json:"patch"`
+	Spec    *struct {
+		Provider string    `json:"provider"`
+		Repo     spec.Repo `json:"repo"`
+		Ref      string    `json:"ref,omitempty"`
+		BuildKey string    `json:"buildKey"`
+	} `json:"spec,omitempty"`
+	Ban    *match.BanHit    `json:"ban,omitempty"`
+	Launch *snapshot.Launch `json:"launch,omitempty"`
+}
+
+func runPolicyTest(_ context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
+	dir := fs.String("policies", "", "directory of RepoBan and LaunchPolicy YAML files (required)")
+	specArg := fs.String("spec", "", `launch spec: "gh/org/repo/ref", "/build/gh/...", or "v2/gh/..."`)
+	podFile := fs.String("f", "", "pod manifest (YAML or JSON) to evaluate as the admission webhook would")
+	nowArg := fs.String("now", "", "evaluate at this RFC 3339 time instead of now (ban expiry)")
+	ns := fs.String("namespace", "default", "namespace for policies that set none")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usageErr("--policies DIR is required")
+	}
+	if (*specArg == "") == (*podFile == "") {
+		return usageErr("give exactly one of --spec SPEC or -f POD.yaml")
+	}
+	now := time.Now()
+	if *nowArg != "" {
+		t, err := time.Parse(time.RFC3339, *nowArg)
+		if err != nil {
+			return usageErr("--now %q is not an RFC 3339 time", *nowArg)
+		}
+		now = t
+	}
+	snap, err := loadSnapshot(*dir, *ns)
+	if err != nil {
+		return err
+	}
+	var out any
+	if *podFile != "" {
+		data, err := os.ReadFile(*podFile)
+		if err != nil {
+			return usageErr("-f: %v", err)
+		}
+		if out, err = evaluatePod(snap, data, now); err != nil {
+			return err
+		}
+	} else {
+		sp, err := parseSpecArg(*specArg)
+		if err != nil {
+			return usageErr("--spec: %v", err)
+		}
+		out = evaluateSpec(snap, sp, now)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// loadSnapshot reads a policy directory; any invalid file is bad input,
+// reported as "file:line: reason" on one line.
+func loadSnapshot(dir, ns string) (*snapshot.Snapshot, error) {
+	p, problems, err := file.LoadDir(dir, ns)
+	if err != nil {
+		return nil, usageErr("--policies: %v", err)
+	}
+	if len(problems) > 0 {
+		msg := problems[0].Error()
+		if len(problems) > 1 {
+			msg += fmt.Sprintf(" (and %d more problems)", len(problems)-1)
+		}
+		return nil, usageErr("invalid policy file: %s", msg)
+	}
+	snap, errs := snapshot.New(p.Bans, p.LaunchPolicies)
+	if len(errs) > 0 { // LoadDir validated each object; kept as a guard
+		return nil, usageErr("invalid policy: %v", errs[0])
+	}
+	return snap, nil
+}
+
+func parseSpecArg(s string) (spec.Spec, error) {
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "v2/") || strings.HasPrefix(t, "/v2/") {
+		return spec.ParseRequest(t)
+	}
+	return spec.Parse(t)
+}
+
+// evaluateSpec is the gate's decision for one launch: a ban in Enforce
+// mode refuses it; Warn and Audit bans allow it and say so.
+func evaluateSpec(snap *snapshot.Snapshot, sp spec.Spec, now time.Time) verdict {
+	l := snap.Launch(sp)
+	v := verdict{Allowed: true, Patch: []any{}, Launch: &l}
+	v.Spec = &struct {
+		Provider string    `json:"provider"`
+		Repo     spec.Repo `json:"repo"`
+		Ref      string    `json:"ref,omitempty"`
+		BuildKey string    `json:"buildKey"`
+	}{sp.Provider, sp.Repo, sp.Ref, sp.BuildKey()}
+	if hit, ok := snap.Ban(sp, now); ok {
+		v.Ban, v.Policy = &hit, hit.Policy
+		if hit.Mode == match.ModeEnforce {
+			v.Allowed, v.Reason = false, hit.Message
+			return v
+		}
+		v.Reason = fmt.Sprintf("allowed: %s matches (rule %s) in %s mode: %s", hit.Policy, hit.Rule, hit.Mode, hit.Message)
+		return v
+	}
+	v.Policy = l.Policy
+	v.Reason = fmt.Sprintf("allowed: no ban applies; launch policy %s (%s)", l.Policy, l.Mode)
+	return v
 }

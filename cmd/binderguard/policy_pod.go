@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/webhook/evaluate"
+)
+
+// evaluatePod is `policy test -f`: what the API server would do with the
+// pod under the admission webhooks (mutate, then validate the mutated pod).
+// The decision itself is webhook/evaluate's; this only decodes the file.
+func evaluatePod(snap *snapshot.Snapshot, manifest []byte, now time.Time) (any, error) {
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(manifest, &pod); err != nil {
+		return nil, usageErr("-f: not a pod manifest: %v", err)
+	}
+	if pod.Kind != "" && pod.Kind != "Pod" {
+		return nil, usageErr("-f: kind %q is not Pod", pod.Kind)
+	}
+	v, err := evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, now))
+	if err != nil {
+		return nil, fmt.Errorf("evaluating the pod: %w", err)
+	}
+	return v, nil
+}
