@@ -116,6 +116,8 @@ func startStack(t testing.TB, simCfg fakebinder.Config, pol gate.Policies, tweak
 type result struct {
 	ip      string
 	events  []sse.Payload
+	at      []time.Duration // when each event arrived, from start
+	start   time.Time
 	header  http.Header
 	ready   *sse.Payload
 	failed  *sse.Payload
@@ -130,6 +132,16 @@ func (r result) phases() []string {
 		out = append(out, e.Phase)
 	}
 	return out
+}
+
+// when is the absolute time of the first event of phase, or zero.
+func (r result) when(phase string) time.Time {
+	for i, e := range r.events {
+		if e.Phase == phase {
+			return r.start.Add(r.at[i])
+		}
+	}
+	return time.Time{}
 }
 
 func (r result) count(phase string) int {
@@ -150,8 +162,8 @@ func (s *stack) launch(ctx context.Context, spec, ip string, hdr http.Header, on
 }
 
 func launchURL(ctx context.Context, c *http.Client, u, ip string, hdr http.Header, onEvent func(sse.Payload)) result {
-	res := result{ip: ip}
 	start := time.Now()
+	res := result{ip: ip, start: start}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -199,6 +211,7 @@ func launchURL(ctx context.Context, c *http.Client, u, ip string, hdr http.Heade
 			res.firstAt = time.Since(start)
 		}
 		res.events = append(res.events, p)
+		res.at = append(res.at, time.Since(start))
 		if onEvent != nil {
 			onEvent(p)
 		}
