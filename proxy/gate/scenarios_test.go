@@ -57,11 +57,23 @@ func TestLeaderDisconnectPromotesAFollowerWithoutABreak(t *testing.T) {
 	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
 	ctx := t.Context()
 	leaderCtx, dropLeader := context.WithCancel(ctx)
-	_, fchs := s.leaderThenFollowers(t, ctx, leaderCtx, "gh/org/repo/HEAD", 50)
+	const n = 1000
+	start := time.Now()
+	_, fchs := s.leaderThenFollowers(t, ctx, leaderCtx, "gh/org/repo/HEAD", n)
 	dropLeader()
 
 	results := collect(fchs)
 	checkEveryoneLaunchedOnTheirOwn(t, results)
+	var times []time.Duration
+	for _, r := range results {
+		times = append(times, r.start.Add(r.elapsed).Sub(start))
+	}
+	l := testLaunch()
+	bound := sim.BuildTime + time.Duration(float64(n)/l.ReleaseRate*float64(time.Second)) + 2*time.Second
+	t.Logf("%d followers after the leader left: p50 %v, p99 %v to ready from the leader's start (bound %v)", n, percentile(times, 0.5), percentile(times, 0.99), bound)
+	if p99 := percentile(times, 0.99); p99 > bound {
+		t.Errorf("p99 time to ready %v > build time + N/rate + 2 s = %v", p99, bound)
+	}
 	for _, r := range results {
 		seen := map[string]bool{}
 		for _, e := range r.events {
@@ -88,7 +100,7 @@ func TestBuildFailureFailsFollowersAndOpensTheBreaker(t *testing.T) {
 	sim.FailSpecs = "broken"
 	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
 	ctx := t.Context()
-	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/broken/HEAD", 30)
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/broken/HEAD", 1000)
 
 	if l := <-lch; l.failed == nil {
 		t.Fatalf("leader: want failed, got %v (%v)", l.phases(), l.err)
@@ -121,7 +133,7 @@ func TestBuildLongerThanTheMaximumTripsTheBreaker(t *testing.T) {
 	l.MaxBuild = time.Second
 	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
 	ctx := t.Context()
-	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/slow/HEAD", 10)
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/slow/HEAD", 1000)
 	for _, r := range append(collect(fchs), <-lch) {
 		if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "longer than") {
 			t.Errorf("client %s: want failed 503 'longer than', got %v %+v (%v)", r.ip, r.phases(), r.failed, r.err)
@@ -135,6 +147,30 @@ func TestBuildLongerThanTheMaximumTripsTheBreaker(t *testing.T) {
 }
 
 func TestCapsShedWith429(t *testing.T) {
+	t.Run("waiters per spec under a storm", func(t *testing.T) {
+		l := testLaunch()
+		l.MaxWaiters = 500
+		s := startStack(t, fastSim(), gate.StaticPolicies(l, gate.Global{}), nil)
+		ctx := t.Context()
+		lch, _ := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 0)
+		results := s.storm(ctx, "gh/org/repo/HEAD", 1000)
+		var ready []result
+		shed := 0
+		for _, r := range results {
+			switch {
+			case r.failed != nil && r.failed.StatusCode == 429 && len(r.events) == 1 && r.header.Get("Retry-After") != "":
+				shed++
+			case r.ready != nil:
+				ready = append(ready, r)
+			default:
+				t.Errorf("client %s: %v %+v %v", r.ip, r.phases(), r.failed, r.err)
+			}
+		}
+		if shed != 500 || len(ready) != 500 {
+			t.Errorf("%d shed with 429, %d launched; want 500 and 500", shed, len(ready))
+		}
+		checkEveryoneLaunchedOnTheirOwn(t, append(ready, <-lch))
+	})
 	t.Run("waiters per spec", func(t *testing.T) {
 		l := testLaunch()
 		l.MaxWaiters = 5
