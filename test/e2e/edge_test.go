@@ -74,3 +74,52 @@ func TestBanAnsweredAtEdge(t *testing.T) {
 		t.Fatalf("after unban got %+v (err %v), want ready", a.events, a.err)
 	}
 }
+
+// Envoy's own rejections on /build/ reach the client as BinderHub's: 200,
+// one failed event, Retry-After; and the stats listener tells the classes
+// apart.
+func TestRateLimitedLaunchIsOneFailedEventWithRetryAfter(t *testing.T) {
+	s := startStack(t, options{edgeLaunch: ir.Launch{ClientRate: ir.RateLimit{PerSecond: 0.1, Burst: 2}, RetryAfter: 7 * time.Second}})
+	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
+	s.waitRouteAcked()
+
+	var last answer
+	for range 3 {
+		last = launch(s.ctx, s.edgeURL, "gh/org/ratelimited/HEAD", 20*time.Second)
+	}
+	if last.status != 200 || len(last.events) != 1 || last.final().StatusCode != 429 || last.final().Phase != sse.PhaseFailed {
+		t.Fatalf("third launch in a burst of 2 got %d %+v (err %v), want 200 and one failed 429 event", last.status, last.events, last.err)
+	}
+	if ra := last.header.Get("Retry-After"); ra != "7" {
+		t.Errorf("Retry-After %q, want 7", ra)
+	}
+	if ct := last.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("content type %q, want text/event-stream", ct)
+	}
+	if n := s.binderHits.prefix("/build/gh/org/ratelimited/"); n != 2 {
+		t.Errorf("simulator got %d launches, want the 2 the bucket allowed", n)
+	}
+	// Non-launch traffic is not rate limited.
+	for range 5 {
+		if resp, err := http.Get(s.edgeURL + "/versions"); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("/versions after the launch burst: %v", err)
+		}
+	}
+
+	launch(s.ctx, s.edgeURL, "gh/evil/repo/HEAD", 5*time.Second)
+	resp, err := http.Get(s.statsURL + "/stats/prometheus")
+	if err != nil {
+		t.Fatalf("stats listener: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`envoy_binderguard_launches{class="banned",route="edge_banned"`,
+		`envoy_binderguard_launches{class="shed",route="launch"`,
+		`envoy_http_local_rate_limit_rate_limited{envoy_local_http_ratelimit_prefix="launch_client_ip"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("stats listener lacks %s", want)
+		}
+	}
+}

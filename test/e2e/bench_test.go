@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// keepAlive is one client with warm connections, so latency is the edge's
+// and not connection setup.
+var keepAlive = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
+
+// timeGets times n sequential GETs of url and returns their durations,
+// failing on a status other than want.
+func timeGets(b *testing.B, url string, n, want int) []time.Duration {
+	b.Helper()
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		resp, err := keepAlive.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out = append(out, time.Since(start))
+		if resp.StatusCode != want {
+			b.Fatalf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+	}
+	return out
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func banBlocks(n int) []ir.Block {
+	out := make([]ir.Block, 0, 2*n)
+	for i := range n {
+		msg := fmt.Sprintf("repository %d is banned", i)
+		out = append(out,
+			ir.Block{PathPrefix: fmt.Sprintf("/build/gh/org%d/repo%d/", i, i), Class: ir.ClassBanned, StatusCode: 403, Message: msg},
+			ir.Block{PathPrefix: fmt.Sprintf("/build/git/https%%3A%%2F%%2Fgithub.com%%2Forg%d%%2Frepo%d/", i, i), Class: ir.ClassBanned, StatusCode: 403, Message: msg})
+	}
+	return out
+}
+
+// BenchmarkEdgeLatencyBans measures what one request costs at the edge
+// with 10 and with 10,000 bans (20,000 path prefixes) in the same run: a
+// banned launch answered by Envoy itself, and a non-launch request passed
+// to the simulator. Flat cost means ratio_10k ≈ 1. accept_10k_ms is the
+// time from the controller's change to Envoy's ACK of the 10,000-ban
+// config; publish_10k_ms the part spent in binderguard (translate, validate,
+// hash, cache).
+func BenchmarkEdgeLatencyBans(b *testing.B) {
+	s := startStack(b, options{})
+	const n = 2000
+	measure := func(bans int) (banned, pass []time.Duration, published, accept time.Duration) {
+		s.ctl.SetBans(banBlocks(bans))
+		start := time.Now()
+		if err := s.ctl.Sync(s.ctx); err != nil {
+			b.Fatal(err)
+		}
+		published = time.Since(start)
+		s.waitRouteAcked()
+		accept = time.Since(start)
+		target := fmt.Sprintf("%s/build/gh/org%d/repo%d/HEAD", s.edgeURL, bans-1, bans-1)
+		timeGets(b, target, 200, 200) // warm up
+		timeGets(b, s.edgeURL+"/versions", 200, 200)
+		for range 3 { // interleave to share the machine's noise
+			banned = append(banned, timeGets(b, target, n/3, 200)...)
+			pass = append(pass, timeGets(b, s.edgeURL+"/versions", n/3, 200)...)
+		}
+		return banned, pass, published, accept
+	}
+	b.ResetTimer()
+	var banned10, pass10, banned10k, pass10k []time.Duration
+	var publish10k, accept10k time.Duration
+	for b.Loop() {
+		banned10, pass10, _, _ = measure(10)
+		banned10k, pass10k, publish10k, accept10k = measure(10000)
+	}
+	b.ReportMetric(us(pct(banned10, 50)), "banned_p50_us_10")
+	b.ReportMetric(us(pct(banned10k, 50)), "banned_p50_us_10k")
+	b.ReportMetric(us(pct(banned10k, 99)), "banned_p99_us_10k")
+	b.ReportMetric(us(pct(pass10, 50)), "pass_p50_us_10")
+	b.ReportMetric(us(pct(pass10k, 50)), "pass_p50_us_10k")
+	b.ReportMetric(float64(pct(banned10k, 50))/float64(pct(banned10, 50)), "ratio_banned_10k/10")
+	b.ReportMetric(float64(pct(pass10k, 50))/float64(pct(pass10, 50)), "ratio_pass_10k/10")
+	b.ReportMetric(float64(publish10k.Milliseconds()), "publish_10k_ms")
+	b.ReportMetric(float64(accept10k.Milliseconds()), "accept_10k_ms")
+}
+
+// BenchmarkNonBuildOverhead compares non-launch requests through Envoy
+// (programmed by binderguard) with the same requests straight to the
+// simulator, interleaved in one run. Target: ratio_p50 <= 1.10.
+func BenchmarkNonBuildOverhead(b *testing.B) {
+	s := startStack(b, options{})
+	direct := "http://" + s.binderAddr.String() + "/versions"
+	edge := s.edgeURL + "/versions"
+	timeGets(b, direct, 200, 200)
+	timeGets(b, edge, 200, 200)
+	var d, e []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		for range 10 {
+			d = append(d, timeGets(b, direct, 100, 200)...)
+			e = append(e, timeGets(b, edge, 100, 200)...)
+		}
+	}
+	b.ReportMetric(us(pct(d, 50)), "direct_p50_us")
+	b.ReportMetric(us(pct(e, 50)), "envoy_p50_us")
+	b.ReportMetric(us(pct(e, 50)-pct(d, 50)), "added_p50_us")
+	b.ReportMetric(float64(pct(e, 50))/float64(pct(d, 50)), "ratio_p50")
+	b.ReportMetric(float64(pct(e, 99))/float64(pct(d, 99)), "ratio_p99")
+}
+
+// BenchmarkBanPropagation measures a ban edit from the controller to the
+// first launch Envoy answers with it (in-process control plane; the file
+// edit path is TestLocalBanFileEditBlocksAtEnvoyWithinOneSecond), with
+// 1,000 other bans in place.
+func BenchmarkBanPropagation(b *testing.B) {
+	s := startStack(b, options{})
+	base := banBlocks(1000)
+	s.ctl.SetBans(base)
+	s.waitRouteAcked()
+	var lat []time.Duration
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		path := fmt.Sprintf("/build/gh/new%d/repo/", i)
+		start := time.Now()
+		s.ctl.SetBans(append(slices.Clone(base), ir.Block{PathPrefix: path, Class: ir.ClassBanned, StatusCode: 403, Message: "new"}))
+		for {
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.edgeURL+path+"HEAD", nil)
+			resp, err := keepAlive.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.Header.Get("X-Binderguard-Class") == "banned" {
+					break
+				}
+			}
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("ban not enforced after 10 s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.ReportMetric(float64(pct(lat, 50).Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(pct(lat, 99).Microseconds())/1000, "p99_ms")
+	_ = resource.RouteType
+}
