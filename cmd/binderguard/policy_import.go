@@ -133,7 +133,8 @@ func bannedSpecs(cfg map[string]any) ([]v1alpha1.SpecPattern, []skipped, error) 
 					skips = append(skips, skipped{class, re, err.Error()})
 					continue
 				}
-				pats = append(pats, v1alpha1.SpecPattern{Regex: v1alpha1.Regex(re), Provider: provider})
+				re2, _ := match.TranslatePython(re) // Python's \Z is \z in RE2
+				pats = append(pats, v1alpha1.SpecPattern{Regex: v1alpha1.Regex(re2), Provider: provider})
 			}
 		}
 	}

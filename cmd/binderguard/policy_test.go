@@ -152,6 +152,7 @@ func TestPolicyImportMigratesBannedSpecs(t *testing.T) {
         - ^ines/spacy-binder.*
         - ^soft4voip/rak.*
         - ^(?!myorg\/.*).*$
+        - ^exact/repo\Z
     GitLabRepoProvider:
       banned_specs: ['^group%2Fbad.*']
     RepoProvider:
@@ -178,7 +179,8 @@ func TestPolicyImportMigratesBannedSpecs(t *testing.T) {
 	for _, sp := range p.Bans[0].Spec.Patterns {
 		got[string(sp.Regex)] = string(sp.Provider)
 	}
-	want := map[string]string{"^ines/spacy-binder.*": "gh", "^soft4voip/rak.*": "gh", "^group%2Fbad.*": "gl", ".*xmrig.*": ""}
+	want := map[string]string{"^ines/spacy-binder.*": "gh", "^soft4voip/rak.*": "gh", "^group%2Fbad.*": "gl", ".*xmrig.*": "",
+		`^exact/repo\z`: "gh"}
 	if len(got) != len(want) {
 		t.Errorf("patterns = %v, want %v", got, want)
 	}

@@ -46,9 +46,14 @@ func CompileRegex(src string) (*Regex, error) {
 	if src == "" {
 		return nil, fmt.Errorf("regex is empty")
 	}
-	translated, err := translatePython(src)
+	translated, err := TranslatePython(src)
 	if err != nil {
 		return nil, fmt.Errorf("regex %q: %w", src, err)
+	}
+	// Compiled on its own first: wrapped unchecked, "x)|(.*" would close
+	// the anchoring group and match anywhere.
+	if _, err := syntax.Parse(translated, syntax.Perl); err != nil {
+		return nil, fmt.Errorf("regex %q does not compile: %w", src, err)
 	}
 	full := "(?i)^(?:" + translated + ")"
 	re, err := regexp.Compile(full)
@@ -79,10 +84,12 @@ func (r *Regex) String() string { return r.src }
 // MatchString reports whether the text starts with a match.
 func (r *Regex) MatchString(s string) bool { return r.re.MatchString(s) }
 
-// translatePython rewrites "\Z" and refuses Python-only constructs. It walks
-// the pattern once, skipping escaped characters and character classes so
-// that "[(?=]" or "\(?=" are not mistaken for a look-ahead.
-func translatePython(src string) (string, error) {
+// TranslatePython rewrites a Python re pattern into RE2 syntax: "\Z"
+// becomes "\z"; Python-only constructs are refused. It walks the pattern
+// once, skipping escaped characters and character classes so that "[(?=]"
+// or "\(?=" are not mistaken for a look-ahead. The result is not anchored
+// or made case-insensitive; CompileRegex does that.
+func TranslatePython(src string) (string, error) {
 	var b strings.Builder
 	inClass := false
 	for i := 0; i < len(src); i++ {

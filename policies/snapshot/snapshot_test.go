@@ -189,6 +189,9 @@ func TestInvalidObjectsAreLeftOutAndNamed(t *testing.T) {
 		"a Python-only regex": {ban: ptr(ban("b", func(b *v1alpha1.RepoBanSpec) {
 			b.Patterns = []v1alpha1.SpecPattern{{Regex: `^(?!myorg\/.*).*$`}}
 		})), field: "spec.patterns[0].regex"},
+		"Python's \\Z, which the API server's RE2 check refuses": {ban: ptr(ban("b", func(b *v1alpha1.RepoBanSpec) {
+			b.Patterns = []v1alpha1.SpecPattern{{Regex: `^o/r\Z`}}
+		})), field: "spec.patterns[0].regex"},
 		"an unknown provider": {ban: ptr(ban("b", func(b *v1alpha1.RepoBanSpec) {
 			b.Patterns = []v1alpha1.SpecPattern{{Regex: "x", Provider: "bitbucket"}}
 		})), field: "spec.patterns[0].provider"},

@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -129,6 +131,16 @@ func patterns(p *field.Path, in []v1alpha1.SpecPattern) ([]match.Pattern, field.
 		re, err := match.CompileRegex(string(sp.Regex))
 		if err != nil {
 			errs = append(errs, field.Invalid(fp.Child("regex"), sp.Regex, err.Error()))
+			continue
+		}
+		// The API server's CEL rule compiles the pattern as it is written;
+		// refuse here what it refuses, so local mode and the cluster agree.
+		if _, err := regexp.Compile(string(sp.Regex)); err != nil {
+			msg := "must be a valid RE2 regular expression: " + err.Error()
+			if strings.Contains(string(sp.Regex), `\Z`) {
+				msg += ` (write \z for Python's \Z)`
+			}
+			errs = append(errs, field.Invalid(fp.Child("regex"), sp.Regex, msg))
 			continue
 		}
 		out = append(out, match.Pattern{Provider: string(sp.Provider), Regex: re})
