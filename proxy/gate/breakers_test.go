@@ -1,0 +1,50 @@
+package gate
+
+import (
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
+)
+
+func TestBreakersAreEvictedWhenIdleAndClosed(t *testing.T) {
+	u, _ := url.Parse("http://binder")
+	g, err := New(Config{Upstream: u, Policies: StaticPolicies(Launch{}, Global{}), MaxBreakers: 10, BreakerIdle: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	now := time.Now()
+	l := Launch{BreakerFailures: 1, BreakerOpen: time.Hour}
+	g.mu.Lock()
+	open := g.breakerFor("open", l, now)
+	done, err := open.cb.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(errBuildFailed)
+	busy := g.breakerFor("busy", l, now)
+	g.flights["busy"] = &flight{key: "busy"}
+	for i := range 20 {
+		g.breakerFor(fmt.Sprintf("crawl-%d", i), l, now)
+	}
+	if len(g.breakers) > 12 {
+		t.Errorf("%d breakers kept, want about MaxBreakers (10)", len(g.breakers))
+	}
+	g.mu.Unlock()
+
+	g.sweep(now.Add(2 * time.Minute))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s, _ := open.state(); g.breakers["open"] != open || s != collapse.Open {
+		t.Error("an open breaker was evicted")
+	}
+	if g.breakers["busy"] != busy {
+		t.Error("the breaker of a spec in flight was evicted")
+	}
+	if len(g.breakers) != 2 {
+		t.Errorf("after the idle sweep %d breakers are kept, want the open and the busy one", len(g.breakers))
+	}
+}
