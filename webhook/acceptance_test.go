@@ -356,6 +356,28 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a ban with onExisting Report lists the running user pod and leaves it", func(t *testing.T) {
+		if _, err := pods.Create(ctx, userPod("jupyter-running", "BINDER_REQUEST", "v2/gh/report/me/HEAD"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c.create(t, ban(ns, "report", "git/https%3A%2F%2Fgithub.com%2FReport%2FMe.git", "Enforce", v1alpha1.OnExistingReport))
+		c.sync(t)
+		eventually(t, 30*time.Second, "ban status lists the running pod", func() error {
+			var rb v1alpha1.RepoBan
+			if err := c.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "report"}, &rb); err != nil {
+				return err
+			}
+			if st := rb.Status; st.MatchedPodCount != 1 || len(st.MatchedPods) != 1 || st.MatchedPods[0].Name != "jupyter-running" ||
+				st.MatchedPods[0].Action != v1alpha1.PodActionReported || st.MatchedPods[0].Role != v1alpha1.PodRoleUser {
+				return fmt.Errorf("status %+v", st)
+			}
+			return nil
+		})
+		if _, err := pods.Get(ctx, "jupyter-running", metav1.GetOptions{}); err != nil {
+			t.Fatalf("reported pod: %v", err)
+		}
+	})
+
 	t.Run("a ban with onExisting Delete removes the running build pod and says so", func(t *testing.T) {
 		if _, err := pods.Create(ctx, buildPod("build-running", "https://github.com/late/ban"), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -43,6 +43,9 @@ type Config struct {
 	// ExistingPods enables the onExisting controller (needs RBAC to list
 	// and delete pods and patch repobans/status; runs on the leader only).
 	ExistingPods bool
+	// PodNamespace limits the onExisting scan to one namespace ("" = all
+	// namespaces); set it when binderguard runs with a namespaced Role.
+	PodNamespace string
 }
 
 // PolicySource reads the latest snapshot from store for each review.
@@ -86,7 +89,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		return fmt.Errorf("adding the webhook readiness check: %w", err)
 	}
 	if cfg.ExistingPods {
-		if err := existing.Setup(mgr, cfg.Logger.With("component", "existing-pods")); err != nil {
+		if err := existing.Setup(mgr, cfg.PodNamespace, cfg.Logger.With("component", "existing-pods")); err != nil {
 			return err
 		}
 	}

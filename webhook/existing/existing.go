@@ -43,16 +43,20 @@ type Reconciler struct {
 	Client client.Client
 	// Pods lists pods; use the manager's API reader (uncached).
 	Pods client.Reader
+	// Namespace limits the pods scanned to one namespace ("" = all), for
+	// installs whose RBAC is a namespaced Role.
+	Namespace string
 	// Logger is the component logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Setup registers the reconciler with mgr. It reacts to RepoBan creation
-// and spec changes (generation), not to its own status writes.
-func Setup(mgr manager.Manager, logger *slog.Logger) error {
-	r := &Reconciler{Client: mgr.GetClient(), Pods: mgr.GetAPIReader(), Logger: logger}
+// Setup registers the reconciler with mgr, scanning pods in namespace (""
+// = all). It reacts to RepoBan creation and spec changes (generation), not
+// to its own status writes.
+func Setup(mgr manager.Manager, namespace string, logger *slog.Logger) error {
+	r := &Reconciler{Client: mgr.GetClient(), Pods: mgr.GetAPIReader(), Namespace: namespace, Logger: logger}
 	err := builder.ControllerManagedBy(mgr).
 		Named("binderguard-existing-pods").
 		For(&v1alpha1.RepoBan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -120,7 +124,11 @@ func (r *Reconciler) scan(ctx context.Context, rb *v1alpha1.RepoBan) ([]hit, err
 		return nil, fmt.Errorf("building the pod selector: %w", err)
 	}
 	var pods corev1.PodList
-	if err := r.Pods.List(ctx, &pods, client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}); err != nil {
+	opts := []client.ListOption{client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}}
+	if r.Namespace != "" {
+		opts = append(opts, client.InNamespace(r.Namespace))
+	}
+	if err := r.Pods.List(ctx, &pods, opts...); err != nil {
 		return nil, fmt.Errorf("listing binder pods: %w", err)
 	}
 	var out []hit
