@@ -17,9 +17,11 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=binderguard,shortName=lpol
 // +kubebuilder:printcolumn:name="Selector",type=string,JSONPath=`.spec.selector.repos`
+// +kubebuilder:printcolumn:name="Patterns",type=string,JSONPath=`.spec.selector.patterns[*].regex`,priority=1
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
 // +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.waiters`
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LaunchPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -12,8 +12,10 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=binderguard,shortName=rban
 // +kubebuilder:printcolumn:name="Repos",type=string,JSONPath=`.spec.repos`
+// +kubebuilder:printcolumn:name="Patterns",type=string,JSONPath=`.spec.patterns[*].regex`,priority=1
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.spec.expires`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expires`,description="when the ban stops applying (a date column would show a future time as <invalid>)"
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RepoBan struct {
 	metav1.TypeMeta   `json:",inline"`
