@@ -27,22 +27,33 @@ func failedBody(statusCode int, message string) string {
 	return string(sse.Failed(statusCode, message).Frame())
 }
 
-// blockRoute answers a launch at the edge with HTTP 200 and one failed event.
+// blockRoute answers a launch at the edge with one failed event.
+//
+// A ban's route is as light as a route can be, a status and a body: there
+// may be 20,000 of them and Envoy rebuilds them all on every ban edit. Its
+// 403 is rewritten once, for all bans, by the local reply config into
+// BinderHub's 200 + text/event-stream (see localReply). Hot specs are few
+// and carry their own Retry-After, so they are answered 200 with their
+// headers directly.
 func blockRoute(b ir.Block) *routev3.Route {
+	r := &routev3.Route{Name: routeEdgePrefix + string(b.Class), Match: matchAll()}
+	body := inline(failedBody(b.StatusCode, b.Message))
+	if b.Class == ir.ClassBanned && b.RetryAfter == 0 {
+		r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: banStatus, Body: body}}
+		return r
+	}
 	retry := ""
 	if b.RetryAfter > 0 {
 		retry = retryAfter(b.RetryAfter)
 	}
-	return &routev3.Route{
-		Name:  routeEdgePrefix + string(b.Class),
-		Match: matchAll(),
-		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
-			Status: 200,
-			Body:   inline(failedBody(b.StatusCode, b.Message)),
-		}},
-		ResponseHeadersToAdd: sseHeaders(string(b.Class), retry),
-	}
+	r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200, Body: body}}
+	r.ResponseHeadersToAdd = sseHeaders(string(b.Class), retry)
+	return r
 }
+
+// banStatus is the status of a ban's direct response before the local
+// reply config turns it into 200; nothing else on /build/ makes a local 403.
+const banStatus = 403
 
 func inline(s string) *corev3.DataSource {
 	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: s}}

@@ -35,9 +35,19 @@ func localReply(l ir.Launch) *hcmv3.LocalReplyConfig {
 		retry = retryAfter(l.RetryAfter)
 	}
 	return &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{
+		banMapper(),
 		launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, 429), 429, msgRateLimited, retry),
 		launchMapper(statusFilter(accesslogv3.ComparisonFilter_GE, 500), 503, msgOverloaded, retry),
 	}}
+}
+
+// banMapper turns a ban route's 403 into BinderHub's answer, keeping the
+// route's body (the ban's own failed event).
+func banMapper() *hcmv3.ResponseMapper {
+	m := launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, banStatus), 0, "", "")
+	m.Body = nil
+	m.HeadersToAdd = sseHeaders(string(ir.ClassBanned), "")[1:]
+	return m
 }
 
 func launchMapper(status *accesslogv3.AccessLogFilter, code int, msg, retry string) *hcmv3.ResponseMapper {
