@@ -174,8 +174,8 @@ func parseCKAN(raw string) (Spec, *Error) {
 	if err != nil {
 		return Spec{}, err
 	}
-	if cu.scheme != "http" && cu.scheme != "https" {
-		return Spec{}, &Error{Reason: "a CKAN dataset URL starts with http:// or https://"}
+	if (cu.scheme != "http" && cu.scheme != "https") || cu.host == "" {
+		return Spec{}, &Error{Reason: "a CKAN dataset URL starts with http:// or https:// and a host"}
 	}
 	repo, ref, ok := cu.ckanIdentity()
 	if !ok {
@@ -196,7 +196,8 @@ var (
 	figVersion = regexp.MustCompile(`^(.*figshare.*)\.(v[0-9]+)$`)
 )
 
-func isGitHubName(s string) bool { return gitHubName.MatchString(s) }
+// isGitHubName: letters, digits, '-', '_', '.'; GitHub refuses "." and "..".
+func isGitHubName(s string) bool { return s != "." && s != ".." && gitHubName.MatchString(s) }
 func isAlnum(s string) bool      { return alnum.MatchString(s) }
 
 // stripGitSuffix removes every trailing ".git" (lowercase input).

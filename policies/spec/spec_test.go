@@ -142,6 +142,9 @@ func TestEveryEvasionSpellingGivesTheSameRepo(t *testing.T) {
 		"git URL with a percent-encoded host":     "git/https%3A%2F%2Fgit%2568ub.com%2Fjupyterlab%2Fjupyterlab-demo/HEAD",
 		"git URL with a hostname in upper case":   "git/https%3A%2F%2FGITHUB.COM%2Fjupyterlab%2Fjupyterlab-demo/HEAD",
 		"git URL with a git ref that has slashes": "git/https%3A%2F%2Fgithub.com%2Fjupyterlab%2Fjupyterlab-demo/a/b/c",
+		"git URL with dot segments":               "git/https%3A%2F%2Fgithub.com%2Fjupyterlab%2Fx%2F..%2F.%2Fjupyterlab-demo/HEAD",
+		"git URL with encoded dot segments":       "git/https%3A%2F%2Fgithub.com%2Fjupyterlab%2Fx%2F%252e%252e%2Fjupyterlab-demo/HEAD",
+		"git URL on GitHub's SSH-over-443 host":   "git/ssh%3A%2F%2Fgit%40ssh.github.com%3A443%2Fjupyterlab%2Fjupyterlab-demo.git/HEAD",
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -195,6 +198,8 @@ func TestInvalidSpecsAreTypedErrors(t *testing.T) {
 		"a GitHub owner with a slash":             {"gh/org%2Fx/repo/HEAD", "GitHub owner"},
 		"an empty GitHub repository":              {"gh/org//HEAD", "GitHub repository name"},
 		"a GitHub repository that is only .git":   {"gh/org/.git/HEAD", "GitHub repository name"},
+		"a dot segment as the repository":         {"gh/jupyterlab/./jupyterlab-demo/HEAD", "GitHub repository name"},
+		"a dot-dot segment as the owner":          {"gh/../jupyterlab/jupyterlab-demo/HEAD", "GitHub owner"},
 		"a query string":                          {"gh/org/repo/HEAD?x=1", "without query"},
 		"a space":                                 {"gh/org/re po/HEAD", "space"},
 		"a git spec without ref":                  {"git/https%3A%2F%2Fexample.org%2Frepo", "<url-encoded clone URL>/<ref>"},

@@ -53,9 +53,9 @@ func parseCloneURL(u string) (cloneURL, *Error) {
 	}
 	host = strings.TrimRight(strings.ToLower(decodeAll(host)), ".")
 	switch host {
-	case "www.github.com":
+	case "www.github.com", "ssh.github.com": // ssh.github.com is GitHub's SSH-over-443 host
 		host = "github.com"
-	case "www.gitlab.com":
+	case "www.gitlab.com", "altssh.gitlab.com": // GitLab's SSH-over-443 host
 		host = "gitlab.com"
 	case "www.gist.github.com":
 		host = "gist.github.com"
@@ -200,11 +200,18 @@ func gitLabPath(segs []string) string {
 	return strings.ToLower(strings.Join(segs, "/"))
 }
 
-// splitPath splits on "/" and drops empty segments ("a//b/" is a, b).
+// splitPath splits on "/", drops empty and "." segments and resolves ".."
+// the way git's HTTP client and web servers do, so "a/x/../b" is a, b.
 func splitPath(p string) []string {
 	var out []string
 	for _, s := range strings.Split(p, "/") {
-		if s != "" && s != "." {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
 			out = append(out, s)
 		}
 	}
