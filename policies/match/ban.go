@@ -105,17 +105,18 @@ func (ix *BanIndex) Len() int { return len(ix.bans) }
 
 // Check reports the ban that applies to sp at now, if any.
 func (ix *BanIndex) Check(sp spec.Spec, now time.Time) (BanHit, bool) {
-	return ix.check(sp.Repo, sp.Raw, sp.Spellings(), now)
+	return ix.check(sp.Repo, sp.Raw, sp.Spellings, now)
 }
 
 // CheckRepo reports the ban that applies to a repository known without a
 // spec (a pod's repo URL). Patterns are matched against the repository's
 // canonical spellings without a ref.
 func (ix *BanIndex) CheckRepo(r spec.Repo, now time.Time) (BanHit, bool) {
-	return ix.check(r, string(r), r.Spellings(), now)
+	return ix.check(r, string(r), r.Spellings, now)
 }
 
-func (ix *BanIndex) check(repo spec.Repo, display string, spellings []spec.Spelling, now time.Time) (BanHit, bool) {
+// check takes the spellings lazily: an Enforce repository hit needs none.
+func (ix *BanIndex) check(repo spec.Repo, display string, spellings func() []spec.Spelling, now time.Time) (BanHit, bool) {
 	if ix == nil {
 		return BanHit{}, false
 	}
@@ -130,7 +131,13 @@ func (ix *BanIndex) check(repo spec.Repo, display string, spellings []spec.Spell
 	if exactBan >= 0 && ix.bans[exactBan].Mode == ModeEnforce {
 		return ix.hit(exactBan, "repo "+string(repo), repo, display), true
 	}
-	pid := ix.patterns.best(spellings, func(id int) bool {
+	if ix.patterns.len() == 0 {
+		if exactBan >= 0 {
+			return ix.hit(exactBan, "repo "+string(repo), repo, display), true
+		}
+		return BanHit{}, false
+	}
+	pid := ix.patterns.best(spellings(), func(id int) bool {
 		b := &ix.bans[ix.patBan[id]]
 		if exactBan >= 0 && b.Mode.severity() >= ix.bans[exactBan].Mode.severity() {
 			return false // the repository entry wins ties

@@ -1,0 +1,14 @@
+// Package policies is the root of binderguard's policy tree; it holds no
+// code. The layers, each importing only those above it in this list:
+//
+//   - api/v1alpha1: RepoBan and LaunchPolicy, the CRD types admins edit.
+//   - spec: launch specs, requests and repository URLs to one canonical
+//     repository identity (the one matching model shared by every part).
+//   - match: compiled ban index and launch-policy selection (pure).
+//   - snapshot: validated objects to an immutable, versioned Snapshot, and
+//     the Store that hands the latest one to the gate, xDS and webhook.
+//   - source/file, source/kube: YAML directory or informers to the Store.
+//   - status: writes each object's Accepted condition back.
+//
+// Nothing here may import the gate, xDS or webhook packages.
+package policies
