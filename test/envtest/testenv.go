@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 )
@@ -114,6 +117,11 @@ func New(opts ...Option) (*Env, func() error, error) {
 			return nil, nil, fmt.Errorf("build test scheme: %w", err)
 		}
 	}
+
+	// controller-runtime logs through a process-wide logger and prints a
+	// stack dump when none is set; send its warnings and errors to stderr.
+	// A test that wants more can call log.SetLogger after Start.
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	te := &envtest.Environment{
 		Scheme:                   scheme,
