@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -23,10 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/binderguard/binderguard/policies/match"
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/file"
-	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/bootstrap"
 	"github.com/binderguard/binderguard/xds/controller"
@@ -134,16 +129,21 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("listening for metrics: %w", err)
 	}
 
-	// Policies: the directory, watched, into a snapshot store.
+	// Policies: the directory, watched, into a snapshot store. The first
+	// load happens here so a broken directory stops us before Envoy starts.
 	store := snapshot.NewStore(snapshot.Empty())
-	if err := loadPolicies(c.policies, store, log); err != nil {
+	src, err := file.New(file.Options{Dir: c.policies, Store: store, Logger: log})
+	if err != nil {
 		return err
+	}
+	if err := src.Reload(); err != nil {
+		return fmt.Errorf("loading policies: %w", err)
 	}
 
 	// The gate.
 	g, err := gate.New(gate.Config{
 		Upstream:     c.upstream,
-		Policies:     snapshotPolicies(store),
+		Policies:     gate.SnapshotPolicies(store),
 		Registerer:   reg,
 		Logger:       log.With("component", "gate"),
 		TrustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -201,7 +201,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	run("controller", func() error { return ctl.Run(ctx) })
 	run("gate state", func() error { controller.WatchGate(ctx, g, ctl); return nil })
 	run("policy snapshots", func() error { controller.WatchPolicies(ctx, store, ctl); return nil })
-	run("policy directory", func() error { return watchPolicies(ctx, c.policies, store, log) })
+	run("policy directory", func() error { return src.Run(ctx) })
 	run("envoy", func() error { return envoy.Run(ctx) })
 
 	fmt.Fprintf(stdout, "binderguard local: BinderHub %s via Envoy http://%s (admin http://%s, stats http://%s%s), gate %s, xDS %s, metrics http://%s/metrics, policies %s\n",
@@ -248,92 +248,4 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
-}
-
-// loadPolicies reads dir once into store. Invalid objects are left out and
-// logged; an unreadable directory is an error.
-func loadPolicies(dir string, store *snapshot.Store, log *slog.Logger) error {
-	p, problems, err := file.LoadDir(dir, "default")
-	if err != nil {
-		return fmt.Errorf("loading policies: %w", err)
-	}
-	for _, pr := range problems {
-		log.Error("policy file has a problem; its objects are left out", "err", pr.Error())
-	}
-	snap, errs := snapshot.New(p.Bans, p.LaunchPolicies)
-	for _, e := range errs {
-		log.Error("policy object left out", "err", e)
-	}
-	if store.Store(snap) {
-		bans, lps := snap.Counts()
-		log.Info("policies loaded", "dir", dir, "version", snap.Version, "bans", bans, "launch_policies", lps)
-	}
-	return nil
-}
-
-// watchPolicies reloads dir whenever its files change. It polls a cheap
-// fingerprint (names, sizes, modification times) every 100 ms: a stand-in
-// until the file source's fsnotify watcher is wired here.
-func watchPolicies(ctx context.Context, dir string, store *snapshot.Store, log *slog.Logger) error {
-	last := dirFingerprint(dir)
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if fp := dirFingerprint(dir); fp != last {
-			last = fp
-			if err := loadPolicies(dir, store, log); err != nil {
-				log.Error("reloading policies", "err", err)
-			}
-		}
-	}
-}
-
-func dirFingerprint(dir string) string {
-	entries, _ := os.ReadDir(dir)
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil {
-			fmt.Fprintf(h, "%s|%d|%d\n", n, fi.Size(), fi.ModTime().UnixNano())
-		}
-	}
-	return string(h.Sum(nil))
-}
-
-// snapshotPolicies resolves a launch against the latest policy snapshot:
-// the stand-in for the gate's own snapshot adapter.
-func snapshotPolicies(store *snapshot.Store) gate.Policies {
-	return gate.PoliciesFunc(func(providerSpec string, now time.Time) (gate.Policy, error) {
-		sp, err := spec.Parse(providerSpec)
-		if err != nil {
-			return gate.Policy{}, err
-		}
-		snap := store.Load()
-		l := snap.Launch(sp)
-		g := snap.Global()
-		pol := gate.Policy{Key: sp.BuildKey(), Name: l.Policy, Global: gate.Global{MaxWaitersTotal: g.MaxWaitersTotal, MaxConcurrentTotal: g.MaxConcurrentTotal}}
-		if hit, ok := snap.Ban(sp, now); ok {
-			pol.Ban = &gate.Ban{Policy: hit.Policy, Message: hit.Message, Enforce: hit.Mode == match.ModeEnforce}
-		}
-		if l.Mode == match.ModeEnforce {
-			pol.Launch = gate.Launch{
-				Collapse: l.Collapse.Enabled, MaxWaiters: l.Collapse.MaxWaiters, HoldTimeout: l.Collapse.HoldTimeout,
-				ReleaseRate: l.Collapse.ReleaseRate, ReleaseBurst: l.Collapse.ReleaseBurst,
-				MaxConcurrent:   l.Shed.MaxConcurrent,
-				BreakerFailures: l.Breaker.ConsecutiveFailures, BreakerOpen: l.Breaker.OpenDuration, MaxBuild: l.Breaker.MaxBuildDuration,
-			}
-		} else {
-			pol.Launch = gate.Launch{} // Warn/Audit: pass through, no caps
-		}
-		return pol, nil
-	})
 }
