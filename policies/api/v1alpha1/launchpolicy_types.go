@@ -8,10 +8,10 @@ import (
 
 // LaunchPolicy sets how launches of the repositories it selects are
 // collapsed, shed, broken and built. Where several LaunchPolicies select the
-// same spec, one wins as a whole (settings are not merged): the highest
-// priority, then the most specific selector (repos before patterns before
-// empty), then namespace/name order. Settings a winning policy leaves unset
-// take binderguard's built-in defaults.
+// same spec, one wins as a whole (settings are not merged): the most
+// specific selector (a repos entry before a pattern before an empty
+// selector), then the highest priority, then namespace/name order. Settings
+// the winning policy leaves unset take binderguard's built-in defaults.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -48,7 +48,8 @@ type LaunchPolicySpec struct {
 	// +optional
 	Selector SpecSelector `json:"selector,omitempty"`
 
-	// Priority orders overlapping policies: the higher wins.
+	// Priority orders overlapping policies whose selectors are equally
+	// specific: the higher wins.
 	//
 	// +optional
 	// +kubebuilder:default=0
@@ -156,7 +157,7 @@ type CollapseSpec struct {
 
 // ShedSpec caps launches. The totals (MaxConcurrentTotal,
 // MaxWaitersTotal) are site-wide: the smallest value set by any accepted
-// LaunchPolicy applies, whatever it selects.
+// Enforce-mode LaunchPolicy applies, whatever it selects.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.maxConcurrentPerSpec) || !has(self.maxConcurrentTotal) || self.maxConcurrentPerSpec <= self.maxConcurrentTotal",message="maxConcurrentPerSpec must not exceed maxConcurrentTotal"
 // +kubebuilder:validation:XValidation:rule="!has(self.clientIPBurst) || has(self.clientIPRate)",message="clientIPBurst requires clientIPRate"
