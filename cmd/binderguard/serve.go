@@ -19,7 +19,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -55,7 +54,7 @@ type serveConfig struct {
 	gateAddr, xdsAddr, metricsAddr, healthAddr string
 	// envoyListen is where Envoy serves BinderHub (programmed over xDS);
 	// gateEndpoint is how Envoy reaches the gates (a headless Service name
-	// resolves to every replica).
+	// resolves to every replica; zero: this replica's gate on loopback).
 	envoyListen, gateEndpoint ir.Endpoint
 	xffHops                   uint32
 	trustedPeers              []netip.Prefix
@@ -124,13 +123,12 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	if c.envoyListen, err = endpoint(*envoyListen, ""); err != nil {
 		return c, usageErr("--envoy-listen: %v", err)
 	}
-	if *gateEndpoint == "" {
-		// This replica's own gate; a wildcard listen address is dialled on loopback.
-		p, _ := listenPort(c.gateAddr)
-		*gateEndpoint = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	}
-	if c.gateEndpoint, err = endpoint(*gateEndpoint, ""); err != nil {
-		return c, usageErr("--gate-endpoint: %v", err)
+	// Empty: this replica's own gate, dialled on loopback once its port is
+	// known (see newInCluster).
+	if *gateEndpoint != "" {
+		if c.gateEndpoint, err = endpoint(*gateEndpoint, ""); err != nil {
+			return c, usageErr("--gate-endpoint: %v", err)
+		}
 	}
 	if *xffHops > 16 {
 		return c, usageErr("--xff-trusted-hops %d: want 0-16", *xffHops)
@@ -233,6 +231,7 @@ type inCluster struct {
 	log   *slog.Logger
 	mgr   manager.Manager
 	store *snapshot.Store
+	reg   *prometheus.Registry
 	gate  *gate.Gate
 	xds   *server.Server
 	ctl   *controller.Controller
@@ -260,14 +259,20 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		}
 	}
 
+	if c.gateEndpoint == (ir.Endpoint{}) {
+		s.cfg.gateEndpoint = ir.Endpoint{Host: "127.0.0.1", Port: uint32(s.gateLis.Addr().(*net.TCPAddr).Port)}
+	}
+
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, fmt.Errorf("building the scheme: %w", err)
 		}
 	}
+	// binderguard's own metrics; Go runtime and process metrics come from
+	// controller-runtime's registry, served beside it (metricsHandler).
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg = reg
 
 	opts := manager.Options{
 		Scheme: scheme,
@@ -407,9 +412,9 @@ func (s *inCluster) edgeBase() ir.Edge {
 }
 
 // metricsHandler serves binderguard's registry together with the one
-// controller-runtime registers its own metrics in (client-go requests,
-// leader election, workqueues, webhook latency), which it offers only as
-// a package variable.
+// controller-runtime registers its own metrics in (Go runtime and process,
+// client-go requests, leader election, workqueues, webhook latency), which
+// it offers only as a package variable.
 func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(prometheus.Gatherers{reg, crmetrics.Registry}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
@@ -437,7 +442,7 @@ func serveHTTP(ctx context.Context, srv *http.Server, lis net.Listener, grace ti
 type everyReplica func(ctx context.Context) error
 
 func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
-func (everyReplica) NeedLeaderElection() bool         { return false }
+func (everyReplica) NeedLeaderElection() bool          { return false }
 
 // healthChecks collects the checks components register on the manager and
 // serves them on binderguard's own health listener.

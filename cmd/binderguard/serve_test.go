@@ -1,0 +1,671 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
+
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/proxy/sse"
+	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/xds/ir"
+	"github.com/binderguard/binderguard/xds/translate"
+)
+
+func TestParseServe(t *testing.T) {
+	good := []string{"--upstream", "http://binder.ns.svc"}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := map[string]struct {
+		args    []string
+		env     map[string]string
+		wantErr string // "" = valid
+		check   func(t *testing.T, c serveConfig)
+	}{
+		"the upstream is required": {args: nil, wantErr: "--upstream is required"},
+		"an upstream without a scheme is refused": {
+			args: []string{"--upstream", "binder:80", "--leader-elect=false"}, wantErr: "want an http or https URL",
+		},
+		"an upstream with a path is refused, since BinderHub's base URL lives in its own paths": {
+			args: []string{"--upstream", "http://binder/hub/", "--leader-elect=false"}, wantErr: "no path",
+		},
+		"a listen address without a port is refused": {
+			args: append(slices.Clone(good), "--gate-addr", "8081", "--leader-elect=false"), wantErr: "--gate-addr",
+		},
+		"a webhook port out of range is refused": {
+			args: append(slices.Clone(good), "--webhook-port", "70000", "--leader-elect=false"), wantErr: "--webhook-port",
+		},
+		"a missing cert dir is refused": {
+			args: append(slices.Clone(good), "--cert-dir", "/does/not/exist", "--leader-elect=false"), wantErr: "--cert-dir",
+		},
+		"an unknown log level is refused": {
+			args: append(slices.Clone(good), "--log-level", "loud", "--leader-elect=false"), wantErr: "--log-level",
+		},
+		"a bad trusted peer is refused": {
+			args: append(slices.Clone(good), "--gate-trusted-peers", "10.0.0.0/8,nope", "--leader-elect=false"), wantErr: "--gate-trusted-peers",
+		},
+		"stray arguments are refused": {
+			args: append(slices.Clone(good), "extra"), env: map[string]string{"POD_NAMESPACE": "binder"}, wantErr: "unexpected arguments",
+		},
+		"the pod's namespace is watched and holds the lease by default": {
+			args: good, env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.namespace != "binder" || c.leaseNamespace != "binder" || !c.leaderElect {
+					t.Errorf("namespace %q lease %q leaderElect %v, want binder, binder, true", c.namespace, c.leaseNamespace, c.leaderElect)
+				}
+				if c.gateEndpoint != (ir.Endpoint{}) || c.envoyListen.String() != "0.0.0.0:8080" || c.xffHops != 1 {
+					t.Errorf("gate endpoint %s, envoy listen %s, xff hops %d", c.gateEndpoint, c.envoyListen, c.xffHops)
+				}
+				if c.upstream.Host != "binder.ns.svc" || c.webhookPort != 9443 {
+					t.Errorf("upstream %s, webhook port %d", c.upstream, c.webhookPort)
+				}
+			},
+		},
+		"an explicit empty namespace watches every namespace": {
+			args: append(slices.Clone(good), "--namespace="), env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.namespace != "" || c.leaseNamespace != "binder" {
+					t.Errorf("namespace %q lease %q, want all and binder", c.namespace, c.leaseNamespace)
+				}
+			},
+		},
+		"a headless gate Service can be named as the gate endpoint": {
+			args: append(slices.Clone(good), "--gate-endpoint", "binderguard-gate.ns.svc:8081", "--gate-trusted-peers", "10.0.0.0/8, fd00::/8"),
+			env:  map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.gateEndpoint.Host != "binderguard-gate.ns.svc" || len(c.trustedPeers) != 2 {
+					t.Errorf("gate endpoint %s, trusted %v", c.gateEndpoint, c.trustedPeers)
+				}
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := parseServe(tc.args, io.Discard, env(tc.env))
+			if tc.wantErr != "" {
+				if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+// TestServeAgainstAPIServer runs the whole in-cluster wiring in process
+// against a real kube-apiserver: policies flow from the API server to the
+// gate, the xDS server and the webhook, and the leader writes status.
+func TestServeAgainstAPIServer(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := newLogger(t.Output(), slog.LevelInfo)
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	env := testenv.Start(t, testenv.WithWebhooks(envtest.WebhookInstallOptions{
+		Paths: []string{filepath.Join(root, "manifests", "webhook", "webhook.yaml")},
+	}))
+	ns := env.Namespace(t)
+
+	fb, err := fakebinder.New(fakebinder.Config{BuildTime: 100 * time.Millisecond, LaunchTime: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	binder := httptest.NewServer(fb.Handler())
+	t.Cleanup(func() { fb.Close(); binder.Close() })
+
+	wo := env.Webhook
+	c, err := parseServe([]string{
+		"--upstream", binder.URL,
+		"--gate-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
+		"--webhook-port", strconv.Itoa(wo.LocalServingPort), "--cert-dir", wo.LocalServingCertDir,
+		"--namespace", ns,
+	}, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.webhookHost = wo.LocalServingHost
+	s, err := newInCluster(env.Config, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("serve did not stop within 30 s of its context ending")
+		}
+	}
+	t.Cleanup(stop)
+
+	get := func(url string) (*http.Response, error) {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, err
+	}
+	healthURL := "http://" + s.healthLis.Addr().String()
+	eventually(t, 20*time.Second, "/readyz answers 200 (policies loaded, webhook serving)", func() error {
+		resp, err := get(healthURL + "/readyz")
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+
+	// A ban, created as kubectl would.
+	ban := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "miner"},
+		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/bad/miner"}, Mode: v1alpha1.ModeEnforce,
+			Message: "This repository mines cryptocurrency."},
+	}
+	if err := env.Client.Create(ctx, ban); err != nil {
+		t.Fatal(err)
+	}
+
+	// (1) The gate refuses launches of it, in every spelling, with one
+	// failed event (403) on a 200 stream.
+	gateURL := "http://" + s.gateLis.Addr().String()
+	for _, path := range []string{"/build/gh/bad/miner/HEAD", "/build/gh/Bad/Miner.git/main"} {
+		eventually(t, 5*time.Second, "gate refuses "+path, func() error {
+			resp, err := get(gateURL + path)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %d, want 200 with a failed event", resp.StatusCode)
+			}
+			ev, err := sse.NewReader(resp.Body).Next()
+			if err != nil {
+				return fmt.Errorf("reading the first event: %w", err)
+			}
+			p, err := ev.Decode()
+			if err != nil {
+				return err
+			}
+			if p.Phase != "failed" || p.StatusCode != http.StatusForbidden || !strings.Contains(p.Message, "mines cryptocurrency") {
+				return fmt.Errorf("first event %s, want failed 403 with the ban's message", ev.Data)
+			}
+			return nil
+		})
+	}
+	if st := fb.Stats(); st.BuildsStarted != 0 || st.Launches != 0 {
+		t.Errorf("a refused launch reached BinderHub: %+v", st)
+	}
+
+	// (2) The leader marks it Accepted for its generation.
+	eventually(t, 10*time.Second, "RepoBan Accepted=True", func() error {
+		var got v1alpha1.RepoBan
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ban), &got); err != nil {
+			return err
+		}
+		cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAccepted)
+		if cond == nil || cond.Status != metav1.ConditionTrue || got.Status.ObservedGeneration != got.Generation || cond.ObservedGeneration != got.Generation {
+			return fmt.Errorf("status %+v at generation %d", got.Status, got.Generation)
+		}
+		return nil
+	})
+
+	// (3) An object the CRD admits but binderguard cannot use is marked
+	// Accepted=False with the reason; the valid ban stays in force.
+	broken := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "broken"},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/onlyowner"}},
+	}
+	if err := env.Client.Create(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "invalid RepoBan Accepted=False", func() error {
+		var got v1alpha1.RepoBan
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(broken), &got); err != nil {
+			return err
+		}
+		cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAccepted)
+		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != v1alpha1.ReasonInvalid ||
+			!strings.Contains(cond.Message, "spec.repos[0]") || got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+
+	// (4) The xDS server gives an ADS client a route configuration that
+	// answers the ban at the edge.
+	assertEdgeBan(t, ctx, s.xdsLis.Addr().String(), "/build/gh/bad/miner/")
+
+	// The webhook, registered on the manager, is what the API server calls:
+	// a build pod of the banned repository is refused.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "build-miner", Labels: map[string]string{"component": "binderhub-build"},
+			Annotations: map[string]string{"binder-repo": "https://github.com/bad/miner"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "builder", Image: "quay.io/jupyterhub/repo2docker:2024.07.0"}}},
+	}
+	err = env.Client.Create(ctx, pod)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "mines cryptocurrency") {
+		t.Errorf("creating a build pod of a banned repository: err = %v, want a denial with the ban's message", err)
+	}
+
+	// Metrics: one scrape of binderguard's registry and controller-runtime's
+	// holds both without collisions.
+	if _, err := (prometheus.Gatherers{s.reg, crmetrics.Registry}).Gather(); err != nil {
+		t.Errorf("gathering metrics: %v", err)
+	}
+	resp, err := get("http://" + s.metricsLis.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"binderguard_", "leader_election_master_status", "go_goroutines"} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// SIGTERM (the context ending) stops everything.
+	stop()
+	if _, err := get(gateURL + "/healthz"); err == nil {
+		t.Errorf("the gate still answers after serve stopped")
+	}
+}
+
+// assertEdgeBan asks the xDS server for the edge route configuration over
+// ADS until it carries a rule for prefix, ACKing each version.
+func assertEdgeBan(t *testing.T, ctx context.Context, addr, prefix string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatalf("opening an ADS stream: %v", err)
+	}
+	req := &discoveryv3.DiscoveryRequest{
+		Node:          &corev3.Node{Id: "serve-test", Cluster: "binderguard"},
+		TypeUrl:       resource.RouteType,
+		ResourceNames: []string{translate.RouteName},
+	}
+	for {
+		if err := stream.Send(req); err != nil {
+			t.Fatalf("sending an RDS request: %v", err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("no route configuration carrying %s over ADS: %v", prefix, err)
+		}
+		for _, r := range resp.Resources {
+			js, err := protojson.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(js, []byte(prefix)) {
+				return
+			}
+		}
+		req.VersionInfo, req.ResponseNonce = resp.VersionInfo, resp.Nonce
+	}
+}
+
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDeployManifests decodes every manifest in manifests/deploy strictly
+// with the Kubernetes scheme (unknown or duplicate fields fail) and checks
+// that the kustomization lists exactly those files and that the pieces
+// refer to each other by the right names and ports.
+func TestDeployManifests(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "manifests", "deploy")
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
+
+	var kust struct {
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Namespace  string   `json:"namespace"`
+		Resources  []string `json:"resources"`
+		Labels     []struct {
+			Pairs            map[string]string `json:"pairs"`
+			IncludeSelectors bool              `json:"includeSelectors"`
+		} `json:"labels"`
+		Images []struct {
+			Name, NewTag string
+		} `json:"images"`
+	}
+	kb, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(kb, &kust); err != nil {
+		t.Fatalf("kustomization.yaml: %v", err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, f := range files {
+		if filepath.Base(f) != "kustomization.yaml" {
+			listed = append(listed, filepath.Base(f))
+		}
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(kust.Resources)), listed) {
+		t.Errorf("kustomization resources %v, files %v", kust.Resources, listed)
+	}
+
+	objs := map[string]runtime.Object{} // "Kind/name"
+	for _, name := range kust.Resources {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range splitYAML(b) {
+			js, err := yaml.YAMLToJSONStrict(doc)
+			if err != nil {
+				t.Fatalf("%s document %d: %v", name, i, err)
+			}
+			obj, gvk, err := decoder.Decode(js, nil, nil)
+			if err != nil {
+				t.Fatalf("%s document %d: %v", name, i, err)
+			}
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.GetNamespace() != "" {
+				t.Errorf("%s %s sets a namespace; kustomization.yaml sets it", gvk.Kind, m.GetName())
+			}
+			objs[gvk.Kind+"/"+m.GetName()] = obj
+		}
+	}
+
+	dep, ok := objs["Deployment/binderguard"].(*appsv1.Deployment)
+	if !ok {
+		t.Fatalf("no Deployment binderguard among %v", keys(objs))
+	}
+	checkDeployment(t, dep, kust.Namespace, objs)
+}
+
+// splitYAML splits a multi-document YAML file, dropping empty documents.
+func splitYAML(b []byte) [][]byte {
+	var out [][]byte
+	for doc := range strings.SplitSeq(string(b), "\n---") {
+		doc = strings.TrimPrefix(doc, "\n")
+		if strings.TrimSpace(stripComments(doc)) != "" {
+			out = append(out, []byte(doc))
+		}
+	}
+	return out
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for line := range strings.Lines(doc) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+func keys[V any](m map[string]V) []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+}
+
+// checkDeployment checks that the Deployment's flags parse, and that its
+// ports, Services, RBAC and disruption budget agree with each other.
+func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]runtime.Object) {
+	t.Helper()
+	pod := dep.Spec.Template
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas %v, want 2", dep.Spec.Replicas)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+	if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+		t.Fatalf("the Deployment's selector does not match its pods: %v", err)
+	}
+	containers := map[string]corev1.Container{}
+	for _, c := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
+		containers[c.Name] = c
+	}
+	envoy, bg, boot := containers["envoy"], containers["binderguard"], containers["bootstrap"]
+	if envoy.Image != "envoyproxy/envoy:v1.40.0" {
+		t.Errorf("envoy image %q", envoy.Image)
+	}
+	port := func(c corev1.Container, name string) int {
+		for _, p := range c.Ports {
+			if p.Name == name {
+				return int(p.ContainerPort)
+			}
+		}
+		t.Errorf("container %s has no port %q", c.Name, name)
+		return -1
+	}
+
+	// The serve flags, as the kubelet expands them.
+	expand := func(s string) string {
+		return strings.NewReplacer("$(POD_NAMESPACE)", ns, "$(POD_NAME)", "binderguard-0").Replace(s)
+	}
+	var args []string
+	for _, a := range bg.Args[1:] {
+		if strings.HasPrefix(a, "--cert-dir=") {
+			a = "--cert-dir=" + t.TempDir() // the Secret mount
+		}
+		args = append(args, expand(a))
+	}
+	if bg.Args[0] != "serve" {
+		t.Fatalf("binderguard runs %q, want serve", bg.Args[0])
+	}
+	c, err := parseServe(args, io.Discard, func(k string) string {
+		if k == "POD_NAMESPACE" {
+			return ns
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("serve flags in the Deployment: %v", err)
+	}
+	if c.upstream.String() != "http://binder."+ns+".svc" {
+		t.Errorf("upstream %s, want BinderHub's Service binder in %s", c.upstream, ns)
+	}
+	for flag, pair := range map[string][2]int{
+		"gate-addr":    {mustPort(t, c.gateAddr), port(bg, "gate")},
+		"metrics-addr": {mustPort(t, c.metricsAddr), port(bg, "metrics")},
+		"health-addr":  {mustPort(t, c.healthAddr), port(bg, "health")},
+		"webhook-port": {c.webhookPort, port(bg, "webhook")},
+		"envoy-listen": {int(c.envoyListen.Port), port(envoy, "http")},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("--%s port %d, container port %d", flag, pair[0], pair[1])
+		}
+	}
+	if want := "binderguard-gate." + ns + ".svc"; c.gateEndpoint.Host != want || int(c.gateEndpoint.Port) != port(bg, "gate") {
+		t.Errorf("gate endpoint %s, want %s:%d", c.gateEndpoint, want, port(bg, "gate"))
+	}
+	for _, p := range []*corev1.Probe{bg.LivenessProbe, bg.ReadinessProbe, bg.StartupProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Port.StrVal != "health" {
+			t.Errorf("binderguard probe %+v, want an HTTP probe on the health port", p)
+		}
+	}
+	if bg.ReadinessProbe.HTTPGet.Path != "/readyz" || bg.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("binderguard probes %s and %s", bg.ReadinessProbe.HTTPGet.Path, bg.LivenessProbe.HTTPGet.Path)
+	}
+
+	// The bootstrap: the init container's flags parse, and Envoy dials the
+	// xDS port serve listens on.
+	script := expand(strings.Join(boot.Args, " "))
+	cmdline, out, ok := strings.Cut(script, ">")
+	if !ok || strings.TrimSpace(out) != "/etc/envoy/envoy.yaml" || !slices.Contains(envoy.Args, "--config-path=/etc/envoy/envoy.yaml") {
+		t.Errorf("bootstrap %q and envoy %q disagree on the bootstrap file", script, envoy.Args)
+	}
+	f := strings.Fields(strings.ReplaceAll(cmdline, `"`, ""))
+	if len(f) < 3 || f[0] != "exec" || f[1] != "binderguard" || f[2] != "bootstrap" {
+		t.Fatalf("bootstrap runs %q", cmdline)
+	}
+	var boot1 bytes.Buffer
+	if err := runBootstrap(context.Background(), f[3:], &boot1); err != nil {
+		t.Fatalf("bootstrap flags in the Deployment: %v", err)
+	}
+	if !strings.Contains(boot1.String(), "port_value: "+strconv.Itoa(mustPort(t, c.xdsAddr))) {
+		t.Errorf("the bootstrap does not dial serve's xDS port %s:\n%s", c.xdsAddr, boot1.String())
+	}
+
+	// Services select these pods and reach named container ports.
+	for name, target := range map[string]string{"binderguard": "http", "binderguard-webhook": "webhook", "binderguard-gate": "gate"} {
+		svc, ok := objs["Service/"+name].(*corev1.Service)
+		if !ok {
+			t.Errorf("no Service %s", name)
+			continue
+		}
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) {
+			t.Errorf("Service %s does not select the pods", name)
+		}
+		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != target {
+			t.Errorf("Service %s ports %+v, want target %s", name, svc.Spec.Ports, target)
+		}
+	}
+	if svc := objs["Service/binderguard"].(*corev1.Service); svc.Spec.Ports[0].Port != 80 {
+		t.Errorf("Service binderguard port %d, want 80 like BinderHub's binder Service", svc.Spec.Ports[0].Port)
+	}
+	if svc := objs["Service/binderguard-gate"].(*corev1.Service); svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("Service binderguard-gate must be headless so Envoy sees every gate replica")
+	}
+	pdb, ok := objs["PodDisruptionBudget/binderguard"].(*policyv1.PodDisruptionBudget)
+	if !ok {
+		t.Fatal("no PodDisruptionBudget binderguard")
+	}
+	if s, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector); err != nil || !s.Matches(labels.Set(pod.Labels)) {
+		t.Errorf("the PodDisruptionBudget does not select the pods")
+	}
+
+	// RBAC: the binding names the pod's ServiceAccount in the namespace
+	// kustomize puts it in, and the Role allows what serve does.
+	rb, ok := objs["RoleBinding/binderguard"].(*rbacv1.RoleBinding)
+	if !ok || len(rb.Subjects) != 1 || rb.Subjects[0].Name != pod.Spec.ServiceAccountName || rb.Subjects[0].Namespace != ns {
+		t.Errorf("RoleBinding %+v, want ServiceAccount %s/%s", rb, ns, pod.Spec.ServiceAccountName)
+	}
+	if _, ok := objs["ServiceAccount/"+pod.Spec.ServiceAccountName]; !ok {
+		t.Errorf("no ServiceAccount %s", pod.Spec.ServiceAccountName)
+	}
+	role, ok := objs["Role/"+rb.RoleRef.Name].(*rbacv1.Role)
+	if !ok {
+		t.Fatalf("no Role %s", rb.RoleRef.Name)
+	}
+	allowed := func(group, res, verb string) bool {
+		for _, r := range role.Rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, res) && slices.Contains(r.Verbs, verb) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, need := range [][3]string{
+		{"binderguard.io", "repobans", "watch"}, {"binderguard.io", "launchpolicies", "list"},
+		{"binderguard.io", "repobans/status", "update"}, {"binderguard.io", "launchpolicies/status", "patch"},
+		{"", "pods", "list"}, {"", "pods", "delete"}, {"", "events", "create"}, {"events.k8s.io", "events", "create"},
+		{"coordination.k8s.io", "leases", "create"}, {"coordination.k8s.io", "leases", "update"},
+	} {
+		if !allowed(need[0], need[1], need[2]) {
+			t.Errorf("the Role does not allow %s on %s.%s", need[2], need[1], need[0])
+		}
+	}
+}
+
+func mustPort(t *testing.T, addr string) int {
+	t.Helper()
+	p, err := listenPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
