@@ -319,3 +319,41 @@ func TestStoreSubscribersSeeTheLatest(t *testing.T) {
 	}
 	st.Store(s1) // must not panic on the closed subscription
 }
+
+// Run with -race: stores, loads and subscriptions from many goroutines.
+func TestStoreIsSafeForConcurrentUse(t *testing.T) {
+	st := NewStore(nil)
+	snaps := make([]*Snapshot, 8)
+	for i := range snaps {
+		snaps[i], _ = New([]v1alpha1.RepoBan{ban(string(rune('a'+i)), nil)}, nil)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			sub := st.Subscribe(ctx)
+			for i := range 200 {
+				st.Store(snaps[(i+w)%len(snaps)])
+				_ = st.Load().Version
+				select {
+				case s := <-sub:
+					if s == nil {
+						t.Error("nil snapshot delivered")
+					}
+				default:
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	last := snaps[3]
+	st.Store(last)
+	ch := st.Subscribe(ctx)
+	if got := <-ch; got != st.Load() {
+		t.Error("a new subscriber did not get the latest snapshot first")
+	}
+}
