@@ -1,10 +1,12 @@
 package snapshot
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,7 +122,7 @@ func New(bans []v1alpha1.RepoBan, policies []v1alpha1.LaunchPolicy) (*Snapshot, 
 		s.bans = append(s.bans, Ban{Policy: b.Policy, Message: b.Message, Mode: b.Mode, Expires: b.Expires,
 			Repos: sortedRepos(b.Repos), Prefixes: prefixes(b.Repos), Patterns: b.Patterns})
 	}
-	sort.Slice(s.bans, func(i, j int) bool { return s.bans[i].Policy < s.bans[j].Policy })
+	slices.SortFunc(s.bans, func(a, b Ban) int { return cmp.Compare(a.Policy, b.Policy) })
 	s.banIx = match.NewBanIndex(mbans)
 
 	var cands []match.LaunchCandidate
@@ -153,9 +155,8 @@ func New(bans []v1alpha1.RepoBan, policies []v1alpha1.LaunchPolicy) (*Snapshot, 
 		s.global.MaxConcurrentTotal = gc
 	}
 	s.launchIx = match.NewLaunchIndex(cands)
-	sort.Slice(s.status, func(i, j int) bool {
-		a, b := s.status[i], s.status[j]
-		return ref(a.Kind, a.Namespace, a.Name) < ref(b.Kind, b.Namespace, b.Name)
+	slices.SortFunc(s.status, func(a, b ObjectStatus) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	s.Version = s.hash(cands)
 	return s, errs
