@@ -19,11 +19,24 @@
 //
 // A lookup costs O(length of the path), whatever the number of bans, and
 // every ban is answered at the edge (not only a hot subset), so a ban edit
-// takes effect at Envoy with one RDS push. The benchmark in test/e2e
-// measures edge latency with 10 and 10,000 bans. The edge only matches the
+// takes effect at Envoy with one RDS push. The edge only matches the
 // canonical spellings the policy snapshot lists; other spellings of a banned
 // repository (case, .git suffix, percent-encoding) reach the gate, whose
 // identity index is authoritative.
+//
+// Why not only a hot set at the edge: with the trie the request cost is
+// already flat (test/e2e BenchmarkEdgeLatencyBans: p50 10k/10 bans ≈ 1.0),
+// and a ban then stops a storm before the gate sees it, even a storm on a
+// repository the gate has not seen yet. The price is on edits: the route
+// configuration is one RDS resource, so Envoy rebuilds every ban route on
+// each change (BenchmarkBanPropagation: a few ms with 10 bans, under a
+// second with 10,000 on a loaded 2-core machine). To keep that rebuild
+// cheap a ban route is only a status and a body; one local_reply mapper
+// turns every ban's 403 into BinderHub's 200 text/event-stream answer. The
+// gate enforces a new ban from the policy store at once, so nothing leaks
+// to BinderHub while Envoy catches up. If bans grow far beyond 10,000,
+// shard them (scoped RDS keyed on the provider/owner path segments) rather
+// than give up the trie.
 //
 // # Launch route
 //
@@ -39,8 +52,9 @@
 // # Rejections
 //
 // Every answer Envoy gives on /build/ itself is HTTP 200 with one SSE
-// failed event: bans and hot specs as direct responses, Envoy's own 429/5xx
-// (rate limit, overflow, no healthy upstream) rewritten by local_reply_config.
+// failed event: bans and hot specs as direct responses (bans via the 403
+// mapper above), Envoy's own 429/5xx (rate limit, overflow, no healthy
+// upstream) rewritten by local_reply_config, with Retry-After.
 // The official JS client retries every second on a bare 429/503 and stops on
 // a failed event.
 //
@@ -49,6 +63,16 @@
 // Each answer carries an x-binderguard-class header (banned, breaker_open,
 // saturated, shed from Envoy, or whatever the gate sets: collapsed,
 // passed…); a stats access logger counts binderguard.launches by class,
-// route and response flags, so dashboards tell the classes apart without a
-// stat per ban.
+// route, upstream host (a binder host on the launch route = a fallback
+// launch) and response flags, so dashboards tell the classes apart without
+// a stat per ban. Prometheus: envoy_binderguard_launches{class,route,
+// upstream_host,flags}.
+//
+// # h2c to the gate
+//
+// A held launch is an SSE stream that may last the whole build. Over
+// HTTP/1.1 each would pin an Envoy→gate connection (and a goroutine pair
+// and buffers in the gate); over h2c it is one stream on a few shared
+// connections, so the gate cluster's max_requests, not max_connections,
+// is the cap that matters.
 package translate
