@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -116,17 +117,17 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	for _, a := range []struct{ name, val string }{
 		{"gate-addr", c.gateAddr}, {"xds-addr", c.xdsAddr}, {"metrics-addr", c.metricsAddr}, {"health-addr", c.healthAddr},
 	} {
-		if _, err := listenPort(a.val); err != nil {
+		if _, err := parseListenPort(a.val); err != nil {
 			return c, usageErr("--%s: %v", a.name, err)
 		}
 	}
-	if c.envoyListen, err = endpoint(*envoyListen, ""); err != nil {
+	if c.envoyListen, err = parseEndpoint(*envoyListen); err != nil {
 		return c, usageErr("--envoy-listen: %v", err)
 	}
 	// Empty: this replica's own gate, dialled on loopback once its port is
 	// known (see newInCluster).
 	if *gateEndpoint != "" {
-		if c.gateEndpoint, err = endpoint(*gateEndpoint, ""); err != nil {
+		if c.gateEndpoint, err = parseEndpoint(*gateEndpoint); err != nil {
 			return c, usageErr("--gate-endpoint: %v", err)
 		}
 	}
@@ -168,8 +169,8 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	return c, nil
 }
 
-// listenPort checks a listen address and returns its port (0 allowed).
-func listenPort(addr string) (int, error) {
+// parseListenPort checks a listen address and returns its port (0 allowed).
+func parseListenPort(addr string) (int, error) {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return 0, fmt.Errorf("address %q: %w", addr, err)
@@ -181,8 +182,8 @@ func listenPort(addr string) (int, error) {
 	return int(port), nil
 }
 
-// endpoint parses host:port with a nonzero port; an empty host becomes def.
-func endpoint(addr, def string) (ir.Endpoint, error) {
+// parseEndpoint parses a host:port to dial, with a nonzero port.
+func parseEndpoint(addr string) (ir.Endpoint, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return ir.Endpoint{}, fmt.Errorf("address %q: %w", addr, err)
@@ -190,9 +191,6 @@ func endpoint(addr, def string) (ir.Endpoint, error) {
 	port, err := strconv.ParseUint(p, 10, 16)
 	if err != nil || port == 0 {
 		return ir.Endpoint{}, fmt.Errorf("address %q: port must be 1-65535", addr)
-	}
-	if host == "" {
-		host = def
 	}
 	if host == "" {
 		return ir.Endpoint{}, fmt.Errorf("address %q: host is missing", addr)
@@ -285,7 +283,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		LeaderElectionID:              leaseName,
 		LeaderElectionNamespace:       c.leaseNamespace,
 		LeaderElectionReleaseOnCancel: true, // runServe returns right after the manager stops
-		GracefulShutdownTimeout:       ptr(10 * time.Second),
+		GracefulShutdownTimeout:       new(10 * time.Second),
 	}
 	if c.namespace != "" {
 		// A namespaced Role can only list and watch its own namespace.
@@ -340,6 +338,12 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	s.xds = server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
 	s.ctl = controller.New(s.edgeBase(), s.xds, log.With("component", "controller"))
 	s.ctl.ApplySnapshot(s.store.Load(), time.Now())
+	health.readyz["xds"] = func(*http.Request) error {
+		if s.xds.Version(resource.ListenerType) == "" {
+			return errors.New("no edge config published yet")
+		}
+		return nil
+	}
 
 	// Admission webhooks (and the existing-pods controller, leader only).
 	if err := webhook.Setup(health, webhook.Config{
@@ -350,6 +354,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		Registerer:   reg,
 		Logger:       log.With("component", "webhook"),
 		ExistingPods: c.existingPods,
+		PodNamespace: c.namespace, // binder pods live beside the policies
 	}); err != nil {
 		return nil, fmt.Errorf("setting up the admission webhooks: %w", err)
 	}
@@ -547,5 +552,3 @@ func (r *statusRelay) run(ctx context.Context, w *status.Writer, log *slog.Logge
 		}
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -205,7 +205,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 		return resp, err
 	}
 	healthURL := "http://" + s.healthLis.Addr().String()
-	eventually(t, 20*time.Second, "/readyz answers 200 (policies loaded, webhook serving)", func() error {
+	serveEventually(t, 20*time.Second, "/readyz answers 200 (policies loaded, webhook serving)", func() error {
 		resp, err := get(healthURL + "/readyz")
 		if err != nil {
 			return err
@@ -231,7 +231,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// failed event (403) on a 200 stream.
 	gateURL := "http://" + s.gateLis.Addr().String()
 	for _, path := range []string{"/build/gh/bad/miner/HEAD", "/build/gh/Bad/Miner.git/main"} {
-		eventually(t, 5*time.Second, "gate refuses "+path, func() error {
+		serveEventually(t, 5*time.Second, "gate refuses "+path, func() error {
 			resp, err := get(gateURL + path)
 			if err != nil {
 				return err
@@ -258,7 +258,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	}
 
 	// (2) The leader marks it Accepted for its generation.
-	eventually(t, 10*time.Second, "RepoBan Accepted=True", func() error {
+	serveEventually(t, 10*time.Second, "RepoBan Accepted=True", func() error {
 		var got v1alpha1.RepoBan
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ban), &got); err != nil {
 			return err
@@ -279,7 +279,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	if err := env.Client.Create(ctx, broken); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "invalid RepoBan Accepted=False", func() error {
+	serveEventually(t, 10*time.Second, "invalid RepoBan Accepted=False", func() error {
 		var got v1alpha1.RepoBan
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(broken), &got); err != nil {
 			return err
@@ -372,7 +372,7 @@ func assertEdgeBan(t *testing.T, ctx context.Context, addr, prefix string) {
 	}
 }
 
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+func serveEventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -443,7 +443,7 @@ func TestDeployManifests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, doc := range splitYAML(b) {
+		for i, doc := range manifestDocs(b) {
 			js, err := yaml.YAMLToJSONStrict(doc)
 			if err != nil {
 				t.Fatalf("%s document %d: %v", name, i, err)
@@ -465,24 +465,24 @@ func TestDeployManifests(t *testing.T) {
 
 	dep, ok := objs["Deployment/binderguard"].(*appsv1.Deployment)
 	if !ok {
-		t.Fatalf("no Deployment binderguard among %v", keys(objs))
+		t.Fatalf("no Deployment binderguard among %v", manifestKeys(objs))
 	}
 	checkDeployment(t, dep, kust.Namespace, objs)
 }
 
 // splitYAML splits a multi-document YAML file, dropping empty documents.
-func splitYAML(b []byte) [][]byte {
+func manifestDocs(b []byte) [][]byte {
 	var out [][]byte
 	for doc := range strings.SplitSeq(string(b), "\n---") {
 		doc = strings.TrimPrefix(doc, "\n")
-		if strings.TrimSpace(stripComments(doc)) != "" {
+		if strings.TrimSpace(manifestStripComments(doc)) != "" {
 			out = append(out, []byte(doc))
 		}
 	}
 	return out
 }
 
-func stripComments(doc string) string {
+func manifestStripComments(doc string) string {
 	var b strings.Builder
 	for line := range strings.Lines(doc) {
 		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
@@ -492,7 +492,7 @@ func stripComments(doc string) string {
 	return b.String()
 }
 
-func keys[V any](m map[string]V) []string {
+func manifestKeys[V any](m map[string]V) []string {
 	return slices.Sorted(func(yield func(string) bool) {
 		for k := range m {
 			if !yield(k) {
@@ -559,9 +559,9 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 		t.Errorf("upstream %s, want BinderHub's Service binder in %s", c.upstream, ns)
 	}
 	for flag, pair := range map[string][2]int{
-		"gate-addr":    {mustPort(t, c.gateAddr), port(bg, "gate")},
-		"metrics-addr": {mustPort(t, c.metricsAddr), port(bg, "metrics")},
-		"health-addr":  {mustPort(t, c.healthAddr), port(bg, "health")},
+		"gate-addr":    {manifestPort(t, c.gateAddr), port(bg, "gate")},
+		"metrics-addr": {manifestPort(t, c.metricsAddr), port(bg, "metrics")},
+		"health-addr":  {manifestPort(t, c.healthAddr), port(bg, "health")},
 		"webhook-port": {c.webhookPort, port(bg, "webhook")},
 		"envoy-listen": {int(c.envoyListen.Port), port(envoy, "http")},
 	} {
@@ -596,7 +596,7 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 	if err := runBootstrap(context.Background(), f[3:], &boot1); err != nil {
 		t.Fatalf("bootstrap flags in the Deployment: %v", err)
 	}
-	if !strings.Contains(boot1.String(), "port_value: "+strconv.Itoa(mustPort(t, c.xdsAddr))) {
+	if !strings.Contains(boot1.String(), "port_value: "+strconv.Itoa(manifestPort(t, c.xdsAddr))) {
 		t.Errorf("the bootstrap does not dial serve's xDS port %s:\n%s", c.xdsAddr, boot1.String())
 	}
 
@@ -661,9 +661,9 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 	}
 }
 
-func mustPort(t *testing.T, addr string) int {
+func manifestPort(t *testing.T, addr string) int {
 	t.Helper()
-	p, err := listenPort(addr)
+	p, err := parseListenPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
