@@ -123,3 +123,21 @@ func TestRateLimitedLaunchIsOneFailedEventWithRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// Behind one trusted proxy, the client address BinderHub sees is the one
+// that proxy appended to X-Forwarded-For, and a client-sent X-Real-Ip is
+// still overwritten.
+func TestClientAddressFromTrustedForwardedFor(t *testing.T) {
+	s := startStack(t, options{xffHops: 1})
+	req, _ := http.NewRequest(http.MethodGet, s.edgeURL+"/versions", nil)
+	req.Header.Set("X-Forwarded-For", "198.51.100.7, 192.0.2.1")
+	req.Header.Set("X-Real-Ip", "203.0.113.9")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ip, _ := s.binderHits.seen("/versions"); ip != "192.0.2.1" {
+		t.Errorf("BinderHub saw X-Real-Ip %q, want 192.0.2.1 (the entry the trusted proxy appended)", ip)
+	}
+}

@@ -38,6 +38,7 @@ type options struct {
 	launch       gate.Launch
 	edgeLaunch   ir.Launch
 	gateBreakers ir.Breakers
+	xffHops      uint32
 	logLevel     string
 }
 
@@ -200,7 +201,7 @@ func startStack(t testing.TB, o options) *stack {
 	s.statsURL = fmt.Sprintf("http://127.0.0.1:%d", statsPort)
 	s.edgeURL = fmt.Sprintf("http://127.0.0.1:%d", edgePort)
 	base := ir.Edge{
-		Listener: ir.Listener{Address: ir.Endpoint{Host: "127.0.0.1", Port: edgePort}},
+		Listener: ir.Listener{Address: ir.Endpoint{Host: "127.0.0.1", Port: edgePort}, XFFNumTrustedHops: o.xffHops},
 		Binder:   ir.Upstream{Endpoint: s.binderAddr},
 		Gate:     ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
 		Launch:   o.edgeLaunch,
