@@ -57,7 +57,7 @@ func TestLeaderDisconnectPromotesAFollowerWithoutABreak(t *testing.T) {
 	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
 	ctx := t.Context()
 	leaderCtx, dropLeader := context.WithCancel(ctx)
-	const n = 1000
+	const n = 1000 / stormScale
 	start := time.Now()
 	_, fchs := s.leaderThenFollowers(t, ctx, leaderCtx, "gh/org/repo/HEAD", n)
 	dropLeader()
@@ -100,7 +100,7 @@ func TestBuildFailureFailsFollowersAndOpensTheBreaker(t *testing.T) {
 	sim.FailSpecs = "broken"
 	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
 	ctx := t.Context()
-	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/broken/HEAD", 1000)
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/broken/HEAD", 1000/stormScale)
 
 	if l := <-lch; l.failed == nil {
 		t.Fatalf("leader: want failed, got %v (%v)", l.phases(), l.err)
@@ -128,12 +128,12 @@ func TestBuildFailureFailsFollowersAndOpensTheBreaker(t *testing.T) {
 
 func TestBuildLongerThanTheMaximumTripsTheBreaker(t *testing.T) {
 	sim := fastSim()
-	sim.BuildTime = 10 * time.Second
+	sim.BuildTime = 20 * time.Second
 	l := testLaunch()
-	l.MaxBuild = time.Second
+	l.MaxBuild = 3 * time.Second
 	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
 	ctx := t.Context()
-	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/slow/HEAD", 1000)
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/slow/HEAD", 1000/stormScale)
 	for _, r := range append(collect(fchs), <-lch) {
 		if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "longer than") {
 			t.Errorf("client %s: want failed 503 'longer than', got %v %+v (%v)", r.ip, r.phases(), r.failed, r.err)
@@ -149,11 +149,11 @@ func TestBuildLongerThanTheMaximumTripsTheBreaker(t *testing.T) {
 func TestCapsShedWith429(t *testing.T) {
 	t.Run("waiters per spec under a storm", func(t *testing.T) {
 		l := testLaunch()
-		l.MaxWaiters = 500
+		l.MaxWaiters = 500 / stormScale
 		s := startStack(t, fastSim(), gate.StaticPolicies(l, gate.Global{}), nil)
 		ctx := t.Context()
 		lch, _ := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 0)
-		results := s.storm(ctx, "gh/org/repo/HEAD", 1000)
+		results := s.storm(ctx, "gh/org/repo/HEAD", 1000/stormScale)
 		var ready []result
 		shed := 0
 		for _, r := range results {
@@ -166,8 +166,8 @@ func TestCapsShedWith429(t *testing.T) {
 				t.Errorf("client %s: %v %+v %v", r.ip, r.phases(), r.failed, r.err)
 			}
 		}
-		if shed != 500 || len(ready) != 500 {
-			t.Errorf("%d shed with 429, %d launched; want 500 and 500", shed, len(ready))
+		if shed != 500/stormScale || len(ready) != 500/stormScale {
+			t.Errorf("%d shed with 429, %d launched; want half each", shed, len(ready))
 		}
 		checkEveryoneLaunchedOnTheirOwn(t, append(ready, <-lch))
 	})

@@ -52,7 +52,7 @@ func checkEveryoneLaunchedOnTheirOwn(t *testing.T, results []result) {
 }
 
 func TestStormOfOneBuildingSpecCollapsesToOneBuildWatcher(t *testing.T) {
-	const n = 1000
+	const n = 1000 / stormScale
 	l := testLaunch()
 	s := startStack(t, fastSim(), gate.StaticPolicies(l, gate.Global{}), nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
