@@ -206,10 +206,20 @@ func New(cfg Config) (*Gate, error) {
 	}, nil
 }
 
-// Close stops releasing held followers and waits for the releasers to
-// end. Held streams end when the HTTP server that serves them shuts down.
+// Close ends every held follower's stream with a 503 failed event that
+// asks for a retry, stops the releasers and waits for them. Call it
+// before shutting down the HTTP server: held streams would otherwise keep
+// Shutdown waiting until its deadline and end with a broken stream.
+// Leaders and pass-through launches are the clients' own upstream
+// streams; the server's Shutdown decides how long they may finish.
 func (g *Gate) Close() {
 	g.cancel()
+	g.mu.Lock()
+	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
+	for _, f := range g.flights {
+		g.failFollowersLocked(f, ev)
+	}
+	g.mu.Unlock()
 	g.wg.Wait()
 }
 
@@ -248,6 +258,12 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		return nil
 	}
 	providerSpec = strings.TrimRight(providerSpec, "/")
+	if g.ctx.Err() != nil {
+		g.m.launches.WithLabelValues("reject").Inc()
+		g.m.shed.WithLabelValues("closing").Inc()
+		g.reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
+		return nil
+	}
 	now := time.Now()
 	pol, err := g.cfg.Policies.Resolve(providerSpec, now)
 	if err != nil {

@@ -430,3 +430,25 @@ func TestAHalfOpenBreakerLetsOneProbeBuildThrough(t *testing.T) {
 		t.Errorf("half-open -> open transitions = %v, want 1", n)
 	}
 }
+
+func TestClosingTheGateEndsHeldStreamsWithARetry(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 10 * time.Second
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	leaderCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	lch, fchs := s.leaderThenFollowers(t, ctx, leaderCtx, "gh/org/repo/HEAD", 20)
+	s.gate.Close()
+	for _, r := range collect(fchs) {
+		if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "restarting") {
+			t.Errorf("follower %s: want a failed 503 'restarting', got %v %+v", r.ip, r.phases(), r.failed)
+		}
+	}
+	r := s.launch(ctx, "gh/org/repo/HEAD", clientIP(99), nil, nil)
+	if r.failed == nil || r.failed.StatusCode != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("a launch after Close: want failed 503 with Retry-After, got %+v", r.failed)
+	}
+	stop()
+	<-lch
+}
