@@ -54,6 +54,11 @@
 //     failure. A launch abandoned by everyone counts neither way.
 //   - Released followers wait for room under MaxConcurrent and
 //     MaxConcurrentTotal instead of being shed: they have waited already.
+//   - An upstream answer that is not an event stream: 429 and 5xx become a
+//     200 stream with one failed event (and Retry-After), so the official
+//     client does not retry every second against a struggling BinderHub;
+//     other statuses pass unchanged. For a leader it ends the flight and
+//     counts a breaker failure, as an unreachable BinderHub does.
 //   - A spec that Policies cannot parse is answered with a 400 failed
 //     event: a spec the gate cannot read is a spec it cannot check
 //     against the bans.

@@ -113,3 +113,54 @@ func TestFollowersNeverSeeAnotherClientsPrivateEvents(t *testing.T) {
 		t.Errorf("upstream requests = %d, want one per client (%d)", got, n+1)
 	}
 }
+
+func TestUpstreamErrorStatusesBecomeFailedEvents(t *testing.T) {
+	tests := map[string]struct {
+		status      int
+		retryAfter  string
+		wantStatus  int // HTTP status the client sees
+		wantFailed  int // status_code of the failed event, 0 for none
+		wantRetryAt string
+	}{
+		"a 503 from upstream is a failed event, not a 5xx the client retries": {status: 503, retryAfter: "7", wantStatus: 200, wantFailed: 503, wantRetryAt: "7"},
+		"a 502 without Retry-After gets one":                                  {status: 502, wantStatus: 200, wantFailed: 502, wantRetryAt: "10"},
+		"a 429 from upstream is a failed event":                               {status: 429, wantStatus: 200, wantFailed: 429, wantRetryAt: "10"},
+		"a 404 passes unchanged":                                              {status: 404, wantStatus: 404},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				http.Error(w, "upstream says no", tc.status)
+			}))
+			defer up.Close()
+			u, _ := url.Parse(up.URL)
+			// Collapse off: every launch passes; the leader path is covered
+			// by the same helper.
+			for _, collapseOn := range []bool{false, true} {
+				l := testLaunch()
+				l.Collapse = collapseOn
+				g, err := gate.New(gate.Config{Upstream: u, Policies: gate.StaticPolicies(l, gate.Global{})})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := httptest.NewRecorder()
+				g.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/build/gh/o/r/HEAD", nil))
+				g.Close()
+				if rec.Code != tc.wantStatus {
+					t.Errorf("collapse %v: status %d, want %d", collapseOn, rec.Code, tc.wantStatus)
+				}
+				if tc.wantFailed == 0 {
+					continue
+				}
+				e, err := sse.NewReader(rec.Body).Next()
+				p, _ := e.Decode()
+				if err != nil || p.Phase != sse.PhaseFailed || p.StatusCode != tc.wantFailed || rec.Header().Get("Retry-After") != tc.wantRetryAt {
+					t.Errorf("collapse %v: event %+v (%v), Retry-After %q", collapseOn, p, err, rec.Header().Get("Retry-After"))
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/binderguard/binderguard/proxy/collapse"
@@ -93,7 +94,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		ev := sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute.")
 		g.buildFailed(f, me, ev, errUnreachable)
 		if sw == nil {
-			copyRaw(w, resp)
+			g.answerNonSSE(w, resp)
 		} else {
 			_ = sw.Write(ev)
 		}
@@ -242,11 +243,28 @@ func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	defer resp.Body.Close()
 	if !isSSE(resp) {
-		copyRaw(w, resp)
+		g.answerNonSSE(w, resp)
 		return
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
 	forward(sse.Start(w), resp.Body, ls, false)
+}
+
+// answerNonSSE answers a client whose upstream answer is not an event
+// stream. 429 and 5xx become a 200 stream with one failed event, since the
+// official client retries those every second and would hammer a BinderHub
+// that is already struggling; other answers (a 404 for a path BinderHub
+// does not route) pass unchanged.
+func (g *Gate) answerNonSSE(w http.ResponseWriter, resp *http.Response) {
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		retry := 10 * time.Second
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			retry = time.Duration(s) * time.Second
+		}
+		g.reject(w, resp.StatusCode, "BinderHub answered "+resp.Status+". Please try again in a minute.", retry)
+		return
+	}
+	copyRaw(w, resp)
 }
 
 // copyRaw passes a non-SSE upstream answer through unchanged.
