@@ -179,6 +179,8 @@ func (g *Gate) release(f *flight) {
 			if f.followers.Len() == 0 {
 				if g.flights[f.key] == f {
 					delete(g.flights, f.key)
+					// A long release may outlast the mark set at built.
+					g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
 				}
 				f.releasing = false
 				g.dirty.Store(true)
