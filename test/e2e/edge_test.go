@@ -3,11 +3,14 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/test/fakebinder"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -139,5 +142,73 @@ func TestClientAddressFromTrustedForwardedFor(t *testing.T) {
 	resp.Body.Close()
 	if ip, _ := s.binderHits.seen("/versions"); ip != "192.0.2.1" {
 		t.Errorf("BinderHub saw X-Real-Ip %q, want 192.0.2.1 (the entry the trusted proxy appended)", ip)
+	}
+}
+
+// When the gate's breaker for a spec opens, the control plane pushes an
+// edge rule: Envoy answers that spec itself (503 in the failed event,
+// Retry-After) and the gate sees no more of it.
+func TestOpenBreakerAtGateIsAnsweredAtEdge(t *testing.T) {
+	l := gate.DefaultLaunch()
+	l.BreakerFailures, l.BreakerOpen = 1, 2*time.Minute
+	s := startStack(t, options{launch: l, fb: fakebinder.Config{FailSpecs: "gh/broken/"}})
+
+	first := launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 20*time.Second)
+	if first.final().Phase != sse.PhaseFailed {
+		t.Fatalf("failing build got %+v (err %v), want a failed event", first.events, first.err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var a answer
+	for {
+		a = launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 5*time.Second)
+		if a.header.Get("X-Binderguard-Class") == string(ir.ClassBreakerOpen) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("open breaker not answered at the edge within 5 s; last answer %+v %v", a.events, a.header)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a.status != 200 || a.final().StatusCode != 503 || len(a.events) != 1 {
+		t.Errorf("edge breaker answer %d %+v, want 200 and one failed 503 event", a.status, a.events)
+	}
+	if ra, _ := strconv.Atoi(a.header.Get("Retry-After")); ra < 60 || ra > 130 {
+		t.Errorf("Retry-After %q, want about the 2 min the breaker stays open", a.header.Get("Retry-After"))
+	}
+	before := s.gateHits.prefix("/build/gh/broken/")
+	for range 5 {
+		launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 5*time.Second)
+	}
+	if after := s.gateHits.prefix("/build/gh/broken/"); after != before {
+		t.Errorf("%d launches of the tripped spec still reached the gate", after-before)
+	}
+}
+
+// A spec whose waiting room at the gate is full is shed at the edge with a
+// 429 failed event, so a storm stops at Envoy.
+func TestFullWaitingRoomIsShedAtEdge(t *testing.T) {
+	l := gate.DefaultLaunch()
+	l.MaxWaiters = 2
+	s := startStack(t, options{launch: l, fb: fakebinder.Config{BuildTime: 20 * time.Second}})
+	for range 3 { // a leader and two held followers
+		go launch(s.ctx, s.edgeURL, "gh/popular/repo/HEAD", 30*time.Second)
+		time.Sleep(200 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := launch(s.ctx, s.edgeURL, "gh/popular/repo/HEAD", 2*time.Second)
+		if a.header.Get("X-Binderguard-Class") == string(ir.ClassSaturated) {
+			if a.final().StatusCode != 429 || a.header.Get("Retry-After") == "" {
+				t.Errorf("edge shed answer %+v (Retry-After %q), want a failed 429 with Retry-After", a.events, a.header.Get("Retry-After"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("full waiting room not shed at the edge within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := s.binderHits.prefix("/build/gh/popular/"); n != 1 {
+		t.Errorf("simulator got %d launches of the popular spec, want the leader's only", n)
 	}
 }

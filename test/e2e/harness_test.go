@@ -210,8 +210,9 @@ func startStack(t testing.TB, o options) *stack {
 	if err := s.ctl.Sync(ctx); err != nil {
 		t.Fatalf("first sync: %v", err)
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.ctl.Run(ctx) }()
+	go func() { defer wg.Done(); controller.WatchGate(ctx, s.gate, s.ctl) }()
 
 	xdsAddr, _ := bootstrap.ParseAddr(s.xdsAddr)
 	y, err := bootstrap.YAML(bootstrap.Options{
