@@ -132,16 +132,19 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 				continue // the client already has the gate's waiting event
 			}
 		}
-		if sw.Write(e) != nil {
-			break
-		}
 		switch kind {
 		case collapse.BuildFailed:
+			// Shared first: the failure stands even if this client is gone.
 			g.buildFailed(f, me, e, errBuildFailed)
+			_ = sw.Write(e)
 			return
 		case collapse.Rejected:
+			_ = sw.Write(e)
 			g.leaderGone(f, me)
 			return
+		}
+		if sw.Write(e) != nil {
+			break
 		}
 		if collapse.Terminal(e.Phase) {
 			ls.end()
