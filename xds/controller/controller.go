@@ -27,13 +27,11 @@ type Controller struct {
 	srv *server.Server
 	log *slog.Logger
 
-	mu     sync.Mutex
-	base   ir.Edge // listener, upstreams, launch settings; Blocks unused
-	bans   []ir.Block
-	hot    []ir.Block
-	synced uint64 // generation last published
-	gen    uint64
-	kick   chan struct{}
+	mu   sync.Mutex
+	base ir.Edge // listener, upstreams, launch settings; Blocks unused
+	bans []ir.Block
+	hot  []ir.Block
+	kick chan struct{} // one pending change, coalesced
 }
 
 // New returns a Controller for the static parts in base.
@@ -62,7 +60,6 @@ func (c *Controller) SetBreakers(binder, gate ir.Breakers) {
 func (c *Controller) update(f func()) {
 	c.mu.Lock()
 	f()
-	c.gen++
 	c.mu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
@@ -84,9 +81,6 @@ func (c *Controller) Edge() *ir.Edge {
 // Sync translates and publishes the current inputs now. A bad block is
 // skipped and reported; the rest is published.
 func (c *Controller) Sync(ctx context.Context) error {
-	c.mu.Lock()
-	gen := c.gen
-	c.mu.Unlock()
 	start := time.Now()
 	e := c.Edge()
 	res, terr := translate.Translate(e)
@@ -100,9 +94,6 @@ func (c *Controller) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("publishing edge config: %w", err)
 	}
-	c.mu.Lock()
-	c.synced = max(c.synced, gen)
-	c.mu.Unlock()
 	if changed {
 		c.log.Info("edge config published", "blocks", len(e.Blocks), "took", time.Since(start).Round(time.Microsecond))
 	}

@@ -1,6 +1,10 @@
 package server
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	pushes, unchanged, invalid prometheus.Counter
@@ -8,7 +12,7 @@ type metrics struct {
 	streams                    prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		pushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "binderguard_xds_pushes_total", Help: "Snapshots published to the xDS cache.",
@@ -30,7 +34,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushes, m.unchanged, m.invalid, m.acks, m.nacks, m.streams)
+		for _, c := range []prometheus.Collector{m.pushes, m.unchanged, m.invalid, m.acks, m.nacks, m.streams} {
+			if err := reg.Register(c); err != nil {
+				return m, fmt.Errorf("registering xds metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,14 +61,20 @@ type Server struct {
 // validator is implemented by every generated Envoy proto.
 type validator interface{ ValidateAll() error }
 
-// New makes a Server with an empty cache.
+// New makes a Server with an empty cache. A metric that cannot be
+// registered (a name clash on o.Registerer) is logged, not fatal: xDS
+// works without it.
 func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		o.Logger.Error("xds metrics not registered", "err", err)
+	}
 	s := &Server{
 		log:         o.Logger,
-		metrics:     newMetrics(o.Registerer),
+		metrics:     m,
 		versions:    map[resource.Type]string{},
 		acked:       map[resource.Type]string{},
 		ackCh:       make(chan struct{}),
@@ -113,7 +121,7 @@ func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if mapsEqual(versions, s.versions) {
+	if maps.Equal(versions, s.versions) {
 		s.metrics.unchanged.Inc()
 		return false, nil
 	}
@@ -203,7 +211,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 func contentHash(items []types.Resource) (string, error) {
 	sorted := slices.Clone(items)
 	slices.SortFunc(sorted, func(a, b types.Resource) int {
-		return compareStrings(cachev3.GetResourceName(a), cachev3.GetResourceName(b))
+		return strings.Compare(cachev3.GetResourceName(a), cachev3.GetResourceName(b))
 	})
 	h := sha256.New()
 	opts := proto.MarshalOptions{Deterministic: true}
@@ -218,37 +226,8 @@ func contentHash(items []types.Resource) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func mapsEqual(a, b map[resource.Type]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // shortType is the last part of a type URL, for logs.
-func shortType(t string) string {
-	for i := len(t) - 1; i >= 0; i-- {
-		if t[i] == '.' {
-			return t[i+1:]
-		}
-	}
-	return t
-}
+func shortType(t string) string { return t[strings.LastIndexByte(t, '.')+1:] }
 
 func cacheLogger(l *slog.Logger) xdslog.Logger {
 	l = l.With("component", "xds-cache")

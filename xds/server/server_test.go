@@ -59,7 +59,7 @@ func TestSetPublishesOnlyChanges(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := New(Options{})
+			s := mustNew(t, Options{})
 			if changed, err := s.Set(context.Background(), tc.first); err != nil || !changed {
 				t.Fatalf("first Set = %v, %v; want a change", changed, err)
 			}
@@ -79,7 +79,7 @@ func TestSetPublishesOnlyChanges(t *testing.T) {
 // snapshot, ACKs it, then NACKs the next one; the server counts both.
 func TestADSStreamAcksAndNacks(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := New(Options{Registerer: reg})
+	s := mustNew(t, Options{Registerer: reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, err := s.Set(ctx, clusters(cluster("a", time.Second))); err != nil {
@@ -168,4 +168,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+func mustNew(t *testing.T, o Options) *Server {
+	t.Helper()
+	return New(o)
 }
