@@ -452,3 +452,33 @@ func TestClosingTheGateEndsHeldStreamsWithARetry(t *testing.T) {
 	stop()
 	<-lch
 }
+
+func TestReleasesWaitForRoomUnderTheStreamCap(t *testing.T) {
+	l := testLaunch()
+	l.MaxConcurrent = 5
+	s := startStack(t, fastSim(), gate.StaticPolicies(l, gate.Global{}), nil)
+	ctx := t.Context()
+	lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 40)
+	peak := 0
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+				peak = max(peak, s.gate.State().StreamsTotal)
+			}
+		}
+	}()
+	checkEveryoneLaunchedOnTheirOwn(t, append(collect(fchs), <-lch))
+	close(stop)
+	<-done
+	if peak > 5 || peak == 0 {
+		t.Errorf("peak upstream launch streams while releasing = %d, want 1..5", peak)
+	}
+	if n := metricValue(t, s.reg, "binderguard_shed_total"); n != 0 {
+		t.Errorf("%v launches were shed; released followers should wait for room", n)
+	}
+}
