@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,6 +101,17 @@ func TestGateKilledMidStormFallsBackToBinder(t *testing.T) {
 	}
 	if n := s.binderHits.prefix("/build/gh/after/"); n != 11 {
 		t.Errorf("simulator got %d fallback launches, want 11", n)
+	}
+	// Fallback launches are counted: launch route, upstream host = binder.
+	resp, err := http.Get(s.statsURL + "/stats/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`route="launch",upstream_host="%s"`, s.binderAddr)
+	if !strings.Contains(string(body), want) {
+		t.Errorf("stats do not count fallback launches (%s)", want)
 	}
 	wg.Wait()
 }
