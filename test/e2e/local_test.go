@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -182,7 +183,20 @@ func TestLocalBanFileEditBlocksAtEnvoyWithinOneSecond(t *testing.T) {
 	if p99 > time.Second {
 		t.Errorf("p99 ban propagation %v, want <= 1 s", p99)
 	}
-	if n := ls.binderHits.prefix("/build/gh/banned"); n != 0 {
+	// Other spellings of a banned repository are refused too: at the edge
+	// when Envoy's path normalisation makes them canonical, else by the gate.
+	for _, other := range []string{
+		"git/https%3A%2F%2Fgithub.com%2Fbanned3%2Frepo/HEAD",
+		"git/https%3a%2f%2fgithub.com%2fbanned3%2frepo.git/main",
+		"gh/Banned3/Repo/HEAD",
+	} {
+		a := launch(context.Background(), ls.edgeURL, other, 5*time.Second)
+		if a.final().StatusCode != 403 {
+			t.Errorf("%s got %+v (err %v), want the ban", other, a.events, a.err)
+		}
+		t.Logf("%s refused by %q", other, cmp.Or(a.header.Get("X-Binderguard-Class"), "the gate"))
+	}
+	if n := ls.binderHits.prefix("/build/gh/banned") + ls.binderHits.prefix("/build/gh/Banned") + ls.binderHits.prefix("/build/git/"); n != 0 {
 		t.Errorf("%d requests for banned repositories reached the simulator", n)
 	}
 
