@@ -325,6 +325,13 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("pods outside the selectors are untouched", func(t *testing.T) {
+		// The webhooks are not even called: the review counter stands still.
+		before := reviews(t, c.reg)
+		defer func() {
+			if after := reviews(t, c.reg); after != before {
+				t.Errorf("the webhook answered %v reviews for pods outside its selectors", after-before)
+			}
+		}()
 		// No component label: neither webhook is called.
 		p := buildPod("not-binder", "https://github.com/bad/miner")
 		delete(p.Labels, "component")
@@ -439,6 +446,27 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 			t.Fatalf("bare build pod: %v, want denial for missing limits and deadline", err)
 		}
 	})
+
+	t.Run("the break-glass label switches the webhooks off for a namespace", func(t *testing.T) {
+		var nsObj corev1.Namespace
+		if err := c.env.Client.Get(ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
+			t.Fatal(err)
+		}
+		orig := nsObj.DeepCopy()
+		if nsObj.Labels == nil {
+			nsObj.Labels = map[string]string{}
+		}
+		nsObj.Labels["binderguard.io/admission"] = "disabled"
+		if err := c.env.Client.Patch(ctx, &nsObj, client.MergeFrom(orig)); err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		eventually(t, 30*time.Second, "banned build pod admitted in a disabled namespace", func() error {
+			i++
+			_, err := pods.Create(ctx, buildPod(fmt.Sprintf("build-glass-%d", i), "https://github.com/bad/miner"), metav1.CreateOptions{})
+			return err
+		})
+	})
 }
 
 func findings(t *testing.T, g prometheus.Gatherer, mode, policy string) float64 {
@@ -458,6 +486,24 @@ func findings(t *testing.T, g prometheus.Gatherer, mode, policy string) float64 
 				labels[l.GetName()] = l.GetValue()
 			}
 			if labels["mode"] == mode && labels["policy"] == policy {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// reviews is how many admission reviews the webhook has answered.
+func reviews(t *testing.T, g prometheus.Gatherer) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "binderguard_webhook_reviews_total" {
+			for _, m := range mf.GetMetric() {
 				n += m.GetCounter().GetValue()
 			}
 		}
