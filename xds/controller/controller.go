@@ -27,11 +27,12 @@ type Controller struct {
 	srv *server.Server
 	log *slog.Logger
 
-	mu   sync.Mutex
-	base ir.Edge // listener, upstreams, launch settings; Blocks unused
-	bans []ir.Block
-	hot  []ir.Block
-	kick chan struct{} // one pending change, coalesced
+	mu      sync.Mutex
+	base    ir.Edge // listener, upstreams, launch settings; Blocks unused
+	bans    []ir.Block
+	hot     []ir.Block
+	kick    chan struct{} // one pending change, coalesced
+	skipped string        // last report of skipped blocks, to log each once
 }
 
 // New returns a Controller for the static parts in base.
@@ -87,7 +88,15 @@ func (c *Controller) Sync(ctx context.Context) error {
 	if res == nil {
 		return fmt.Errorf("translating edge config: %w", terr)
 	}
+	c.mu.Lock()
+	report := ""
 	if terr != nil {
+		report = terr.Error()
+	}
+	fresh := report != c.skipped
+	c.skipped = report
+	c.mu.Unlock()
+	if terr != nil && fresh { // Sync runs on every gate state change: log news only
 		c.log.Warn("skipped edge rules that cannot be programmed", "err", terr)
 	}
 	changed, err := c.srv.Set(ctx, res.ByType())
