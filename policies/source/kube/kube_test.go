@@ -54,6 +54,7 @@ func TestPartitionStopsABanAtItsExpiry(t *testing.T) {
 // fixture runs a Source against a real API server, in one namespace.
 type fixture struct {
 	t      *testing.T
+	env    *testenv.Env
 	c      client.Client
 	ns     string
 	store  *snapshot.Store
@@ -77,7 +78,7 @@ func start(t *testing.T, hookErr func() error) *fixture {
 			t.Errorf("informer cache: %v", err)
 		}
 	})
-	f := &fixture{t: t, c: env.Client, ns: ns, store: snapshot.NewStore(nil), builds: make(chan kube.Build, 64)}
+	f := &fixture{t: t, env: env, c: env.Client, ns: ns, store: snapshot.NewStore(nil), builds: make(chan kube.Build, 64)}
 	src, err := kube.New(kube.Config{
 		Cache: informers,
 		Store: f.store,
@@ -212,7 +213,7 @@ func TestSourceFollowsCreateUpdateDeleteAndExpiry(t *testing.T) {
 	}
 }
 
-func TestSourceReportsObjectsTheSnapshotLeavesOut(t *testing.T) {
+func TestSourceReportsObjectsTheSnapshotLeavesOutAndKeepsToItsNamespace(t *testing.T) {
 	f := start(t, nil)
 	ctx := context.Background()
 	// The API server accepts this shape, but "gh/onlyowner" names no
@@ -225,6 +226,12 @@ func TestSourceReportsObjectsTheSnapshotLeavesOut(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "good"},
 		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/org/repo"}},
 	}
+	// The source watches only its namespace.
+	elsewhere := &v1alpha1.RepoBan{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.env.Namespace(t), Name: "elsewhere"},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/org/elsewhere"}},
+	}
+	mustDo(t, "create RepoBan in another namespace", f.c.Create(ctx, elsewhere))
 	mustDo(t, "create bad RepoBan", f.c.Create(ctx, bad))
 	mustDo(t, "create good RepoBan", f.c.Create(ctx, good))
 
@@ -232,12 +239,15 @@ func TestSourceReportsObjectsTheSnapshotLeavesOut(t *testing.T) {
 	for {
 		select {
 		case b := <-f.builds:
-			if len(b.Objects) != 2 {
-				continue
-			}
 			byName := map[string]snapshot.ObjectStatus{}
 			for _, o := range b.Objects {
+				if o.Namespace != f.ns {
+					t.Fatalf("source scoped to %s saw %s/%s", f.ns, o.Namespace, o.Name)
+				}
 				byName[o.Name] = o
+			}
+			if len(b.Objects) != 2 {
+				continue
 			}
 			if byName["bad"].Err == nil {
 				t.Fatalf("RepoBan with repo gh/onlyowner was accepted; want an error")
