@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -138,4 +139,32 @@ func TestControllerEdgePutsBansFirst(t *testing.T) {
 	if diff := cmp.Diff([]ir.Block{b, hot}, c.Edge().Blocks); diff != "" {
 		t.Errorf("blocks (-want +got):\n%s", diff)
 	}
+}
+
+// A ban that expires leaves the edge without a new snapshot: the watcher
+// re-applies the latest one at the expiry.
+func TestWatchPoliciesDropsExpiredBans(t *testing.T) {
+	s := snap(t, ban("a", func(b *v1alpha1.RepoBanSpec) { b.Expires = &metav1.Time{Time: time.Now().Add(300 * time.Millisecond)} }))
+	store := snapshot.NewStore(s)
+	c := New(ir.Edge{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); WatchPolicies(ctx, store, c) }()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.Edge().Blocks) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("ban never applied")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for len(c.Edge().Blocks) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("expired ban still at the edge")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }
