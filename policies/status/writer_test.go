@@ -67,7 +67,7 @@ func TestWriterSetsAcceptedOnlyWhenItChanges(t *testing.T) {
 	good := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "good"},
 		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/org/repo"}}}
 	bad := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
-		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/onlyowner"}}}
+		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"zenodo/notadoi"}}}
 	lp := &v1alpha1.LaunchPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all"}}
 	for _, o := range []client.Object{good, bad, lp} {
 		if err := c.Create(ctx, o); err != nil {
@@ -107,7 +107,7 @@ func TestWriterSetsAcceptedOnlyWhenItChanges(t *testing.T) {
 	}
 
 	// Fixing the bad ban makes it accepted at its new generation.
-	bad.Spec.Repos = []v1alpha1.RepoRef{"gh/onlyowner/repo"}
+	bad.Spec.Repos = []v1alpha1.RepoRef{"zenodo/10.5281/zenodo.3242074"}
 	if err := c.Update(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	wg.Go(func() { _ = src.Run(ctx) })
 
 	bad := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
-		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/onlyowner"}}}
+		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"zenodo/notadoi"}}}
 	if err := env.Client.Create(ctx, bad); err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,23 @@ func testRepoBanCEL(t *testing.T, create createFunc) {
 			},
 			wantErrors: []string{"spec.repos[0]", "should match"},
 		},
+		"a GitHub repository without its name is refused": {
+			mutate: func(s *v1alpha1.RepoBanSpec) {
+				s.Repos = []v1alpha1.RepoRef{"gh/onlyowner"}
+			},
+			wantErrors: []string{"spec.repos[0]", "a gh or gist repository is <provider>/<owner>/<name>"},
+		},
+		"a GitHub repository with a ref is accepted (the ref is ignored)": {
+			mutate: func(s *v1alpha1.RepoBanSpec) {
+				s.Repos = []v1alpha1.RepoRef{"gh/org/repo/HEAD"}
+			},
+		},
+		"a gist without its id is refused": {
+			mutate: func(s *v1alpha1.RepoBanSpec) {
+				s.Repos = []v1alpha1.RepoRef{"gist/user/"}
+			},
+			wantErrors: []string{"a gh or gist repository is <provider>/<owner>/<name>"},
+		},
 		"a repository with whitespace is refused": {
 			mutate: func(s *v1alpha1.RepoBanSpec) {
 				s.Repos = []v1alpha1.RepoRef{"gh/org/my repo"}

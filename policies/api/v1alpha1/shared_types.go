@@ -46,13 +46,16 @@ const (
 // where the provider ignores it, percent-encoding, a trailing slash or
 // ".git", GitHub reached through git/) and every ref.
 //
-// Whether the part after the provider names a repository the provider can
-// serve is checked by binderguard, not by the API server; a RepoRef it
-// cannot parse is reported in the policy's Accepted condition.
+// The API server checks the shape (a known provider; owner and name for gh
+// and gist). Whether the rest names a repository the provider can serve (a
+// DOI, a clone URL) is checked by binderguard; a RepoRef it cannot parse is
+// reported in the policy's Accepted condition. A trailing ref is tolerated
+// and ignored.
 //
 // +kubebuilder:validation:MinLength=4
 // +kubebuilder:validation:MaxLength=512
 // +kubebuilder:validation:Pattern=`^(gh|gist|git|gl|zenodo|figshare|hydroshare|dataverse|ckan)/[^\s]+$`
+// +kubebuilder:validation:XValidation:rule="!self.matches('^(gh|gist)/') || self.matches('^(gh|gist)/[^/]+/[^/]+')",message="a gh or gist repository is <provider>/<owner>/<name>"
 type RepoRef string
 
 // Regex is a BinderHub-compatible spec pattern, as in BinderHub's

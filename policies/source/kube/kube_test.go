@@ -216,11 +216,11 @@ func TestSourceFollowsCreateUpdateDeleteAndExpiry(t *testing.T) {
 func TestSourceReportsObjectsTheSnapshotLeavesOutAndKeepsToItsNamespace(t *testing.T) {
 	f := start(t, nil)
 	ctx := context.Background()
-	// The API server accepts this shape, but "gh/onlyowner" names no
+	// The API server accepts this shape, but "zenodo/notadoi" names no
 	// repository: binderguard must say so rather than drop it silently.
 	bad := &v1alpha1.RepoBan{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bad"},
-		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/onlyowner"}},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"zenodo/notadoi"}},
 	}
 	good := &v1alpha1.RepoBan{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "good"},
@@ -250,7 +250,7 @@ func TestSourceReportsObjectsTheSnapshotLeavesOutAndKeepsToItsNamespace(t *testi
 				continue
 			}
 			if byName["bad"].Err == nil {
-				t.Fatalf("RepoBan with repo gh/onlyowner was accepted; want an error")
+				t.Fatalf("RepoBan with repo zenodo/notadoi was accepted; want an error")
 			}
 			if byName["good"].Err != nil {
 				t.Fatalf("valid RepoBan refused: %v", byName["good"].Err)
