@@ -120,14 +120,17 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening for xDS: %w", err)
 	}
+	defer xdsLis.Close()
 	gateLis, err := net.Listen("tcp", c.gate.String())
 	if err != nil {
 		return fmt.Errorf("listening for the gate: %w", err)
 	}
+	defer gateLis.Close()
 	metricsLis, err := net.Listen("tcp", c.metrics.String())
 	if err != nil {
 		return fmt.Errorf("listening for metrics: %w", err)
 	}
+	defer metricsLis.Close()
 
 	// Policies: the directory, watched, into a snapshot store. The first
 	// load happens here so a broken directory stops us before Envoy starts.
@@ -204,8 +207,12 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	run("policy directory", func() error { return src.Run(ctx) })
 	run("envoy", func() error { return envoy.Run(ctx) })
 
-	fmt.Fprintf(stdout, "binderguard local: BinderHub %s via Envoy http://%s (admin http://%s, stats http://%s%s), gate %s, xDS %s, metrics http://%s/metrics, policies %s\n",
-		c.upstream, c.listen, c.admin, c.stats, bootstrap.StatsPath, c.gate, c.xds, c.metrics, c.policies)
+	stats := "none"
+	if c.stats.Port != 0 {
+		stats = "http://" + c.stats.String() + bootstrap.StatsPath
+	}
+	fmt.Fprintf(stdout, "binderguard local: BinderHub %s via Envoy http://%s (admin http://%s, stats %s), gate %s, xDS %s, metrics http://%s/metrics, policies %s\n",
+		c.upstream, c.listen, c.admin, stats, c.gate, c.xds, c.metrics, c.policies)
 
 	var runErr error
 	select {
