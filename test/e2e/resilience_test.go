@@ -24,7 +24,13 @@ import (
 // A resource that passes proto validation but that Envoy rejects is
 // NACKed and counted, and the previous config keeps serving.
 func TestInvalidResourceIsNACKedAndOldConfigServes(t *testing.T) {
-	s := startStack(t, options{})
+	for name, delta := range map[string]bool{"state of the world": false, "delta": true} {
+		t.Run(name, func(t *testing.T) { testNACK(t, delta) })
+	}
+}
+
+func testNACK(t *testing.T, delta bool) {
+	s := startStack(t, options{delta: delta})
 	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
 	s.waitRouteAcked()
 	goodRDS := s.xds.Acked(resource.RouteType)
