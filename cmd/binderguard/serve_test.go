@@ -274,10 +274,10 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// Accepted=False with the reason; the valid ban stays in force.
 	broken := &v1alpha1.RepoBan{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "broken"},
-		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/onlyowner"}},
+		Spec:       v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"git/notaurl"}},
 	}
 	if err := env.Client.Create(ctx, broken); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the CRD now refuses %v itself; pick an object only binderguard's parser refuses: %v", broken.Spec.Repos, err)
 	}
 	serveEventually(t, 10*time.Second, "invalid RepoBan Accepted=False", func() error {
 		var got v1alpha1.RepoBan
