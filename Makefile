@@ -7,7 +7,7 @@ export KUBEBUILDER_ASSETS ?= $(TOOLS)/bin
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BINARIES := binderguard fakebinder launchstorm
 
-.PHONY: help build tools test bench run lint manifests clean
+.PHONY: help build tools test bench run lint manifests golden clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: ## gofmt check and go vet
 
 manifests: ## regenerate CRDs and deepcopy code from the Go types in policies/
 	$(CONTROLLER_GEN) object paths=./policies/api/... && $(CONTROLLER_GEN) crd paths=./policies/api/... output:crd:artifacts:config=manifests/crds
+
+golden: ## regenerate the xDS translator's golden files (xds/translate/testdata/out)
+	$(GO) test ./xds/translate -run TestGolden -args -update
 
 clean: ## remove build output (keeps .tools/)
 	rm -rf bin
