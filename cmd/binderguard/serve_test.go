@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -46,6 +47,8 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 	testenv "github.com/binderguard/binderguard/test/envtest"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/xds/bootstrap"
+	"github.com/binderguard/binderguard/xds/envoyproc"
 	"github.com/binderguard/binderguard/xds/ir"
 	"github.com/binderguard/binderguard/xds/translate"
 )
@@ -156,8 +159,9 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	t.Cleanup(func() { fb.Close(); binder.Close() })
 
 	wo := env.Webhook
+	envoyAddr, envoyAdmin := freeAddr(t), freeAddr(t)
 	c, err := parseServe([]string{
-		"--upstream", binder.URL,
+		"--upstream", binder.URL, "--envoy-listen", envoyAddr,
 		"--gate-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
 		"--webhook-port", strconv.Itoa(wo.LocalServingPort), "--cert-dir", wo.LocalServingCertDir,
 		"--namespace", ns,
@@ -296,6 +300,35 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// answers the ban at the edge.
 	assertEdgeBan(t, ctx, s.xdsLis.Addr().String(), "/build/gh/bad/miner/")
 
+	// A real Envoy bootstrapped like the sidecar takes its whole config from
+	// serve's xDS server: the ban is answered at the edge, other launches go
+	// through the gate to BinderHub, everything else straight to BinderHub.
+	envoyDone := startEnvoy(t, ctx, s.xdsLis.Addr().String(), envoyAdmin)
+	edge := "http://" + envoyAddr
+	serveEventually(t, 15*time.Second, "Envoy answers the ban itself", func() error {
+		resp, err := get(edge + "/build/gh/bad/miner/HEAD")
+		if err != nil {
+			return err
+		}
+		if cls := resp.Header.Get(translate.HeaderClass); resp.StatusCode != http.StatusOK || cls != "banned" {
+			return fmt.Errorf("status %d class %q, want 200 from the edge's banned rule", resp.StatusCode, cls)
+		}
+		return nil
+	})
+	resp, err := get(edge + "/versions")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /versions through Envoy: %v %v", resp, err)
+	}
+	if phase := launch(t, ctx, edge+"/build/gh/good/repo/HEAD"); phase != sse.PhaseReady {
+		t.Errorf("a launch through Envoy and the gate ended with %q, want ready", phase)
+	}
+	if st := fb.Stats(); st.BuildsStarted != 1 || st.Launches != 1 {
+		t.Errorf("BinderHub saw %+v, want the one allowed build and launch", st)
+	}
+	if n := counter(t, s.reg, "binderguard_launches_total", "outcome", "lead"); n != 1 {
+		t.Errorf("the gate led %v launches, want 1: Envoy must send launches through the gate, not the fallback", n)
+	}
+
 	// The webhook, registered on the manager, is what the API server calls:
 	// a build pod of the banned repository is refused.
 	pod := &corev1.Pod{
@@ -313,7 +346,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	if _, err := (prometheus.Gatherers{s.reg, crmetrics.Registry}).Gather(); err != nil {
 		t.Errorf("gathering metrics: %v", err)
 	}
-	resp, err := get("http://" + s.metricsLis.Addr().String() + "/metrics")
+	resp, err = get("http://" + s.metricsLis.Addr().String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,8 +359,102 @@ func TestServeAgainstAPIServer(t *testing.T) {
 
 	// SIGTERM (the context ending) stops everything.
 	stop()
+	<-envoyDone
 	if _, err := get(gateURL + "/healthz"); err == nil {
 		t.Errorf("the gate still answers after serve stopped")
+	}
+}
+
+// counter reads one series of a counter from reg.
+func counter(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// freeAddr returns a loopback address with a port free right now, for
+// listeners that binderguard does not bind itself (Envoy's).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startEnvoy runs a real Envoy bootstrapped against xdsAddr until ctx
+// ends; the returned channel closes when it has stopped.
+func startEnvoy(t *testing.T, ctx context.Context, xdsAddr, adminAddr string) <-chan struct{} {
+	t.Helper()
+	xa, err := bootstrap.ParseAddr(xdsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aa, err := bootstrap.ParseAddr(adminAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := bootstrap.YAML(bootstrap.Options{NodeID: "serve-test", Cluster: "binderguard", XDS: xa, Admin: aa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := envoyproc.New(envoyproc.Config{Bootstrap: boot, Output: t.Output(), Args: []string{"--concurrency", "1"}})
+	if err != nil {
+		t.Fatalf("this test runs a real Envoy (ENVOY_BIN, PATH or .tools/venv/bin/envoy; make tools): %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := sup.Run(ctx); err != nil {
+			t.Errorf("envoy: %v", err)
+		}
+	}()
+	return done
+}
+
+// launch follows one launch stream to its last phase.
+func launch(t *testing.T, ctx context.Context, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/event-stream") // as BinderHub requires
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("launch %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	r := sse.NewReader(resp.Body)
+	last := ""
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			return last
+		}
+		if ev.IsComment() {
+			continue
+		}
+		last = ev.Phase
+		if last == sse.PhaseReady || last == "failed" {
+			return last
+		}
 	}
 }
 
