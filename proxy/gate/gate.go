@@ -259,7 +259,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	}
 	providerSpec = strings.TrimRight(providerSpec, "/")
 	if g.ctx.Err() != nil {
-		g.m.launches.WithLabelValues("reject").Inc()
+		g.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
 		g.reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
 		return nil
@@ -267,13 +267,13 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	now := time.Now()
 	pol, err := g.cfg.Policies.Resolve(providerSpec, now)
 	if err != nil {
-		g.m.launches.WithLabelValues("invalid").Inc()
+		g.classify(w, "invalid")
 		g.reject(w, 400, fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err), 0)
 		return nil
 	}
 	if b := pol.Ban; b != nil {
 		if b.Enforce {
-			g.m.launches.WithLabelValues("banned").Inc()
+			g.classify(w, "banned")
 			g.m.shed.WithLabelValues("banned").Inc()
 			g.reject(w, 403, b.Message, 0)
 			return nil
@@ -284,13 +284,24 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		pol.Key = providerSpec // a Policies that sets no key must not merge every spec into one
 	}
 	a := g.admit(r, providerSpec, pol, now)
-	g.m.launches.WithLabelValues(a.d.Role.String()).Inc()
+	g.classify(w, a.d.Role.String())
 	if a.d.Role == collapse.Reject {
 		g.m.shed.WithLabelValues(a.d.Reason).Inc()
 		g.reject(w, a.d.StatusCode, shedMessage(a.d, pol.Key), a.d.RetryAfter)
 		return nil
 	}
 	return a
+}
+
+// ClassHeader names what the gate did with a launch (lead, follow, pass,
+// reject, banned, invalid) on its answer, so Envoy's stats access logger
+// counts launches by class without a stat per spec.
+const ClassHeader = "X-Binderguard-Class"
+
+// classify counts a launch's outcome and labels the answer with it.
+func (g *Gate) classify(w http.ResponseWriter, outcome string) {
+	g.m.launches.WithLabelValues(outcome).Inc()
+	w.Header().Set(ClassHeader, outcome)
 }
 
 // admission is what admit decided for one request.

@@ -119,6 +119,7 @@ func TestRateLimitedLaunchIsOneFailedEventWithRetryAfter(t *testing.T) {
 	for _, want := range []string{
 		`envoy_binderguard_launches{class="banned",route="edge_banned"`,
 		`envoy_binderguard_launches{class="shed",route="launch"`,
+		`envoy_binderguard_launches{class="lead",route="launch"`, // the gate's own class
 		`envoy_http_local_rate_limit_rate_limited{envoy_local_http_ratelimit_prefix="launch_client_ip"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
