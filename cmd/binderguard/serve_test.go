@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,14 +138,17 @@ func TestParseServe(t *testing.T) {
 }
 
 // TestServeAgainstAPIServer runs the whole in-cluster wiring in process
-// against a real kube-apiserver: policies flow from the API server to the
-// gate, the xDS server and the webhook, and the leader writes status.
+// against a real kube-apiserver and etcd, with a real Envoy programmed by
+// it: policies flow from the API server to the gate, the xDS server (and
+// so Envoy) and the webhook the API server calls, and the elected leader
+// writes their status.
 func TestServeAgainstAPIServer(t *testing.T) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := newLogger(t.Output(), slog.LevelInfo)
+	out := testOutput(t)
+	log := newLogger(out, slog.LevelInfo)
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	env := testenv.Start(t, testenv.WithWebhooks(envtest.WebhookInstallOptions{
 		Paths: []string{filepath.Join(root, "manifests", "webhook", "webhook.yaml")},
@@ -303,7 +307,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// A real Envoy bootstrapped like the sidecar takes its whole config from
 	// serve's xDS server: the ban is answered at the edge, other launches go
 	// through the gate to BinderHub, everything else straight to BinderHub.
-	envoyDone := startEnvoy(t, ctx, s.xdsLis.Addr().String(), envoyAdmin)
+	envoyDone := startEnvoy(t, ctx, out, s.xdsLis.Addr().String(), envoyAdmin)
 	edge := "http://" + envoyAddr
 	serveEventually(t, 15*time.Second, "Envoy answers the ban itself", func() error {
 		resp, err := get(edge + "/build/gh/bad/miner/HEAD")
@@ -365,6 +369,36 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	}
 }
 
+// testOutput is t.Output() until the test has ended, then nothing:
+// controller-runtime's global logger and stray component goroutines may
+// still write after it, which t.Output() does not allow.
+func testOutput(t *testing.T) io.Writer {
+	w := &guardedWriter{w: t.Output()}
+	t.Cleanup(w.close) // registered first, so it runs last
+	return w
+}
+
+type guardedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (g *guardedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+func (g *guardedWriter) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
 // counter reads one series of a counter from reg.
 func counter(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
@@ -401,7 +435,7 @@ func freeAddr(t *testing.T) string {
 
 // startEnvoy runs a real Envoy bootstrapped against xdsAddr until ctx
 // ends; the returned channel closes when it has stopped.
-func startEnvoy(t *testing.T, ctx context.Context, xdsAddr, adminAddr string) <-chan struct{} {
+func startEnvoy(t *testing.T, ctx context.Context, out io.Writer, xdsAddr, adminAddr string) <-chan struct{} {
 	t.Helper()
 	xa, err := bootstrap.ParseAddr(xdsAddr)
 	if err != nil {
@@ -415,7 +449,7 @@ func startEnvoy(t *testing.T, ctx context.Context, xdsAddr, adminAddr string) <-
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup, err := envoyproc.New(envoyproc.Config{Bootstrap: boot, Output: t.Output(), Args: []string{"--concurrency", "1"}})
+	sup, err := envoyproc.New(envoyproc.Config{Bootstrap: boot, Output: out, Args: []string{"--concurrency", "1"}})
 	if err != nil {
 		t.Fatalf("this test runs a real Envoy (ENVOY_BIN, PATH or .tools/venv/bin/envoy; make tools): %v", err)
 	}
