@@ -70,6 +70,8 @@ type serveConfig struct {
 	logLevel                  slog.Level
 }
 
+// parseServe reads the flags; getenv supplies POD_NAMESPACE (the downward
+// API), the default namespace to watch and to hold the Lease in.
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -85,8 +87,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	healthAddr := fs.String("health-addr", ":8083", "/healthz and /readyz listen address")
 	webhookPort := fs.Int("webhook-port", 9443, "admission webhook HTTPS port")
 	certDir := fs.String("cert-dir", "", "directory with the webhook's tls.crt and tls.key, reloaded when rotated (default: controller-runtime's temporary dir)")
-	defNS := podNS
-	namespace := fs.String("namespace", defNS, "namespace to watch for RepoBans and LaunchPolicies; empty watches all (default: $POD_NAMESPACE)")
+	namespace := fs.String("namespace", podNS, "namespace to watch for RepoBans and LaunchPolicies; empty watches all (default: $POD_NAMESPACE)")
 	leaderElect := fs.Bool("leader-elect", true, "elect one replica to write policy status and act on running pods (Lease in $POD_NAMESPACE)")
 	existing := fs.Bool("existing-pods", true, "act on running pods of a newly banned repository (RepoBan onExisting: Report/Delete)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
