@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -154,11 +153,11 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("starting the gate: %w", err)
 	}
-	defer g.Close()
+	defer g.Close() // also on an early return, before the gate server runs; Close is idempotent
 
 	// The control plane.
 	xdsSrv := server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
-	ctl := controller.New(edgeBase(c), xdsSrv, log.With("component", "controller"))
+	ctl := controller.New(localEdgeBase(c), xdsSrv, log.With("component", "controller"))
 	ctl.ApplySnapshot(store.Load(), time.Now())
 	if err := ctl.Sync(ctx); err != nil {
 		return fmt.Errorf("building the first edge config: %w", err)
@@ -185,21 +184,10 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}()
 	}
-	gateMux := http.NewServeMux()
-	gateMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	gateMux.Handle("/build/", g)
-	gateSrv := gate.NewServer(c.gate.String(), gateMux)
 	metricsSrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	context.AfterFunc(ctx, func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer scancel()
-		_ = gateSrv.Shutdown(sctx)
-		_ = metricsSrv.Shutdown(sctx)
-		gateSrv.Close()
-	})
 	run("xds server", func() error { return xdsSrv.Serve(ctx, xdsLis) })
-	run("gate server", func() error { return ignoreClosed(gateSrv.Serve(gateLis)) })
-	run("metrics server", func() error { return ignoreClosed(metricsSrv.Serve(metricsLis)) })
+	run("gate server", func() error { return serveGate(ctx, g, gateLis, 2*time.Second) })
+	run("metrics server", func() error { return serveHTTP(ctx, metricsSrv, metricsLis, time.Second, nil) })
 	run("gate", func() error { return g.Run(ctx) })
 	run("controller", func() error { return ctl.Run(ctx) })
 	run("gate state", func() error { controller.WatchGate(ctx, g, ctl); return nil })
@@ -225,23 +213,6 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	return runErr
 }
 
-// edgeBase is the static part of the edge: addresses from the flags.
-func edgeBase(c localConfig) ir.Edge {
-	port, _ := strconv.Atoi(c.upstream.Port())
-	if port == 0 {
-		port = 80
-		if c.upstream.Scheme == "https" {
-			port = 443
-		}
-	}
-	gateAddr := loopback(c.gate)
-	return ir.Edge{
-		Listener: ir.Listener{Address: ir.Endpoint{Host: c.listen.Host, Port: c.listen.Port}, XFFNumTrustedHops: uint32(c.xffHops)},
-		Binder:   ir.Upstream{Endpoint: ir.Endpoint{Host: c.upstream.Hostname(), Port: uint32(port)}, TLS: c.upstream.Scheme == "https"},
-		Gate:     ir.Gate{Endpoints: []ir.Endpoint{{Host: gateAddr.Host, Port: gateAddr.Port}}},
-	}
-}
-
 // loopback turns a wildcard listen address into one a local client can dial.
 func loopback(a bootstrap.Addr) bootstrap.Addr {
 	if a.Host == "0.0.0.0" || a.Host == "::" || a.Host == "" {
@@ -250,9 +221,10 @@ func loopback(a bootstrap.Addr) bootstrap.Addr {
 	return a
 }
 
-func ignoreClosed(err error) error {
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+// localEdgeBase is the static part of the edge from local's flags: Envoy
+// reaches the gate over loopback.
+func localEdgeBase(c localConfig) ir.Edge {
+	gateAt := loopback(c.gate)
+	return edgeBase(ir.Endpoint{Host: c.listen.Host, Port: c.listen.Port}, uint32(c.xffHops), c.upstream,
+		ir.Endpoint{Host: gateAt.Host, Port: gateAt.Port})
 }

@@ -236,7 +236,7 @@ type inCluster struct {
 	ctl   *controller.Controller
 
 	gateLis, xdsLis, metricsLis, healthLis net.Listener
-	gateSrv, metricsSrv, healthSrv         *http.Server
+	metricsSrv, healthSrv                  *http.Server
 }
 
 // newInCluster builds everything against the API server rc reaches. On
@@ -330,14 +330,10 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	}); err != nil {
 		return nil, fmt.Errorf("creating the launch gate: %w", err)
 	}
-	gateMux := http.NewServeMux()
-	gateMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	gateMux.Handle("/build/", s.gate)
-	s.gateSrv = gate.NewServer("", gateMux)
 
 	// The control plane for this pod's Envoy.
 	s.xds = server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
-	s.ctl = controller.New(s.edgeBase(), s.xds, log.With("component", "controller"))
+	s.ctl = controller.New(edgeBase(s.cfg.envoyListen, s.cfg.xffHops, s.cfg.upstream, s.cfg.gateEndpoint), s.xds, log.With("component", "controller"))
 	s.ctl.ApplySnapshot(s.store.Load(), time.Now())
 	health.readyz["xds"] = func(*http.Request) error {
 		if s.xds.Version(resource.ListenerType) == "" {
@@ -370,9 +366,9 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		everyReplica(func(ctx context.Context) error { controller.WatchPolicies(ctx, s.store, s.ctl); return nil }),
 		everyReplica(func(ctx context.Context) error { controller.WatchGate(ctx, s.gate, s.ctl); return nil }),
 		everyReplica(s.gate.Run),
-		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.gateSrv, s.gateLis, 5*time.Second) }),
-		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.metricsSrv, s.metricsLis, time.Second) }),
-		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.healthSrv, s.healthLis, time.Second) }),
+		everyReplica(func(ctx context.Context) error { return serveGate(ctx, s.gate, s.gateLis, 5*time.Second) }),
+		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.metricsSrv, s.metricsLis, time.Second, nil) }),
+		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.healthSrv, s.healthLis, time.Second, nil) }),
 		manager.RunnableFunc(func(ctx context.Context) error { return relay.run(ctx, writer, log.With("component", "status")) }),
 	} {
 		if err := s.mgr.Add(r); err != nil {
@@ -384,7 +380,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 
 // run serves until ctx ends or a component fails.
 func (s *inCluster) run(ctx context.Context) error {
-	defer s.gate.Close() // after the gate server stopped: releasers end
+	defer s.gate.Close() // serveGate closes it first; this covers a start that failed early
 	if err := s.mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running: %w", err)
 	}
@@ -399,49 +395,12 @@ func (s *inCluster) closeListeners() {
 	}
 }
 
-// edgeBase is the static part of the edge: Envoy's listener, BinderHub and
-// the gate endpoints.
-func (s *inCluster) edgeBase() ir.Edge {
-	u := s.cfg.upstream
-	port, _ := strconv.Atoi(u.Port())
-	if port == 0 {
-		port = 80
-		if u.Scheme == "https" {
-			port = 443
-		}
-	}
-	return ir.Edge{
-		Listener: ir.Listener{Address: s.cfg.envoyListen, XFFNumTrustedHops: s.cfg.xffHops},
-		Binder:   ir.Upstream{Endpoint: ir.Endpoint{Host: u.Hostname(), Port: uint32(port)}, TLS: u.Scheme == "https"},
-		Gate:     ir.Gate{Endpoints: []ir.Endpoint{s.cfg.gateEndpoint}},
-	}
-}
-
 // metricsHandler serves binderguard's registry together with the one
 // controller-runtime registers its own metrics in (Go runtime and process,
 // client-go requests, leader election, workqueues, webhook latency), which
 // it offers only as a package variable.
 func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(prometheus.Gatherers{reg, crmetrics.Registry}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-}
-
-// serveHTTP serves srv on lis until ctx ends, then gives open requests
-// grace to finish; held launch streams are cut after it (clients reconnect
-// to another replica).
-func serveHTTP(ctx context.Context, srv *http.Server, lis net.Listener, grace time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- ignoreClosed(srv.Serve(lis)) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	return <-errc
 }
 
 // everyReplica runs f on every replica, leader or not.
