@@ -45,6 +45,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/sse"
 	testenv "github.com/binderguard/binderguard/test/envtest"
 	"github.com/binderguard/binderguard/test/fakebinder"
@@ -234,6 +235,19 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	if err := env.Client.Create(ctx, ban); err != nil {
 		t.Fatal(err)
 	}
+
+	// Probe only once the informer has delivered the ban: a probe before
+	// that would be a real launch (led by the gate, counted below).
+	banned, err := spec.Parse("gh/bad/miner/HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveEventually(t, 5*time.Second, "the ban reaches the policy snapshot", func() error {
+		if _, ok := s.store.Load().Ban(banned, time.Now()); !ok {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 
 	// (1) The gate refuses launches of it, in every spelling, with one
 	// failed event (403) on a 200 stream.
