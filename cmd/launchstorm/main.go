@@ -91,7 +91,7 @@ func storm(ctx context.Context, args []string, stdout, stderr io.Writer, termina
 	fs.DurationVar(&o.Ramp, "ramp", 0, "spread the starts evenly over this duration")
 	fs.DurationVar(&o.Timeout, "timeout", launchstorm.DefaultTimeout, "per-launch timeout")
 	fs.StringVar(&mixFile, "mix", "", "YAML or JSON list of {spec, clients, interval|ramp, delay}: background launches")
-	fs.BoolVar(&o.Retry, "retry", false, "retry every second on HTTP 429/5xx, as the JS client does")
+	fs.BoolVar(&o.Retry, "retry", false, "retry every second on HTTP 429/5xx, as the JS client's source intends (the pinned 0.5.0 does not)")
 	fs.BoolVar(&jsonOnly, "json", false, "print only the JSON summary, no live progress")
 	fs.StringVar(&o.StatsURL, "stats-url", "", "fetch this URL (the simulator's /_sim/stats) at the end and include it")
 	fs.Var(headers, "header", "extra request header \"Name: value\" (repeatable)")

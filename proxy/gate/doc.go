@@ -14,8 +14,13 @@
 // built/launching/ready event, to any client but the one whose own
 // upstream request produced it, and it must never answer /build with an
 // HTTP error status: every rejection is a 200 SSE stream with one failed
-// event (plus Retry-After for 429 and 503), because the official client
-// retries every second on HTTP 429 and 5xx.
+// event (plus Retry-After for 429 and 503). Only such a stream carries the
+// message and status_code to the user and closes the official client
+// (@jupyterhub/binderhub-client) cleanly: on a bare 429 or 5xx the pinned
+// 0.5.0 shows a garbled "Error connecting to event stream, retrying"
+// error and loses both, and its source is written to retry those every
+// second, so a client whose retry works would hammer a struggling
+// BinderHub (see test/compat).
 //
 // # Behaviour decisions
 //
@@ -55,9 +60,10 @@
 //   - Released followers wait for room under MaxConcurrent and
 //     MaxConcurrentTotal instead of being shed: they have waited already.
 //   - An upstream answer that is not an event stream: 429 and 5xx become a
-//     200 stream with one failed event (and Retry-After), so the official
-//     client does not retry every second against a struggling BinderHub;
-//     other statuses pass unchanged. For a leader it ends the flight and
+//     200 stream with one failed event (and Retry-After), so the user sees
+//     the reason and a client that retries 429/5xx every second, as the
+//     official client's source intends, does not hammer a struggling
+//     BinderHub; other statuses pass unchanged. For a leader it ends the flight and
 //     counts a breaker failure, as an unreachable BinderHub does.
 //   - A spec that Policies cannot parse is answered with a 400 failed
 //     event: a spec the gate cannot read is a spec it cannot check

@@ -122,7 +122,7 @@ func TestUpstreamErrorStatusesBecomeFailedEvents(t *testing.T) {
 		wantFailed  int // status_code of the failed event, 0 for none
 		wantRetryAt string
 	}{
-		"a 503 from upstream is a failed event, not a 5xx the client retries": {status: 503, retryAfter: "7", wantStatus: 200, wantFailed: 503, wantRetryAt: "7"},
+		"a 503 from upstream is a failed event, not a bare 5xx the client garbles": {status: 503, retryAfter: "7", wantStatus: 200, wantFailed: 503, wantRetryAt: "7"},
 		"a 502 without Retry-After gets one":                                  {status: 502, wantStatus: 200, wantFailed: 502, wantRetryAt: "10"},
 		"a 429 from upstream is a failed event":                               {status: 429, wantStatus: 200, wantFailed: 429, wantRetryAt: "10"},
 		"a 404 passes unchanged":                                              {status: 404, wantStatus: 404},

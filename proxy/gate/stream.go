@@ -254,9 +254,11 @@ func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string) {
 }
 
 // answerNonSSE answers a client whose upstream answer is not an event
-// stream. 429 and 5xx become a 200 stream with one failed event, since the
-// official client retries those every second and would hammer a BinderHub
-// that is already struggling; other answers (a 404 for a path BinderHub
+// stream. 429 and 5xx become a 200 stream with one failed event: only that
+// gets a message and status_code to the official client's user (the pinned
+// 0.5.0 garbles a bare 429/5xx into a connection error), and the client is
+// written to retry 429/5xx every second, which would hammer a BinderHub
+// that is already struggling. Other answers (a 404 for a path BinderHub
 // does not route) pass unchanged.
 func (g *Gate) answerNonSSE(w http.ResponseWriter, resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {

@@ -108,8 +108,8 @@ func (l *launcher) launch(ctx context.Context, i int, spec, url string) Result {
 	}
 }
 
-// attempt makes one request and reads its stream; it reports whether the
-// JS client would retry.
+// attempt makes one request and reads its stream; it reports whether to
+// retry (only with Options.Retry, on what the JS client's source retries).
 func (l *launcher) attempt(ctx context.Context, start time.Time, r *Result, url string) (retry bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -155,8 +155,9 @@ func (l *launcher) attempt(ctx context.Context, start time.Time, r *Result, url 
 	return l.read(ctx, start, r, resp.Body)
 }
 
-// retriable reports whether the JS client retries after an HTTP status:
-// 429 and 5xx are retried, other non-OK answers are final.
+// retriable reports whether the JS client's source means to retry after an
+// HTTP status: 429 and 5xx are retried, other non-OK answers are final.
+// (The pinned 0.5.0 never does; see Options.Retry.)
 func retriable(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }

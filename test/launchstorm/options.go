@@ -19,8 +19,9 @@ import (
 // longer, so the default is generous.
 const DefaultTimeout = 15 * time.Minute
 
-// RetryInterval is how long the JS client waits before retrying after an
-// HTTP 429 or 5xx answer (fetch-event-source's DefaultRetryInterval).
+// RetryInterval is how long the JS client's source waits before retrying
+// after an HTTP 429 or 5xx answer (fetch-event-source's
+// DefaultRetryInterval); the pinned 0.5.0 never gets there.
 const RetryInterval = time.Second
 
 // Options says what to storm.

@@ -21,7 +21,8 @@ type Summary struct {
 	// failed event had no status_code).
 	ByStatus map[string]int `json:"by_status"`
 	// Non200 counts failed launches answered with a non-2xx HTTP status
-	// (which the JS client retries on 429/5xx) rather than a failed event.
+	// (which the JS client's source means to retry on 429/5xx; the pinned
+	// 0.5.0 gives up and loses the message) rather than a failed event.
 	Non200 int `json:"non_200"`
 	// DistinctTokens counts distinct non-empty tokens in ready events.
 	DistinctTokens int `json:"distinct_tokens"`

@@ -9,7 +9,10 @@ import (
 )
 
 // sseHeaders are the response headers of every launch answer Envoy gives
-// itself: the JS client only parses a text/event-stream body.
+// itself, as BinderHub would send them: text/event-stream (which
+// EventSource and fetch-event-source's default onopen insist on; the
+// pinned official client's own onopen only checks the status), no
+// caching.
 func sseHeaders(class string, retry string) []*corev3.HeaderValueOption {
 	h := []*corev3.HeaderValueOption{
 		header("content-type", "text/event-stream; charset=UTF-8"),

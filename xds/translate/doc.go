@@ -32,7 +32,8 @@
 // each change (BenchmarkBanPropagation: a few ms with 10 bans, under a
 // second with 10,000 on a loaded 2-core machine). To keep that rebuild
 // cheap a ban route is only a status and a body; one local_reply mapper
-// turns every ban's 403 into BinderHub's 200 text/event-stream answer. The
+// turns every ban's 403 into a 200 text/event-stream answer shaped like
+// BinderHub's (whose ban event has no status_code; ours carries 403). The
 // gate enforces a new ban from the policy store at once, so nothing leaks
 // to BinderHub while Envoy catches up. If bans grow far beyond 10,000,
 // shard them (scoped RDS keyed on the provider/owner path segments) rather
@@ -55,8 +56,11 @@
 // failed event: bans and hot specs as direct responses (bans via the 403
 // mapper above), Envoy's own 429/5xx (rate limit, overflow, no healthy
 // upstream) rewritten by local_reply_config, with Retry-After.
-// The official JS client retries every second on a bare 429/503 and stops on
-// a failed event.
+// Only a failed event on a 200 stream gets the message and status_code to
+// the official JS client's user and closes it cleanly; on a bare 429/503
+// the pinned 0.5.0 shows a garbled connection error instead, and its source
+// is written to retry those every second, which a fixed client would do
+// against a struggling BinderHub (see test/compat).
 //
 // # Stats
 //

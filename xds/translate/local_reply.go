@@ -26,8 +26,9 @@ const (
 // retry storm does not re-form at once.
 const defaultRetryAfter = 10 * time.Second
 
-// localReply rewrites Envoy's own 429 and 5xx answers on /build/ into what
-// BinderHub sends: 200, one SSE failed event, Retry-After. Elsewhere (and
+// localReply rewrites Envoy's own 429 and 5xx answers on /build/ into the
+// shape of BinderHub's rejections (200, one SSE failed event) plus a
+// Retry-After header for non-browser clients. Elsewhere (and
 // for upstream answers, which are not local replies) nothing changes.
 func localReply(l ir.Launch) *hcmv3.LocalReplyConfig {
 	retry := retryAfter(defaultRetryAfter)
@@ -41,8 +42,9 @@ func localReply(l ir.Launch) *hcmv3.LocalReplyConfig {
 	}}
 }
 
-// banMapper turns a ban route's 403 into BinderHub's answer, keeping the
-// route's body (the ban's own failed event).
+// banMapper turns a ban route's 403 into a BinderHub-style 200 SSE answer,
+// keeping the route's body (the ban's own failed event, which carries
+// status_code 403 where BinderHub's ban event has none).
 func banMapper() *hcmv3.ResponseMapper {
 	m := launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, banStatus), 0, "", "")
 	m.Body = nil
