@@ -56,15 +56,13 @@ func (b *Ban) Active(now time.Time) bool { return b.Expires.IsZero() || now.Befo
 // a prefix-filtered pass over patterns. It is immutable and safe for
 // concurrent use.
 type BanIndex struct {
-	bans     []Ban
-	exact    map[spec.Repo][]int // ban ids in precedence order
-	patterns *patternSet         // entry order = precedence order
-	patBan   []int               // pattern entry id -> ban id
+	bans      []Ban
+	selectors // owner ids are ban ids
 }
 
 // NewBanIndex builds the index. Bans are copied; the caller keeps its slice.
 func NewBanIndex(bans []Ban) *BanIndex {
-	ix := &BanIndex{bans: append([]Ban(nil), bans...), exact: map[spec.Repo][]int{}}
+	ix := &BanIndex{bans: append([]Ban(nil), bans...)}
 	for i := range ix.bans {
 		if ix.bans[i].Mode == "" {
 			ix.bans[i].Mode = ModeEnforce
@@ -82,21 +80,9 @@ func NewBanIndex(bans []Ban) *BanIndex {
 		}
 		return x.Policy < y.Policy
 	})
-	var entries []patternEntry
-	for _, id := range order {
-		b := &ix.bans[id]
-		for _, r := range b.Repos {
-			if l := ix.exact[r]; len(l) == 0 || l[len(l)-1] != id {
-				ix.exact[r] = append(l, id)
-			}
-		}
-		for _, p := range b.Patterns {
-			// entries are appended in precedence order, so the index is the order
-			entries = append(entries, patternEntry{pattern: p, order: len(entries)})
-			ix.patBan = append(ix.patBan, id)
-		}
-	}
-	ix.patterns = newPatternSet(entries)
+	ix.selectors = newSelectors(order, func(id int) ([]spec.Repo, []Pattern) {
+		return ix.bans[id].Repos, ix.bans[id].Patterns
+	})
 	return ix
 }
 
@@ -138,7 +124,7 @@ func (ix *BanIndex) check(repo spec.Repo, display string, spellings func() []spe
 		return BanHit{}, false
 	}
 	pid := ix.patterns.best(spellings(), func(id int) bool {
-		b := &ix.bans[ix.patBan[id]]
+		b := &ix.bans[ix.owner[id]]
 		if exactBan >= 0 && b.Mode.severity() >= ix.bans[exactBan].Mode.severity() {
 			return false // the repository entry wins ties
 		}
@@ -146,7 +132,7 @@ func (ix *BanIndex) check(repo spec.Repo, display string, spellings func() []spe
 	})
 	switch {
 	case pid >= 0:
-		return ix.hit(ix.patBan[pid], "pattern "+ix.patterns.entries[pid].pattern.String(), repo, display), true
+		return ix.hit(ix.owner[pid], "pattern "+ix.patterns.entries[pid].pattern.String(), repo, display), true
 	case exactBan >= 0:
 		return ix.hit(exactBan, "repo "+string(repo), repo, display), true
 	}

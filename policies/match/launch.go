@@ -41,16 +41,14 @@ func (c *LaunchCandidate) CatchAll() bool { return len(c.Repos) == 0 && len(c.Pa
 // LaunchIndex picks the launch policy for a spec. Immutable, safe for
 // concurrent use.
 type LaunchIndex struct {
-	cands    []LaunchCandidate
-	exact    map[spec.Repo][]int // candidate ids, best first
-	patterns *patternSet
-	patCand  []int // pattern entry id -> candidate id
-	catchAll []int // candidate ids, best first
+	cands     []LaunchCandidate
+	selectors       // owner ids are candidate ids
+	catchAll  []int // candidate ids, best first
 }
 
 // NewLaunchIndex builds the index; Select returns positions in cands.
 func NewLaunchIndex(cands []LaunchCandidate) *LaunchIndex {
-	ix := &LaunchIndex{cands: append([]LaunchCandidate(nil), cands...), exact: map[spec.Repo][]int{}}
+	ix := &LaunchIndex{cands: append([]LaunchCandidate(nil), cands...)}
 	order := make([]int, len(ix.cands))
 	for i := range order {
 		order[i] = i
@@ -62,24 +60,15 @@ func NewLaunchIndex(cands []LaunchCandidate) *LaunchIndex {
 		}
 		return x.Policy < y.Policy
 	})
-	var entries []patternEntry
 	for _, id := range order {
-		c := &ix.cands[id]
-		if c.CatchAll() {
+		if ix.cands[id].CatchAll() {
 			ix.catchAll = append(ix.catchAll, id)
-			continue
-		}
-		for _, r := range c.Repos {
-			if l := ix.exact[r]; len(l) == 0 || l[len(l)-1] != id {
-				ix.exact[r] = append(l, id)
-			}
-		}
-		for _, p := range c.Patterns {
-			entries = append(entries, patternEntry{pattern: p, order: len(entries)})
-			ix.patCand = append(ix.patCand, id)
 		}
 	}
-	ix.patterns = newPatternSet(entries)
+	// a catch-all candidate has neither repositories nor patterns to index
+	ix.selectors = newSelectors(order, func(id int) ([]spec.Repo, []Pattern) {
+		return ix.cands[id].Repos, ix.cands[id].Patterns
+	})
 	return ix
 }
 
@@ -103,7 +92,7 @@ func (ix *LaunchIndex) sel(r spec.Repo, spellings []spec.Spelling) (int, Specifi
 		return l[0], ByRepo, true
 	}
 	if pid := ix.patterns.best(spellings, nil); pid >= 0 {
-		return ix.patCand[pid], ByPattern, true
+		return ix.owner[pid], ByPattern, true
 	}
 	if len(ix.catchAll) > 0 {
 		return ix.catchAll[0], ByCatchAll, true

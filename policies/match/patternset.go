@@ -36,6 +36,37 @@ type patternSet struct {
 	always  []int                    // entries without a prefix, ascending
 }
 
+// selectors indexes what bans and launch candidates both select by:
+// repository entries and patterns, each leading back to its owner's id,
+// both in precedence order.
+type selectors struct {
+	exact    map[spec.Repo][]int // owner ids in precedence order
+	patterns *patternSet         // entry order = precedence order
+	owner    []int               // pattern entry id -> owner id
+}
+
+// newSelectors indexes the owners in order (strongest first); sel gives
+// each owner's repositories and patterns.
+func newSelectors(order []int, sel func(id int) ([]spec.Repo, []Pattern)) selectors {
+	s := selectors{exact: map[spec.Repo][]int{}}
+	var entries []patternEntry
+	for _, id := range order {
+		repos, pats := sel(id)
+		for _, r := range repos {
+			if l := s.exact[r]; len(l) == 0 || l[len(l)-1] != id {
+				s.exact[r] = append(l, id)
+			}
+		}
+		for _, p := range pats {
+			// entries are appended in precedence order, so the index is the order
+			entries = append(entries, patternEntry{pattern: p, order: len(entries)})
+			s.owner = append(s.owner, id)
+		}
+	}
+	s.patterns = newPatternSet(entries)
+	return s
+}
+
 type patternEntry struct {
 	pattern Pattern
 	order   int // lower wins
