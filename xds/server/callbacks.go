@@ -11,24 +11,10 @@ import (
 // callbacks watch the ADS streams: connections, ACKs and NACKs.
 func (s *Server) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, typ string) error {
-			s.metrics.streams.Inc()
-			s.log.Info("envoy connected", "stream", id, "mode", "sotw")
-			return nil
-		},
-		StreamClosedFunc: func(id int64, node *corev3.Node) {
-			s.metrics.streams.Dec()
-			s.log.Info("envoy disconnected", "stream", id, "node", node.GetId())
-		},
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, typ string) error {
-			s.metrics.streams.Inc()
-			s.log.Info("envoy connected", "stream", id, "mode", "delta")
-			return nil
-		},
-		DeltaStreamClosedFunc: func(id int64, node *corev3.Node) {
-			s.metrics.streams.Dec()
-			s.log.Info("envoy disconnected", "stream", id, "node", node.GetId())
-		},
+		StreamOpenFunc:        func(_ context.Context, id int64, _ string) error { return s.streamOpened(id, "sotw") },
+		StreamClosedFunc:      s.streamClosed,
+		DeltaStreamOpenFunc:   func(_ context.Context, id int64, _ string) error { return s.streamOpened(id, "delta") },
+		DeltaStreamClosedFunc: s.streamClosed,
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
 			if req.GetResponseNonce() == "" {
 				return nil // initial subscription, neither ACK nor NACK
@@ -89,4 +75,17 @@ func (s *Server) nack(stream int64, node, typ, nonce, reason string) {
 	s.metrics.nacks.WithLabelValues(shortType(typ)).Inc()
 	s.log.Error("envoy rejected config; it keeps serving the last accepted one",
 		"stream", stream, "node", node, "type", shortType(typ), "reason", reason)
+}
+
+// streamOpened counts and logs a new ADS stream of either mode.
+func (s *Server) streamOpened(id int64, mode string) error {
+	s.metrics.streams.Inc()
+	s.log.Info("envoy connected", "stream", id, "mode", mode)
+	return nil
+}
+
+// streamClosed counts and logs the end of an ADS stream of either mode.
+func (s *Server) streamClosed(id int64, node *corev3.Node) {
+	s.metrics.streams.Dec()
+	s.log.Info("envoy disconnected", "stream", id, "node", node.GetId())
 }
