@@ -188,10 +188,13 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, xds)
 
+	// The stopper ends with ctx or, should Serve fail by itself, with Serve.
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		<-ctx.Done()
+		<-stopCtx.Done()
 		// Envoy's ADS stream never ends by itself: give it a moment, then cut.
 		t := time.AfterFunc(2*time.Second, g.Stop)
 		g.GracefulStop()
@@ -199,6 +202,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}()
 	s.log.Info("xds server listening", "addr", lis.Addr().String())
 	err := g.Serve(lis)
+	stop()
 	<-stopped
 	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serving xds on %s: %w", lis.Addr(), err)

@@ -174,3 +174,29 @@ func mustNew(t *testing.T, o Options) *Server {
 	t.Helper()
 	return New(o)
 }
+
+// TestServeReportsAListenerFailure: a listener that fails ends Serve with
+// the error while ctx is still live, so the caller learns of it instead of
+// waiting for shutdown.
+func TestServeReportsAListenerFailure(t *testing.T) {
+	s := mustNew(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis.Close() // Accept fails at once
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, lis) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Serve on a closed listener returned nil, want the accept error")
+		}
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("Serve on a closed listener did not return while its context was live")
+	}
+}
