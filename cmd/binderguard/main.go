@@ -1,5 +1,9 @@
 // Command binderguard runs the binderguard control plane, launch gate and
 // admission webhook, and offers offline policy tools.
+//
+// It wires the packages together and parses flags; only main exits: a
+// subcommand must never call os.Exit or log.Fatal, it returns an error
+// (usageErr for bad input, exit 2; anything else, exit 1).
 package main
 
 import (

@@ -2,6 +2,8 @@
 // many concurrent launches of one repository the way the official JS
 // client does and prints one JSON summary (see package
 // test/launchstorm).
+//
+// It is a load generator: never point it at a BinderHub you do not run.
 package main
 
 import (

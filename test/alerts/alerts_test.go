@@ -1,6 +1,9 @@
 // Package alerts tests the Prometheus alert rules and Alertmanager routing in
 // manifests/alerts with the real promtool and amtool, so a rule that stops
 // firing on the signals of the 2018-07-30 outage fails the build.
+//
+// It only reads manifests/alerts, and it must never skip when promtool or
+// amtool is missing: it fails and names `make tools`.
 package alerts
 
 import (
