@@ -166,11 +166,11 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	// Envoy.
 	boot, err := bootstrap.YAML(bootstrap.Options{NodeID: "binderguard-local", XDS: loopback(c.xds), Admin: c.admin, Stats: c.stats, Delta: c.delta})
 	if err != nil {
-		return err
+		return fmt.Errorf("building the Envoy bootstrap: %w", err)
 	}
 	envoy, err := envoyproc.New(envoyproc.Config{Binary: envoyBin, Bootstrap: boot, Output: os.Stderr, LogLevel: c.envoyLogLevel, Logger: log.With("component", "envoy")})
 	if err != nil {
-		return err
+		return fmt.Errorf("preparing Envoy: %w", err)
 	}
 
 	var wg sync.WaitGroup

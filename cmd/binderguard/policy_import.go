@@ -161,7 +161,7 @@ func writeImport(w io.Writer, path, name, ns string, pats []v1alpha1.SpecPattern
 		check := v1alpha1.RepoBan{Spec: b.Spec}
 		check.Name, check.Namespace = b.Metadata.Name, b.Metadata.Namespace
 		if _, errs := snapshot.ValidateRepoBan(&check); len(errs) > 0 {
-			return fmt.Errorf("imported RepoBan %s is not valid: %v", b.Metadata.Name, errs.ToAggregate())
+			return fmt.Errorf("imported RepoBan %s is not valid: %w", b.Metadata.Name, errs.ToAggregate())
 		}
 		out, err := yaml.Marshal(b)
 		if err != nil {

@@ -204,7 +204,7 @@ func parse(out []byte) (Result, error) {
 	}
 	res.Events = events
 	if err := sc.Err(); err != nil {
-		return res, err
+		return res, fmt.Errorf("reading the client's output: %w", err)
 	}
 	if !found {
 		return res, errors.New("no result line (node ended early)")

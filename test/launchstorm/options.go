@@ -90,7 +90,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if strings.HasPrefix(s, `"`) {
 		var str string
 		if err := json.Unmarshal(b, &str); err != nil {
-			return err
+			return fmt.Errorf("reading a duration string: %w", err)
 		}
 		v, err := time.ParseDuration(str)
 		if err != nil {
