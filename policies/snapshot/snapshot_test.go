@@ -268,20 +268,31 @@ func TestInvalidObjectsAreLeftOutAndNamed(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// newValid is New for bans the test means to be valid: an invalid one
+// would be dropped and could make a version comparison pass vacuously.
+func newValid(t *testing.T, bans ...v1alpha1.RepoBan) *Snapshot {
+	t.Helper()
+	s, errs := New(bans, nil)
+	if len(errs) > 0 {
+		t.Fatalf("New: %v", errs)
+	}
+	return s
+}
+
 func TestVersionIsAContentHash(t *testing.T) {
 	a, b := ban("a", nil), ban("b", func(s *v1alpha1.RepoBanSpec) { s.Repos = []v1alpha1.RepoRef{"gh/o/r"} })
-	v1, _ := New([]v1alpha1.RepoBan{a, b}, nil)
-	v2, _ := New([]v1alpha1.RepoBan{b, a}, nil)
+	v1 := newValid(t, a, b)
+	v2 := newValid(t, b, a)
 	if v1.Version != v2.Version {
 		t.Errorf("order changed the version: %s vs %s", v1.Version, v2.Version)
 	}
 	// another spelling of the same repository is the same policy
 	a2 := ban("a", func(s *v1alpha1.RepoBanSpec) { s.Repos = []v1alpha1.RepoRef{"gh/JupyterLab/jupyterlab-demo.git"} })
-	if v3, _ := New([]v1alpha1.RepoBan{a2, b}, nil); v3.Version != v1.Version {
+	if v3 := newValid(t, a2, b); v3.Version != v1.Version {
 		t.Errorf("a respelling changed the version")
 	}
 	c := ban("a", func(s *v1alpha1.RepoBanSpec) { s.Message = "changed" })
-	if v4, _ := New([]v1alpha1.RepoBan{c, b}, nil); v4.Version == v1.Version {
+	if v4 := newValid(t, c, b); v4.Version == v1.Version {
 		t.Errorf("a changed message kept the version")
 	}
 	if Empty().Version == v1.Version || Empty().Version != Empty().Version {
@@ -296,15 +307,15 @@ func TestStoreSubscribersSeeTheLatest(t *testing.T) {
 	if got := <-ch; got != st.Load() {
 		t.Fatal("first value is not the current snapshot")
 	}
-	s1, _ := New([]v1alpha1.RepoBan{ban("a", nil)}, nil)
-	s2, _ := New([]v1alpha1.RepoBan{ban("b", nil)}, nil)
+	s1 := newValid(t, ban("a", nil))
+	s2 := newValid(t, ban("b", nil))
 	if !st.Store(s1) || !st.Store(s2) {
 		t.Fatal("Store of a new version reported no change")
 	}
 	if got := <-ch; got != s2 {
 		t.Errorf("coalesced value = %s, want the latest %s", got.Version, s2.Version)
 	}
-	same, _ := New([]v1alpha1.RepoBan{ban("b", nil)}, nil)
+	same := newValid(t, ban("b", nil))
 	if st.Store(same) {
 		t.Error("Store of the same version reported a change")
 	}
@@ -325,7 +336,7 @@ func TestStoreIsSafeForConcurrentUse(t *testing.T) {
 	st := NewStore(nil)
 	snaps := make([]*Snapshot, 8)
 	for i := range snaps {
-		snaps[i], _ = New([]v1alpha1.RepoBan{ban(string(rune('a'+i)), nil)}, nil)
+		snaps[i] = newValid(t, ban(string(rune('a'+i)), nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

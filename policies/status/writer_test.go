@@ -149,8 +149,15 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() { _ = informers.Start(ctx) })
-	w, _ := status.NewWriter(status.Config{Client: env.Client})
+	wg.Go(func() {
+		if err := informers.Start(ctx); err != nil {
+			t.Errorf("informer cache: %v", err)
+		}
+	})
+	w, err := status.NewWriter(status.Config{Client: env.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
 	src, err := kube.New(kube.Config{
 		Cache: informers,
 		Store: snapshot.NewStore(nil),
@@ -162,7 +169,11 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() { _ = src.Run(ctx) })
+	wg.Go(func() {
+		if err := src.Run(ctx); err != nil {
+			t.Errorf("kube source: %v", err)
+		}
+	})
 
 	bad := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
 		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"zenodo/notadoi"}}}
