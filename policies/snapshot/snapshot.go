@@ -12,6 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/match"
@@ -102,22 +104,23 @@ type Snapshot struct {
 func New(bans []v1alpha1.RepoBan, policies []v1alpha1.LaunchPolicy) (*Snapshot, []error) {
 	s := &Snapshot{global: DefaultGlobal()}
 	var errs []error
-	fail := func(kind string, ns, name string, gen int64, fe *ObjectError) {
-		s.status = append(s.status, ObjectStatus{Kind: kind, Namespace: ns, Name: name, Generation: gen, Err: fe})
-		if fe != nil {
-			errs = append(errs, fe)
+	// record notes obj's status and reports whether it was accepted.
+	record := func(kind string, obj metav1.Object, fe field.ErrorList) bool {
+		st := ObjectStatus{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Generation: obj.GetGeneration()}
+		if len(fe) > 0 {
+			st.Err = &ObjectError{Kind: kind, Namespace: st.Namespace, Name: st.Name, Generation: st.Generation, Errs: fe}
+			errs = append(errs, st.Err)
 		}
+		s.status = append(s.status, st)
+		return st.Err == nil
 	}
 	var mbans []match.Ban
 	for i := range bans {
 		rb := &bans[i]
 		b, fe := ValidateRepoBan(rb)
-		if len(fe) > 0 {
-			fail(v1alpha1.KindRepoBan, rb.Namespace, rb.Name, rb.Generation,
-				&ObjectError{Kind: v1alpha1.KindRepoBan, Namespace: rb.Namespace, Name: rb.Name, Generation: rb.Generation, Errs: fe})
+		if !record(v1alpha1.KindRepoBan, rb, fe) {
 			continue
 		}
-		fail(v1alpha1.KindRepoBan, rb.Namespace, rb.Name, rb.Generation, nil)
 		mbans = append(mbans, b)
 		s.bans = append(s.bans, Ban{Policy: b.Policy, Message: b.Message, Mode: b.Mode, Expires: b.Expires,
 			Repos: sortedRepos(b.Repos), Prefixes: prefixes(b.Repos), Patterns: b.Patterns})
@@ -135,12 +138,9 @@ func New(bans []v1alpha1.RepoBan, policies []v1alpha1.LaunchPolicy) (*Snapshot, 
 	for i := range policies {
 		lp := &policies[i]
 		p, fe := validateLaunchPolicy(lp)
-		if len(fe) > 0 {
-			fail(v1alpha1.KindLaunchPolicy, lp.Namespace, lp.Name, lp.Generation,
-				&ObjectError{Kind: v1alpha1.KindLaunchPolicy, Namespace: lp.Namespace, Name: lp.Name, Generation: lp.Generation, Errs: fe})
+		if !record(v1alpha1.KindLaunchPolicy, lp, fe) {
 			continue
 		}
-		fail(v1alpha1.KindLaunchPolicy, lp.Namespace, lp.Name, lp.Generation, nil)
 		cands = append(cands, p.cand)
 		s.launches = append(s.launches, p.launch)
 		if p.enforced { // Warn and Audit policies apply nothing, caps included
