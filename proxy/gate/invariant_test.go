@@ -123,9 +123,9 @@ func TestUpstreamErrorStatusesBecomeFailedEvents(t *testing.T) {
 		wantRetryAt string
 	}{
 		"a 503 from upstream is a failed event, not a bare 5xx the client garbles": {status: 503, retryAfter: "7", wantStatus: 200, wantFailed: 503, wantRetryAt: "7"},
-		"a 502 without Retry-After gets one":                                  {status: 502, wantStatus: 200, wantFailed: 502, wantRetryAt: "10"},
-		"a 429 from upstream is a failed event":                               {status: 429, wantStatus: 200, wantFailed: 429, wantRetryAt: "10"},
-		"a 404 passes unchanged":                                              {status: 404, wantStatus: 404},
+		"a 502 without Retry-After gets one":                                       {status: 502, wantStatus: 200, wantFailed: 502, wantRetryAt: "10"},
+		"a 429 from upstream is a failed event":                                    {status: 429, wantStatus: 200, wantFailed: 429, wantRetryAt: "10"},
+		"a 404 passes unchanged":                                                   {status: 404, wantStatus: 404},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
