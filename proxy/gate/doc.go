@@ -13,8 +13,11 @@
 // It must never forward an event with a token or url, or a
 // built/launching/ready event, to any client but the one whose own
 // upstream request produced it, and it must never answer /build with an
-// HTTP error status: every rejection is a 200 SSE stream with one failed
-// event (plus Retry-After for 429 and 503). Only such a stream carries the
+// HTTP error status of its own (only BinderHub's own non-stream answers
+// other than 429 and 5xx pass through unchanged): every rejection is a 200
+// SSE stream with one failed event, plus a Retry-After header where a
+// retry is the advice (shed launches, open breakers, a restarting gate,
+// BinderHub's own 429/5xx). Only such a stream carries the
 // message and status_code to the user and closes the official client
 // (@jupyterhub/binderhub-client) cleanly: on a bare 429 or 5xx the pinned
 // 0.5.0 shows a garbled "Error connecting to event stream, retrying"
