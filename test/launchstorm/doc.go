@@ -7,6 +7,8 @@
 // Run is the library entry point used by cmd/launchstorm, tests and
 // benchmarks. The package is a load client only: it must never be pointed
 // at anything but a test or loopback deployment by our own tests, and it
-// must never retry in ways the real client does not (so that what it
-// measures is what browsers would do).
+// must never retry in ways the real client does not, so that what it
+// measures is what browsers would do: by default it does not retry at all,
+// like the pinned 0.5.0 client; with Options.Retry it retries 429/5xx every
+// second, as the client's source intends.
 package launchstorm
