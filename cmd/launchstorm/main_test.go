@@ -17,7 +17,8 @@ import (
 )
 
 // readyServer answers every /build with a ready event carrying a fresh
-// token, except gh/x/banned which gets BinderHub's ban answer.
+// token, except gh/x/banned which gets BinderHub's ban answer (a failed
+// event without status_code).
 func readyServer(t *testing.T) string {
 	t.Helper()
 	var n atomic.Int64
@@ -25,7 +26,7 @@ func readyServer(t *testing.T) string {
 	mux.HandleFunc("/build/", func(w http.ResponseWriter, r *http.Request) {
 		sw := sse.Start(w)
 		if strings.Contains(r.URL.Path, "banned") {
-			_ = sw.Write(sse.Failed(403, "Sorry, x/banned is not allowed to launch."))
+			_ = sw.Write(sse.Failed(0, "Sorry, x/banned is not allowed to launch. Please contact admins for more info!"))
 			return
 		}
 		_ = sw.Write(sse.NewEvent(sse.Payload{Phase: "waiting"}))
