@@ -59,6 +59,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw := sse.Start(w)
 		_ = sw.Write(sse.Failed(429, "Too many launches of this repository are waiting; retry in 10 s"))
 	case "banned":
+		// binderguard's ban answer; BinderHub's own has no status_code.
 		sw := sse.Start(w)
 		_ = sw.Write(sse.Failed(403, "Sorry, org/banned is not allowed to launch. Please contact admins for more info!"))
 	case "http429":
