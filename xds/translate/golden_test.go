@@ -30,7 +30,6 @@ func TestGolden(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no golden inputs: %v", err)
 	}
-	want := map[string]bool{}
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
 		t.Run(name, func(t *testing.T) {
@@ -49,24 +48,49 @@ func TestGolden(t *testing.T) {
 			for _, c := range res.Clusters {
 				kinds["clusters"] = append(kinds["clusters"], c)
 			}
+			made := map[string]bool{}
 			for kind, got := range kinds {
 				out := filepath.Join("testdata", "out", name+"."+kind+".yaml")
-				want[out] = true
+				made[out] = true
 				if *update {
 					writeGolden(t, out, got)
 					continue
 				}
 				compareGolden(t, out, got)
 			}
+			// A golden file the translation no longer makes is a kind it
+			// stopped producing: a difference like any other.
+			outs, _ := filepath.Glob(filepath.Join("testdata", "out", name+".*.yaml"))
+			for _, o := range outs {
+				if !made[o] {
+					orphan(t, o)
+				}
+			}
 		})
 	}
-	if *update { // delete orphans
-		outs, _ := filepath.Glob("testdata/out/*.yaml")
-		for _, o := range outs {
-			if !want[o] {
-				os.Remove(o)
-			}
+	// Golden files of inputs that no longer exist.
+	cases := map[string]bool{}
+	for _, in := range inputs {
+		cases[strings.TrimSuffix(filepath.Base(in), ".yaml")] = true
+	}
+	outs, _ := filepath.Glob("testdata/out/*.yaml")
+	for _, o := range outs {
+		if name, _, _ := strings.Cut(filepath.Base(o), "."); !cases[name] {
+			orphan(t, o)
 		}
+	}
+}
+
+// orphan deletes a golden file nothing produces with -update, and fails the
+// test without it.
+func orphan(t *testing.T, path string) {
+	t.Helper()
+	if !*update {
+		t.Errorf("%s is produced by no golden case (run make golden to delete it)", path)
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		t.Errorf("deleting orphan golden file: %v", err)
 	}
 }
 
