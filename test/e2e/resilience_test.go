@@ -161,7 +161,8 @@ func TestEnvoyOutlivesControlPlane(t *testing.T) {
 }
 
 // Overflowing the gate cluster's circuit breaker reaches the official JS
-// client as a failed event, and the client stops instead of retrying.
+// client as a failed event carrying status_code 503 (a bare 503 would
+// reach its user as a garbled connection error), and the client stops.
 func TestBreakerOverflowStopsOfficialClient(t *testing.T) {
 	s := startStack(t, options{
 		fb:           fakebinder.Config{BuildTime: 30 * time.Second},
