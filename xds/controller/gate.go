@@ -9,12 +9,15 @@ import (
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
-// saturatedRetryAfter is sent with an edge 429 for a full spec: about how
-// long a waiting room takes to drain at the default release rate.
+// saturatedRetryAfter is the Retry-After of the edge's failed event with
+// status_code 429 for a full spec. It is a fixed figure, not derived from
+// the policy, and shorter than a full default waiting room takes to drain
+// (2000 launches released at 20/s: 100 s after its build ends).
 const saturatedRetryAfter = 30 * time.Second
 
-// HotBlocks turns the gate's state into edge rules: an open breaker
-// becomes a 503 until it closes, a full waiting room a 429. Specs that are
+// HotBlocks turns the gate's state into edge rules, each answered with
+// one failed event on an HTTP 200 stream: an open breaker gets
+// status_code 503 until it closes, a full waiting room 429. Specs that are
 // merely busy stay with the gate, which collapses them.
 func HotBlocks(st gate.State, now time.Time) []ir.Block {
 	var out []ir.Block
