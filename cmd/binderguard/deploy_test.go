@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -21,95 +23,470 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/webhook/admission"
 )
 
-// TestDeployManifests decodes every manifest in manifests/deploy strictly
-// with the Kubernetes scheme (unknown or duplicate fields fail) and checks
-// that the kustomization lists exactly those files and that the pieces
-// refer to each other by the right names and ports.
+// TestDeployManifests builds manifests/deploy with kustomize's own library
+// (what `kubectl apply -k` runs), as shipped and again with nothing but the
+// kustomization's namespace changed, decodes every rendered object strictly
+// (unknown or duplicate fields fail) and checks that the pieces refer to
+// each other by the right names, ports and namespace.
 func TestDeployManifests(t *testing.T) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "manifests", "deploy")
+
+	t.Run("as shipped every object and reference is in the kustomization's namespace", func(t *testing.T) {
+		ns := kustomizationNamespace(t, dir)
+		if ns == "" {
+			t.Fatal("kustomization.yaml sets no namespace")
+		}
+		checkRendered(t, renderManifests(t, dir), ns)
+	})
+
+	t.Run("changing only the kustomization's namespace moves every reference with it", func(t *testing.T) {
+		shipped := kustomizationNamespace(t, dir)
+		const moved = "bg-elsewhere"
+		// A copy of manifests/ (the deploy kustomization includes ../webhook).
+		tmp := t.TempDir()
+		if err := os.CopyFS(tmp, os.DirFS(filepath.Join(root, "manifests"))); err != nil {
+			t.Fatal(err)
+		}
+		setKustomizationNamespace(t, filepath.Join(tmp, "deploy"), moved)
+		objs := renderManifests(t, filepath.Join(tmp, "deploy"))
+		checkRendered(t, objs, moved)
+		for key, obj := range objs {
+			if s, ok := mentions(obj, shipped); ok {
+				t.Errorf("%s still names the namespace %q: %q", key, shipped, s)
+			}
+		}
+	})
+
+	t.Run("each kustomization lists its directory and no file sets a namespace", func(t *testing.T) {
+		checkSources(t, dir, filepath.Join(root, "manifests", "webhook"))
+	})
+
+	t.Run("the webhook Service is defined once among all manifests", func(t *testing.T) {
+		n := 0
+		walkManifestDocs(t, filepath.Join(root, "manifests"), func(path string, doc []byte) {
+			var o struct {
+				Kind     string `json:"kind"`
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+			}
+			if err := yaml.Unmarshal(doc, &o); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+			if o.Kind == "Service" && o.Metadata.Name == "binderguard-webhook" {
+				n++
+			}
+		})
+		if n != 1 {
+			t.Errorf("Service binderguard-webhook defined %d times under manifests/, want once", n)
+		}
+	})
+}
+
+// Kinds the deployment may contain, and whether each is namespaced. There
+// is deliberately no ClusterRole: binderguard needs nothing cluster-wide.
+var deployKinds = map[string]bool{
+	"ServiceAccount": true, "Role": true, "RoleBinding": true, "Deployment": true, "Service": true,
+	"PodDisruptionBudget": true, "NetworkPolicy": true, "Issuer": true, "Certificate": true,
+	"MutatingWebhookConfiguration": false, "ValidatingWebhookConfiguration": false,
+}
+
+// The cert-manager kinds, with just the fields the manifests use: decoding
+// strictly into them catches a misspelt field as the scheme does for the
+// built-in kinds.
+type certIssuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned"`
+	} `json:"spec"`
+}
+
+type certCertificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName string   `json:"secretName"`
+		DNSNames   []string `json:"dnsNames"`
+		IssuerRef  struct {
+			Name string `json:"name"`
+			Kind string `json:"kind"`
+		} `json:"issuerRef"`
+		PrivateKey struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+	} `json:"spec"`
+}
+
+// renderManifests runs kustomize on dir and decodes the output strictly,
+// keyed "Kind/name".
+func renderManifests(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-
-	var kust struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Namespace  string   `json:"namespace"`
-		Resources  []string `json:"resources"`
-		Labels     []struct {
-			Pairs            map[string]string `json:"pairs"`
-			IncludeSelectors bool              `json:"includeSelectors"`
-		} `json:"labels"`
-		Images []struct {
-			Name, NewTag string
-		} `json:"images"`
-	}
-	kb, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.UnmarshalStrict(kb, &kust); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var listed []string
-	for _, f := range files {
-		if filepath.Base(f) != "kustomization.yaml" {
-			listed = append(listed, filepath.Base(f))
-		}
-	}
-	if !slices.Equal(slices.Sorted(slices.Values(kust.Resources)), listed) {
-		t.Errorf("kustomization resources %v, files %v", kust.Resources, listed)
-	}
-
-	objs := map[string]runtime.Object{} // "Kind/name"
-	for _, name := range kust.Resources {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+	objs := map[string]any{}
+	for _, r := range rm.Resources() {
+		y, err := r.AsYAML()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, doc := range manifestDocs(b) {
-			js, err := yaml.YAMLToJSONStrict(doc)
-			if err != nil {
-				t.Fatalf("%s document %d: %v", name, i, err)
-			}
-			obj, gvk, err := decoder.Decode(js, nil, nil)
-			if err != nil {
-				t.Fatalf("%s document %d: %v", name, i, err)
-			}
-			m, err := meta.Accessor(obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.GetNamespace() != "" {
-				t.Errorf("%s %s sets a namespace; kustomization.yaml sets it", gvk.Kind, m.GetName())
-			}
-			objs[gvk.Kind+"/"+m.GetName()] = obj
+		js, err := yaml.YAMLToJSONStrict(y)
+		if err != nil {
+			t.Fatalf("%s: %v", r.CurId(), err)
+		}
+		var obj any
+		switch r.GetKind() {
+		case "Issuer":
+			obj = &certIssuer{}
+		case "Certificate":
+			obj = &certCertificate{}
+		}
+		if obj != nil {
+			err = yaml.UnmarshalStrict(y, obj)
+		} else {
+			obj, _, err = decoder.Decode(js, nil, nil)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", r.CurId(), err)
+		}
+		key := r.GetKind() + "/" + r.GetName()
+		if _, dup := objs[key]; dup {
+			t.Errorf("%s rendered twice", key)
+		}
+		objs[key] = obj
+	}
+	return objs
+}
+
+// checkRendered checks a rendering whose kustomization namespace is ns.
+func checkRendered(t *testing.T, objs map[string]any, ns string) {
+	t.Helper()
+	for key, obj := range objs {
+		kind, _, _ := strings.Cut(key, "/")
+		namespaced, known := deployKinds[kind]
+		if !known {
+			t.Errorf("unexpected %s: add its kind to deployKinds if it belongs", key)
+			continue
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if namespaced && m.GetNamespace() != ns {
+			t.Errorf("%s is in namespace %q, want %q", key, m.GetNamespace(), ns)
+		}
+		if !namespaced && m.GetNamespace() != "" {
+			t.Errorf("cluster-scoped %s has namespace %q", key, m.GetNamespace())
 		}
 	}
-
 	dep, ok := objs["Deployment/binderguard"].(*appsv1.Deployment)
 	if !ok {
 		t.Fatalf("no Deployment binderguard among %v", manifestKeys(objs))
 	}
-	checkDeployment(t, dep, kust.Namespace, objs)
+	checkDeployment(t, dep, ns, objs)
+	checkWebhooks(t, dep, ns, objs)
 }
 
-// splitYAML splits a multi-document YAML file, dropping empty documents.
+// checkWebhooks checks that both webhook configurations reach the
+// webhook Service in ns through a certificate issued for its name, and
+// that their selectors see binder pods in ns but never binderguard's own.
+func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]any) {
+	t.Helper()
+	svc, ok := objs["Service/binderguard-webhook"].(*corev1.Service)
+	if !ok {
+		t.Fatal("no Service binderguard-webhook")
+	}
+	cert, ok := objs["Certificate/binderguard-webhook"].(*certCertificate)
+	if !ok {
+		t.Fatal("no Certificate binderguard-webhook")
+	}
+	if want := []string{svc.Name + "." + ns + ".svc", svc.Name + "." + ns + ".svc.cluster.local"}; !slices.Equal(cert.Spec.DNSNames, want) {
+		t.Errorf("certificate DNS names %v, want %v", cert.Spec.DNSNames, want)
+	}
+	if _, ok := objs[cert.Spec.IssuerRef.Kind+"/"+cert.Spec.IssuerRef.Name].(*certIssuer); !ok || cert.Spec.IssuerRef.Kind != "Issuer" {
+		t.Errorf("the certificate's issuer %+v is not the Issuer shipped beside it", cert.Spec.IssuerRef)
+	}
+	// The Secret cert-manager writes is the one the pod mounts at --cert-dir.
+	pod := dep.Spec.Template.Spec
+	var certDir string
+	for _, c := range pod.Containers {
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--cert-dir="); ok {
+				certDir = v
+			}
+		}
+	}
+	mounted := false
+	for _, v := range pod.Volumes {
+		if v.Secret == nil || v.Secret.SecretName != cert.Spec.SecretName {
+			continue
+		}
+		for _, c := range pod.Containers {
+			for _, vm := range c.VolumeMounts {
+				mounted = mounted || (vm.Name == v.Name && vm.MountPath == certDir)
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("Secret %s is not mounted at --cert-dir %q", cert.Spec.SecretName, certDir)
+	}
+
+	type hook struct {
+		name, path string
+		cc         admissionregistrationv1.WebhookClientConfig
+		nsSel      *metav1.LabelSelector
+		objSel     *metav1.LabelSelector
+		components []string // binder pods it must see
+	}
+	var hooks []hook
+	wantCA := ns + "/" + cert.Name
+	mwc, ok := objs["MutatingWebhookConfiguration/binderguard"].(*admissionregistrationv1.MutatingWebhookConfiguration)
+	if !ok {
+		t.Fatal("no MutatingWebhookConfiguration binderguard")
+	}
+	if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != wantCA {
+		t.Errorf("mutating inject-ca-from %q, want %q", got, wantCA)
+	}
+	for _, w := range mwc.Webhooks {
+		hooks = append(hooks, hook{w.Name, admission.MutatePath, w.ClientConfig, w.NamespaceSelector, w.ObjectSelector, []string{"binderhub-build"}})
+	}
+	vwc, ok := objs["ValidatingWebhookConfiguration/binderguard"].(*admissionregistrationv1.ValidatingWebhookConfiguration)
+	if !ok {
+		t.Fatal("no ValidatingWebhookConfiguration binderguard")
+	}
+	if got := vwc.Annotations["cert-manager.io/inject-ca-from"]; got != wantCA {
+		t.Errorf("validating inject-ca-from %q, want %q", got, wantCA)
+	}
+	for _, w := range vwc.Webhooks {
+		hooks = append(hooks, hook{w.Name, admission.ValidatePath, w.ClientConfig, w.NamespaceSelector, w.ObjectSelector, []string{"binderhub-build", "singleuser-server"}})
+	}
+	if len(hooks) != 2 {
+		t.Errorf("%d webhooks, want one mutating and one validating", len(hooks))
+	}
+	selects := func(name string, ls *metav1.LabelSelector, set map[string]string) bool {
+		s, err := metav1.LabelSelectorAsSelector(ls)
+		if err != nil {
+			t.Fatalf("webhook %s: %v", name, err)
+		}
+		return s.Matches(labels.Set(set))
+	}
+	for _, h := range hooks {
+		ref := h.cc.Service
+		if ref == nil || h.cc.URL != nil {
+			t.Errorf("webhook %s: client config %+v, want the Service only", h.name, h.cc)
+			continue
+		}
+		if path := ptr.Deref(ref.Path, ""); ref.Name != svc.Name || ref.Namespace != ns || path != h.path {
+			t.Errorf("webhook %s calls %s/%s%s, want %s/%s%s", h.name, ref.Namespace, ref.Name, path, ns, svc.Name, h.path)
+		}
+		if ref.Port == nil || len(svc.Spec.Ports) != 1 || *ref.Port != svc.Spec.Ports[0].Port {
+			t.Errorf("webhook %s calls port %v, Service ports %+v", h.name, ref.Port, svc.Spec.Ports)
+		}
+		nsLabels := func(name string, extra ...string) map[string]string {
+			l := map[string]string{"kubernetes.io/metadata.name": name}
+			for i := 0; i+1 < len(extra); i += 2 {
+				l[extra[i]] = extra[i+1]
+			}
+			return l
+		}
+		// binderguard lives beside the binder pods: its namespace must be seen.
+		if !selects(h.name, h.nsSel, nsLabels(ns)) {
+			t.Errorf("webhook %s does not see namespace %s, where the binder pods are", h.name, ns)
+		}
+		if selects(h.name, h.nsSel, nsLabels("kube-system")) {
+			t.Errorf("webhook %s sees kube-system", h.name)
+		}
+		if selects(h.name, h.nsSel, nsLabels(ns, "binderguard.io/admission", "disabled")) {
+			t.Errorf("webhook %s ignores the break-glass label binderguard.io/admission=disabled", h.name)
+		}
+		// binderguard's own pods never wait on binderguard.
+		if selects(h.name, h.objSel, dep.Spec.Template.Labels) {
+			t.Errorf("webhook %s selects binderguard's own pods %v", h.name, dep.Spec.Template.Labels)
+		}
+		for _, c := range h.components {
+			if !selects(h.name, h.objSel, map[string]string{"component": c}) {
+				t.Errorf("webhook %s does not select component=%s", h.name, c)
+			}
+		}
+	}
+}
+
+// checkSources checks each kustomization directory: it lists exactly the
+// YAML files beside it (other entries must be kustomization directories),
+// and no listed manifest sets metadata.namespace (kustomize sets it).
+func checkSources(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, dir := range dirs {
+		kb, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kust struct {
+			Resources []string `json:"resources"`
+		}
+		if err := yaml.Unmarshal(kb, &kust); err != nil {
+			t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+		}
+		present, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		present = slices.DeleteFunc(present, func(p string) bool { return filepath.Base(p) == "kustomization.yaml" })
+		var listed []string
+		for _, r := range kust.Resources {
+			p := filepath.Join(dir, r)
+			if !strings.HasSuffix(r, ".yaml") {
+				if _, err := os.Stat(filepath.Join(p, "kustomization.yaml")); err != nil {
+					t.Errorf("%s/kustomization.yaml: resource %s is neither a file here nor a kustomization: %v", dir, r, err)
+				}
+				continue
+			}
+			listed = append(listed, p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, doc := range manifestDocs(b) {
+				var o struct {
+					Metadata struct {
+						Name      string `json:"name"`
+						Namespace string `json:"namespace"`
+					} `json:"metadata"`
+				}
+				if err := yaml.Unmarshal(doc, &o); err != nil {
+					t.Errorf("%s document %d: %v", p, i, err)
+				}
+				if o.Metadata.Namespace != "" {
+					t.Errorf("%s: %s sets namespace %q; kustomization.yaml sets it", p, o.Metadata.Name, o.Metadata.Namespace)
+				}
+			}
+		}
+		if slices.Sort(listed); !slices.Equal(listed, present) {
+			t.Errorf("%s/kustomization.yaml lists %v, directory has %v", dir, listed, present)
+		}
+	}
+}
+
+func kustomizationNamespace(t *testing.T, dir string) string {
+	t.Helper()
+	var kust struct {
+		Namespace string `json:"namespace"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &kust); err != nil {
+		t.Fatal(err)
+	}
+	return kust.Namespace
+}
+
+// setKustomizationNamespace does what an operator does: edit the one
+// `namespace:` line.
+func setKustomizationNamespace(t *testing.T, dir, ns string) {
+	t.Helper()
+	p := filepath.Join(dir, "kustomization.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "namespace:") {
+			line = "namespace: " + ns + "\n"
+			n++
+		}
+		out = append(out, line)
+	}
+	if n != 1 {
+		t.Fatalf("kustomization.yaml has %d top-level namespace lines, want 1", n)
+	}
+	if err := os.WriteFile(p, []byte(strings.Join(out, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mentions reports a string in obj that names namespace ns as a DNS label
+// or a path segment (binderguard-webhook.<ns>.svc, <ns>/name, <ns>).
+func mentions(obj any, ns string) (string, bool) {
+	js, err := yaml.Marshal(obj)
+	if err != nil {
+		return err.Error(), true
+	}
+	var v any
+	if err := yaml.Unmarshal(js, &v); err != nil {
+		return err.Error(), true
+	}
+	var walk func(any) (string, bool)
+	walk = func(v any) (string, bool) {
+		switch v := v.(type) {
+		case string:
+			seg := strings.FieldsFunc(v, func(r rune) bool { return r == '.' || r == '/' || r == ':' })
+			return v, slices.Contains(seg, ns)
+		case []any:
+			for _, e := range v {
+				if s, ok := walk(e); ok {
+					return s, true
+				}
+			}
+		case map[string]any:
+			for _, e := range v {
+				if s, ok := walk(e); ok {
+					return s, true
+				}
+			}
+		}
+		return "", false
+	}
+	return walk(v)
+}
+
+// walkManifestDocs calls f for every YAML document under dir.
+func walkManifestDocs(t *testing.T, dir string, f func(path string, doc []byte)) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, doc := range manifestDocs(b) {
+			f(path, doc)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// manifestDocs splits a multi-document YAML file, dropping empty documents.
 func manifestDocs(b []byte) [][]byte {
 	var out [][]byte
 	for doc := range strings.SplitSeq(string(b), "\n---") {
@@ -143,7 +520,7 @@ func manifestKeys[V any](m map[string]V) []string {
 
 // checkDeployment checks that the Deployment's flags parse, and that its
 // ports, Services, RBAC and disruption budget agree with each other.
-func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]runtime.Object) {
+func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]any) {
 	t.Helper()
 	pod := dep.Spec.Template
 	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
