@@ -12,7 +12,6 @@ import (
 // runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local Envoy.
 func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	nodeID := fs.String("node-id", "", "Envoy node id (required)")
 	cluster := fs.String("node-cluster", "binderguard", "Envoy node cluster")
 	xds := fs.String("xds", "127.0.0.1:18000", "binderguard xDS server address")
@@ -20,16 +19,8 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	stats := fs.String("stats", "", "address of a listener serving only /stats/prometheus (empty: none)")
 	delta := fs.Bool("delta", false, "use incremental (delta) xDS instead of state of the world")
 	maxConns := fs.Int64("max-connections", bootstrap.DefaultMaxConnections, "overload manager cap on downstream connections")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return err
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments: %v", fs.Args())
+	if err := parseFlags(fs, args, stdout, nil); err != nil {
+		return err
 	}
 	if *nodeID == "" {
 		return usageErr("--node-id is required")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +41,6 @@ type localConfig struct {
 
 func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	fs := flag.NewFlagSet("local", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	upstream := fs.String("upstream", "", "BinderHub base URL, e.g. http://127.0.0.1:8585 (required)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address Envoy serves BinderHub on")
 	admin := fs.String("admin", "127.0.0.1:9901", "Envoy admin address")
@@ -55,16 +53,8 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	delta := fs.Bool("delta", false, "Envoy uses incremental (delta) xDS")
 	envoyLog := fs.String("envoy-log-level", "warn", "Envoy's --log-level")
 	logLevel := fs.String("log-level", "info", "binderguard log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return localConfig{}, err
-		}
-		return localConfig{}, usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return localConfig{}, usageErr("unexpected arguments: %v", fs.Args())
+	if err := parseFlags(fs, args, stdout, nil); err != nil {
+		return localConfig{}, err
 	}
 	c := localConfig{policies: *policies, xffHops: *xffHops, delta: *delta, envoyLogLevel: *envoyLog}
 	if *upstream == "" || *policies == "" {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,23 +42,6 @@ func runPolicy(ctx context.Context, args []string, stdout io.Writer) error {
 	return usageErr("unknown subcommand %q: use test or import", args[0])
 }
 
-// parseFlags parses quietly: problems become one-line usage errors, -h
-// prints the usage to stdout.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, policyUsage)
-			return err
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
-	}
-	return nil
-}
-
 // verdict is what `policy test` prints.
 type verdict struct {
 	Allowed bool   `json:"allowed"`
@@ -83,7 +65,7 @@ func runPolicyTest(_ context.Context, args []string, stdout io.Writer) error {
 	podFile := fs.String("f", "", "pod manifest (YAML or JSON) to evaluate as the admission webhook would")
 	nowArg := fs.String("now", "", "evaluate at this RFC 3339 time instead of now (ban expiry)")
 	ns := fs.String("namespace", "default", "namespace for policies that set none")
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := parseFlags(fs, args, stdout, printPolicyUsage); err != nil {
 		return err
 	}
 	if *dir == "" {

@@ -54,7 +54,7 @@ func runPolicyImport(_ context.Context, args []string, stdout io.Writer) error {
 	path := fs.String("binderhub-config", "", "BinderHub helm values file (required)")
 	ns := fs.String("namespace", "", "namespace for the RepoBan (default: none, kubectl's current)")
 	name := fs.String("name", "binderhub-banned-specs", "name of the RepoBan (suffixed -2, -3 ... past 256 patterns)")
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := parseFlags(fs, args, stdout, printPolicyUsage); err != nil {
 		return err
 	}
 	if *path == "" {

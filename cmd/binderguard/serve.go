@@ -74,7 +74,6 @@ type serveConfig struct {
 // API), the default namespace to watch and to hold the Lease in.
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	podNS := getenv("POD_NAMESPACE")
 	upstream := fs.String("upstream", "", "BinderHub Service URL, e.g. http://binder.<namespace>.svc (required)")
 	gateAddr := fs.String("gate-addr", ":8081", "launch gate listen address (Envoy reaches it over h2c)")
@@ -91,16 +90,8 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	leaderElect := fs.Bool("leader-elect", true, "elect one replica to write policy status and act on running pods (Lease in $POD_NAMESPACE)")
 	existing := fs.Bool("existing-pods", true, "act on running pods of a newly banned repository (RepoBan onExisting: Report/Delete)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return serveConfig{}, err
-		}
-		return serveConfig{}, usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return serveConfig{}, usageErr("unexpected arguments: %v", fs.Args())
+	if err := parseFlags(fs, args, stdout, nil); err != nil {
+		return serveConfig{}, err
 	}
 	c := serveConfig{
 		gateAddr: *gateAddr, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr, healthAddr: *healthAddr,
