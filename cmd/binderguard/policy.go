@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/binderguard/binderguard/policies/match"
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/file"
@@ -44,18 +46,67 @@ func runPolicy(ctx context.Context, args []string, stdout io.Writer) error {
 
 // verdict is what `policy test` prints.
 type verdict struct {
-	Allowed bool   `json:"allowed"`
-	Reason  string `json:"reason"`
-	Policy  string `json:"policy"`
-	Patch   []any  `json:"patch"`
-	Spec    *struct {
-		Provider string    `json:"provider"`
-		Repo     spec.Repo `json:"repo"`
-		Ref      string    `json:"ref,omitempty"`
-		BuildKey string    `json:"buildKey"`
-	} `json:"spec,omitempty"`
-	Ban    *match.BanHit    `json:"ban,omitempty"`
-	Launch *snapshot.Launch `json:"launch,omitempty"`
+	Allowed bool        `json:"allowed"`
+	Reason  string      `json:"reason"`
+	Policy  string      `json:"policy"`
+	Patch   []any       `json:"patch"`
+	Spec    *specView   `json:"spec,omitempty"`
+	Ban     *banView    `json:"ban,omitempty"`
+	Launch  *launchView `json:"launch,omitempty"`
+}
+
+// The views spell the verdict's parts the way the CRDs do (camelCase,
+// durations as "30m"), so what `policy test` prints reads like the policy.
+type specView struct {
+	Provider string    `json:"provider"`
+	Repo     spec.Repo `json:"repo"`
+	Ref      string    `json:"ref,omitempty"`
+	BuildKey string    `json:"buildKey"`
+}
+
+type banView struct {
+	Policy  string     `json:"policy"`
+	Rule    string     `json:"rule"`
+	Message string     `json:"message"`
+	Mode    match.Mode `json:"mode"`
+	Repo    spec.Repo  `json:"repo"`
+}
+
+type launchView struct {
+	Policy   string     `json:"policy"`
+	Mode     match.Mode `json:"mode"`
+	Collapse struct {
+		Enabled      bool    `json:"enabled"`
+		MaxWaiters   int     `json:"maxWaiters"`
+		HoldTimeout  string  `json:"holdTimeout"`
+		ReleaseRate  float64 `json:"releaseRate"`
+		ReleaseBurst int     `json:"releaseBurst"`
+	} `json:"collapse"`
+	Shed struct {
+		MaxConcurrentPerSpec int     `json:"maxConcurrentPerSpec"`
+		ClientIPRate         float64 `json:"clientIPRate"`
+		ClientIPBurst        int     `json:"clientIPBurst"`
+	} `json:"shed"`
+	Breaker struct {
+		ConsecutiveFailures int    `json:"consecutiveFailures"`
+		OpenDuration        string `json:"openDuration"`
+		MaxBuildDuration    string `json:"maxBuildDuration"`
+	} `json:"breaker"`
+	Build struct {
+		Resources             corev1.ResourceRequirements `json:"resources"`
+		ActiveDeadlineSeconds *int64                      `json:"activeDeadlineSeconds,omitempty"`
+	} `json:"build"`
+}
+
+func newLaunchView(l snapshot.Launch) *launchView {
+	v := &launchView{Policy: l.Policy, Mode: l.Mode}
+	v.Collapse.Enabled, v.Collapse.MaxWaiters, v.Collapse.HoldTimeout = l.Collapse.Enabled, l.Collapse.MaxWaiters, l.Collapse.HoldTimeout.String()
+	v.Collapse.ReleaseRate, v.Collapse.ReleaseBurst = l.Collapse.ReleaseRate, l.Collapse.ReleaseBurst
+	v.Shed.MaxConcurrentPerSpec, v.Shed.ClientIPRate, v.Shed.ClientIPBurst = l.Shed.MaxConcurrent, l.Shed.ClientIPRate, l.Shed.ClientIPBurst
+	v.Breaker.ConsecutiveFailures = l.Breaker.ConsecutiveFailures
+	v.Breaker.OpenDuration, v.Breaker.MaxBuildDuration = l.Breaker.OpenDuration.String(), l.Breaker.MaxBuildDuration.String()
+	v.Build.Resources, v.Build.ActiveDeadlineSeconds = l.Build.Resources, l.Build.ActiveDeadlineSeconds
+	return v
 }
 
 func runPolicyTest(_ context.Context, args []string, stdout io.Writer) error {
@@ -140,15 +191,10 @@ func parseSpecArg(s string) (spec.Spec, error) {
 // mode refuses it; Warn and Audit bans allow it and say so.
 func evaluateSpec(snap *snapshot.Snapshot, sp spec.Spec, now time.Time) verdict {
 	l := snap.Launch(sp)
-	v := verdict{Allowed: true, Patch: []any{}, Launch: &l}
-	v.Spec = &struct {
-		Provider string    `json:"provider"`
-		Repo     spec.Repo `json:"repo"`
-		Ref      string    `json:"ref,omitempty"`
-		BuildKey string    `json:"buildKey"`
-	}{sp.Provider, sp.Repo, sp.Ref, sp.BuildKey()}
+	v := verdict{Allowed: true, Patch: []any{}, Launch: newLaunchView(l)}
+	v.Spec = &specView{sp.Provider, sp.Repo, sp.Ref, sp.BuildKey()}
 	if hit, ok := snap.Ban(sp, now); ok {
-		v.Ban, v.Policy = &hit, hit.Policy
+		v.Ban, v.Policy = &banView{hit.Policy, hit.Rule, hit.Message, hit.Mode, hit.Repo}, hit.Policy
 		if hit.Mode == match.ModeEnforce {
 			v.Allowed, v.Reason = false, hit.Message
 			return v

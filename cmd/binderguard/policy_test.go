@@ -195,3 +195,32 @@ func TestPolicyImportMigratesBannedSpecs(t *testing.T) {
 		t.Errorf("values without banned_specs: exit %d, %q", code, stderr)
 	}
 }
+
+// The launch settings read like the LaunchPolicy they came from: CRD field
+// names and durations as written in YAML, not Go names and nanoseconds.
+func TestPolicyTestSpellsLaunchSettingsLikeTheCRD(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "policy", "test", "--policies", examples, "--spec", "gh/jupyterlab/jupyterlab-demo/HEAD")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var v struct {
+		Launch map[string]map[string]any `json:"launch"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	for _, c := range []struct {
+		section, field string
+		want           any
+	}{
+		{"collapse", "holdTimeout", "20m0s"},
+		{"collapse", "releaseRate", 10.0},
+		{"breaker", "openDuration", "10m0s"},
+		{"breaker", "maxBuildDuration", "30m0s"},
+		{"build", "activeDeadlineSeconds", 2700.0},
+	} {
+		if got := v.Launch[c.section][c.field]; got != c.want {
+			t.Errorf("launch.%s.%s = %v, want %v", c.section, c.field, got, c.want)
+		}
+	}
+}
