@@ -204,7 +204,7 @@ func TestPolicyTestSpellsLaunchSettingsLikeTheCRD(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 	var v struct {
-		Launch map[string]map[string]any `json:"launch"`
+		Launch map[string]json.RawMessage `json:"launch"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
@@ -219,7 +219,11 @@ func TestPolicyTestSpellsLaunchSettingsLikeTheCRD(t *testing.T) {
 		{"breaker", "maxBuildDuration", "30m0s"},
 		{"build", "activeDeadlineSeconds", 2700.0},
 	} {
-		if got := v.Launch[c.section][c.field]; got != c.want {
+		var section map[string]any
+		if err := json.Unmarshal(v.Launch[c.section], &section); err != nil {
+			t.Fatalf("launch.%s: %v", c.section, err)
+		}
+		if got := section[c.field]; got != c.want {
 			t.Errorf("launch.%s.%s = %v, want %v", c.section, c.field, got, c.want)
 		}
 	}
