@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,11 +47,7 @@ func TestDeployManifests(t *testing.T) {
 	dir := filepath.Join(root, "manifests", "deploy")
 
 	t.Run("as shipped every object and reference is in the kustomization's namespace", func(t *testing.T) {
-		ns := kustomizationNamespace(t, dir)
-		if ns == "" {
-			t.Fatal("kustomization.yaml sets no namespace")
-		}
-		checkRendered(t, renderManifests(t, dir), ns)
+		checkRendered(t, renderManifests(t, dir), kustomizationNamespace(t, dir))
 	})
 
 	t.Run("changing only the kustomization's namespace moves every reference with it", func(t *testing.T) {
@@ -60,7 +58,7 @@ func TestDeployManifests(t *testing.T) {
 		if err := os.CopyFS(tmp, os.DirFS(filepath.Join(root, "manifests"))); err != nil {
 			t.Fatal(err)
 		}
-		setKustomizationNamespace(t, filepath.Join(tmp, "deploy"), moved)
+		setKustomizationNamespace(t, filepath.Join(tmp, "deploy"), shipped, moved)
 		objs := renderManifests(t, filepath.Join(tmp, "deploy"))
 		checkRendered(t, objs, moved)
 		for key, obj := range objs {
@@ -76,20 +74,28 @@ func TestDeployManifests(t *testing.T) {
 
 	t.Run("the webhook Service is defined once among all manifests", func(t *testing.T) {
 		n := 0
-		walkManifestDocs(t, filepath.Join(root, "manifests"), func(path string, doc []byte) {
-			var o struct {
-				Kind     string `json:"kind"`
-				Metadata struct {
-					Name string `json:"name"`
-				} `json:"metadata"`
+		err := filepath.WalkDir(filepath.Join(root, "manifests"), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+				return err
 			}
-			if err := yaml.Unmarshal(doc, &o); err != nil {
-				t.Errorf("%s: %v", path, err)
+			b, err := os.ReadFile(path)
+			for _, doc := range manifestDocs(b) {
+				var o struct {
+					Kind     string                `json:"kind"`
+					Metadata struct{ Name string } `json:"metadata"`
+				}
+				if err := yaml.Unmarshal(doc, &o); err != nil {
+					t.Errorf("%s: %v", path, err)
+				}
+				if o.Kind == "Service" && o.Metadata.Name == "binderguard-webhook" {
+					n++
+				}
 			}
-			if o.Kind == "Service" && o.Metadata.Name == "binderguard-webhook" {
-				n++
-			}
+			return err
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if n != 1 {
 			t.Errorf("Service binderguard-webhook defined %d times under manifests/, want once", n)
 		}
@@ -339,49 +345,34 @@ func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[str
 func checkSources(t *testing.T, dirs ...string) {
 	t.Helper()
 	for _, dir := range dirs {
-		kb, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var kust struct {
-			Resources []string `json:"resources"`
-		}
-		if err := yaml.Unmarshal(kb, &kust); err != nil {
-			t.Fatalf("%s/kustomization.yaml: %v", dir, err)
-		}
-		present, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		var kust struct{ Resources []string }
+		b, errs := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+		errs = errors.Join(errs, yaml.Unmarshal(b, &kust))
+		present, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		present = slices.DeleteFunc(present, func(p string) bool { return filepath.Base(p) == "kustomization.yaml" })
 		var listed []string
 		for _, r := range kust.Resources {
 			p := filepath.Join(dir, r)
 			if !strings.HasSuffix(r, ".yaml") {
-				if _, err := os.Stat(filepath.Join(p, "kustomization.yaml")); err != nil {
-					t.Errorf("%s/kustomization.yaml: resource %s is neither a file here nor a kustomization: %v", dir, r, err)
-				}
+				_, err := os.Stat(filepath.Join(p, "kustomization.yaml"))
+				errs = errors.Join(errs, err)
 				continue
 			}
 			listed = append(listed, p)
 			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, doc := range manifestDocs(b) {
+			errs = errors.Join(errs, err)
+			for _, doc := range manifestDocs(b) {
 				var o struct {
-					Metadata struct {
-						Name      string `json:"name"`
-						Namespace string `json:"namespace"`
-					} `json:"metadata"`
+					Metadata struct{ Name, Namespace string }
 				}
-				if err := yaml.Unmarshal(doc, &o); err != nil {
-					t.Errorf("%s document %d: %v", p, i, err)
-				}
+				errs = errors.Join(errs, yaml.Unmarshal(doc, &o))
 				if o.Metadata.Namespace != "" {
 					t.Errorf("%s: %s sets namespace %q; kustomization.yaml sets it", p, o.Metadata.Name, o.Metadata.Namespace)
 				}
 			}
+		}
+		if errs != nil {
+			t.Fatalf("%s: %v", dir, errs)
 		}
 		if slices.Sort(listed); !slices.Equal(listed, present) {
 			t.Errorf("%s/kustomization.yaml lists %v, directory has %v", dir, listed, present)
@@ -391,99 +382,49 @@ func checkSources(t *testing.T, dirs ...string) {
 
 func kustomizationNamespace(t *testing.T, dir string) string {
 	t.Helper()
-	var kust struct {
-		Namespace string `json:"namespace"`
-	}
+	var kust struct{ Namespace string }
 	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		err = yaml.Unmarshal(b, &kust)
 	}
-	if err := yaml.Unmarshal(b, &kust); err != nil {
-		t.Fatal(err)
+	if err != nil || kust.Namespace == "" {
+		t.Fatalf("the namespace of %s/kustomization.yaml: %q, %v", dir, kust.Namespace, err)
 	}
 	return kust.Namespace
 }
 
 // setKustomizationNamespace does what an operator does: edit the one
 // `namespace:` line.
-func setKustomizationNamespace(t *testing.T, dir, ns string) {
+func setKustomizationNamespace(t *testing.T, dir, from, to string) {
 	t.Helper()
 	p := filepath.Join(dir, "kustomization.yaml")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	n := 0
-	for line := range strings.Lines(string(b)) {
-		if strings.HasPrefix(line, "namespace:") {
-			line = "namespace: " + ns + "\n"
-			n++
-		}
-		out = append(out, line)
+	line := "\nnamespace: " + from + "\n"
+	if n := bytes.Count(b, []byte(line)); n != 1 {
+		t.Fatalf("%s has %d lines %q, want 1", p, n, line)
 	}
-	if n != 1 {
-		t.Fatalf("kustomization.yaml has %d top-level namespace lines, want 1", n)
-	}
-	if err := os.WriteFile(p, []byte(strings.Join(out, "")), 0o644); err != nil {
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(line), []byte("\nnamespace: "+to+"\n"), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// mentions reports a string in obj that names namespace ns as a DNS label
-// or a path segment (binderguard-webhook.<ns>.svc, <ns>/name, <ns>).
+// mentions reports a string in obj that names namespace ns as a whole DNS
+// label or path segment (binderguard-webhook.<ns>.svc, <ns>/name, <ns>).
 func mentions(obj any, ns string) (string, bool) {
-	js, err := yaml.Marshal(obj)
+	y, err := yaml.Marshal(obj)
 	if err != nil {
 		return err.Error(), true
 	}
-	var v any
-	if err := yaml.Unmarshal(js, &v); err != nil {
-		return err.Error(), true
+	re := regexp.MustCompile(`(^|[\s"'./:])` + regexp.QuoteMeta(ns) + `($|[\s"'./:])`)
+	for line := range strings.Lines(string(y)) {
+		if re.MatchString(line) {
+			return strings.TrimSpace(line), true
+		}
 	}
-	var walk func(any) (string, bool)
-	walk = func(v any) (string, bool) {
-		switch v := v.(type) {
-		case string:
-			seg := strings.FieldsFunc(v, func(r rune) bool { return r == '.' || r == '/' || r == ':' })
-			return v, slices.Contains(seg, ns)
-		case []any:
-			for _, e := range v {
-				if s, ok := walk(e); ok {
-					return s, true
-				}
-			}
-		case map[string]any:
-			for _, e := range v {
-				if s, ok := walk(e); ok {
-					return s, true
-				}
-			}
-		}
-		return "", false
-	}
-	return walk(v)
-}
-
-// walkManifestDocs calls f for every YAML document under dir.
-func walkManifestDocs(t *testing.T, dir string, f func(path string, doc []byte)) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, doc := range manifestDocs(b) {
-			f(path, doc)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return "", false
 }
 
 // manifestDocs splits a multi-document YAML file, dropping empty documents.
