@@ -153,8 +153,10 @@ func (h *mutating) handle(req cradmission.Request) (cradmission.Response, evalua
 	}
 	v, err := evaluate.Mutate(pod, pols)
 	if err != nil {
+		// An errored response would deny the pod (failurePolicy covers only
+		// failed calls), so fail open here too: validation judges the pod.
 		h.cfg.Logger.Error("mutating pod", "namespace", pod.Namespace, "name", pod.Name, "err", err)
-		return cradmission.Errored(http.StatusInternalServerError, err), v.Kind
+		return cradmission.Allowed("binderguard could not compute build limits: pod not mutated").WithWarnings("binderguard: build limits not applied: " + evaluate.Truncate(err.Error(), 60)), v.Kind
 	}
 	if len(v.Patch) == 0 {
 		return cradmission.Allowed(v.Reason), v.Kind
