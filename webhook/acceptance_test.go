@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +27,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
@@ -52,15 +58,22 @@ func (w *warnings) take() []string {
 	return out
 }
 
-// cluster is a real kube-apiserver with the manifests in manifests/webhook
-// installed and binderguard's webhook serving them from this process.
+// cluster is a real kube-apiserver with the webhook configurations of
+// manifests/webhook installed, as `kubectl apply -k manifests/deploy/`
+// would for an install in namespace ns, and binderguard's webhook serving
+// them from this process.
 type cluster struct {
 	env   *testenv.Env
+	ns    string // the install's namespace, where the binder pods are
 	store *snapshot.Store
 	reg   *prometheus.Registry
 	kube  kubernetes.Interface
 	warns *warnings
 }
+
+// testNamespace is the install's namespace. Each test starts its own API
+// server, so a fixed name cannot clash.
+const testNamespace = "bg-accept"
 
 func start(t *testing.T) *cluster {
 	t.Helper()
@@ -68,10 +81,14 @@ func start(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mutating, validating := renderWebhooks(t, root, testNamespace)
 	env := testenv.Start(t, testenv.WithWebhooks(envtest.WebhookInstallOptions{
-		Paths: []string{filepath.Join(root, "manifests", "webhook", "webhook.yaml")},
+		MutatingWebhooks: mutating, ValidatingWebhooks: validating,
 	}))
-	c := &cluster{env: env, store: snapshot.NewStore(snapshot.Empty()), reg: prometheus.NewRegistry(), warns: &warnings{}}
+	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}}); err != nil {
+		t.Fatalf("create the install's namespace: %v", err)
+	}
+	c := &cluster{env: env, ns: testNamespace, store: snapshot.NewStore(snapshot.Empty()), reg: prometheus.NewRegistry(), warns: &warnings{}}
 	mgr, err := manager.New(env.Config, manager.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -108,6 +125,60 @@ func start(t *testing.T) *cluster {
 	cfg.WarningHandler = c.warns
 	c.kube = kubernetes.NewForConfigOrDie(cfg)
 	return c
+}
+
+// renderWebhooks builds manifests/deploy with kustomize's library, its
+// namespace set to ns as an operator would, and returns the webhook
+// configurations it renders (envtest points their service references at
+// the test's webhook server).
+func renderWebhooks(t *testing.T, root, ns string) ([]*admissionregistrationv1.MutatingWebhookConfiguration, []*admissionregistrationv1.ValidatingWebhookConfiguration) {
+	t.Helper()
+	tmp := t.TempDir()
+	if err := os.CopyFS(tmp, os.DirFS(filepath.Join(root, "manifests"))); err != nil {
+		t.Fatal(err)
+	}
+	kust := filepath.Join(tmp, "deploy", "kustomization.yaml")
+	b, err := os.ReadFile(kust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`(?m)^namespace: .*$`)
+	if n := len(line.FindAll(b, -1)); n != 1 {
+		t.Fatalf("%s has %d namespace lines, want 1", kust, n)
+	}
+	if err := os.WriteFile(kust, line.ReplaceAll(b, []byte("namespace: "+ns)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Dir(kust))
+	if err != nil {
+		t.Fatalf("kustomize build manifests/deploy: %v", err)
+	}
+	var mutating []*admissionregistrationv1.MutatingWebhookConfiguration
+	var validating []*admissionregistrationv1.ValidatingWebhookConfiguration
+	for _, r := range rm.Resources() {
+		var obj any
+		switch r.GetKind() {
+		case "MutatingWebhookConfiguration":
+			m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			mutating, obj = append(mutating, m), m
+		case "ValidatingWebhookConfiguration":
+			v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			validating, obj = append(validating, v), v
+		default:
+			continue
+		}
+		y, err := r.AsYAML()
+		if err == nil {
+			err = yaml.UnmarshalStrict(y, obj)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", r.CurId(), err)
+		}
+	}
+	if len(mutating) != 1 || len(validating) != 1 {
+		t.Fatalf("rendered %d mutating and %d validating webhook configurations, want one each", len(mutating), len(validating))
+	}
+	return mutating, validating
 }
 
 // sync does what the kube policy source does in `binderguard serve`:
@@ -189,7 +260,7 @@ func userPod(name string, env ...string) *corev1.Pod {
 func TestAdmissionAgainstAPIServer(t *testing.T) {
 	c := start(t)
 	ctx := context.Background()
-	ns := c.env.Namespace(t)
+	ns := c.ns
 	pods := c.kube.CoreV1().Pods(ns)
 
 	d := int64(3600)
@@ -348,12 +419,16 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if _, err := pods.Create(ctx, userPod("jupyter-plain"), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("plain user pod: %v", err)
 		}
-		// kube-system and a namespace switched off by the break-glass label
-		// are never intercepted. (binderguard's own namespace is: the binder
-		// pods live there; its own pods carry no component label, above.)
+		// Only the install's own namespace is intercepted (the binder pods
+		// live there; its own pods carry no component label, above): never
+		// another namespace, such as another BinderHub's with its own
+		// binderguard and policies, nor kube-system, nor one switched off
+		// by the break-glass label.
+		other := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other-binder"}}
+		c.create(t, other)
 		glass := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bg-glass-", Labels: map[string]string{"binderguard.io/admission": "disabled"}}}
 		c.create(t, glass)
-		for _, name := range []string{"kube-system", glass.Name} {
+		for _, name := range []string{other.Name, "kube-system", glass.Name} {
 			got, err := c.kube.CoreV1().Pods(name).Create(ctx, buildPod("build-excluded", "https://github.com/bad/miner"), metav1.CreateOptions{})
 			if err != nil {
 				t.Fatalf("banned build pod in %s: %v", name, err)
@@ -423,7 +498,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	// call would (failurePolicy Ignore), and shows the validating webhook
 	// still holding the line.
 	t.Run("with the mutating webhook gone a build pod over the maximum or without limits is denied", func(t *testing.T) {
-		if err := c.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, "binderguard", metav1.DeleteOptions{}); err != nil {
+		if err := c.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, "binderguard-"+ns, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		over := func(i int) *corev1.Pod {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -53,18 +54,29 @@ func TestDeployManifests(t *testing.T) {
 	t.Run("changing only the kustomization's namespace moves every reference with it", func(t *testing.T) {
 		shipped := kustomizationNamespace(t, dir)
 		const moved = "bg-elsewhere"
-		// A copy of manifests/ (the deploy kustomization includes ../webhook).
-		tmp := t.TempDir()
-		if err := os.CopyFS(tmp, os.DirFS(filepath.Join(root, "manifests"))); err != nil {
-			t.Fatal(err)
-		}
-		setKustomizationNamespace(t, filepath.Join(tmp, "deploy"), shipped, moved)
-		objs := renderManifests(t, filepath.Join(tmp, "deploy"))
+		objs := renderManifests(t, movedKustomization(t, root, shipped, moved))
 		checkRendered(t, objs, moved)
 		for key, obj := range objs {
 			if s, ok := mentions(obj, shipped); ok {
 				t.Errorf("%s still names the namespace %q: %q", key, shipped, s)
 			}
+		}
+	})
+
+	t.Run("installs in two namespaces share no cluster-scoped object", func(t *testing.T) {
+		shipped := kustomizationNamespace(t, dir)
+		a, b := renderManifests(t, dir), renderManifests(t, movedKustomization(t, root, shipped, "bg-elsewhere"))
+		n := 0
+		for key := range a {
+			if kind, _, _ := strings.Cut(key, "/"); !deployKinds[kind] {
+				n++
+				if b[key] != nil {
+					t.Errorf("both installs apply cluster-scoped %s: the second overwrites the first", key)
+				}
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d cluster-scoped objects, want the two webhook configurations", n)
 		}
 	})
 
@@ -217,7 +229,8 @@ func checkRendered(t *testing.T, objs map[string]any, ns string) {
 
 // checkWebhooks checks that both webhook configurations reach the
 // webhook Service in ns through a certificate issued for its name, and
-// that their selectors see binder pods in ns but never binderguard's own.
+// that their selectors see binder pods in ns, and never binderguard's own
+// pods or any other namespace.
 func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]any) {
 	t.Helper()
 	svc, ok := objs["Service/binderguard-webhook"].(*corev1.Service)
@@ -268,9 +281,11 @@ func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[str
 	}
 	var hooks []hook
 	wantCA := ns + "/" + cert.Name
-	mwc, ok := objs["MutatingWebhookConfiguration/binderguard"].(*admissionregistrationv1.MutatingWebhookConfiguration)
+	// Cluster-scoped, so named after the install's namespace: installs in
+	// other namespaces have their own.
+	mwc, ok := objs["MutatingWebhookConfiguration/binderguard-"+ns].(*admissionregistrationv1.MutatingWebhookConfiguration)
 	if !ok {
-		t.Fatal("no MutatingWebhookConfiguration binderguard")
+		t.Fatalf("no MutatingWebhookConfiguration binderguard-%s among %v", ns, manifestKeys(objs))
 	}
 	if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != wantCA {
 		t.Errorf("mutating inject-ca-from %q, want %q", got, wantCA)
@@ -278,9 +293,9 @@ func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[str
 	for _, w := range mwc.Webhooks {
 		hooks = append(hooks, hook{w.Name, admission.MutatePath, w.ClientConfig, w.NamespaceSelector, w.ObjectSelector, []string{"binderhub-build"}})
 	}
-	vwc, ok := objs["ValidatingWebhookConfiguration/binderguard"].(*admissionregistrationv1.ValidatingWebhookConfiguration)
+	vwc, ok := objs["ValidatingWebhookConfiguration/binderguard-"+ns].(*admissionregistrationv1.ValidatingWebhookConfiguration)
 	if !ok {
-		t.Fatal("no ValidatingWebhookConfiguration binderguard")
+		t.Fatalf("no ValidatingWebhookConfiguration binderguard-%s among %v", ns, manifestKeys(objs))
 	}
 	if got := vwc.Annotations["cert-manager.io/inject-ca-from"]; got != wantCA {
 		t.Errorf("validating inject-ca-from %q, want %q", got, wantCA)
@@ -321,8 +336,12 @@ func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[str
 		if !selects(h.name, h.nsSel, nsLabels(ns)) {
 			t.Errorf("webhook %s does not see namespace %s, where the binder pods are", h.name, ns)
 		}
-		if selects(h.name, h.nsSel, nsLabels("kube-system")) {
-			t.Errorf("webhook %s sees kube-system", h.name)
+		// serve judges pods by its own namespace's policies only: another
+		// namespace (another BinderHub's, or kube-system) is not its to judge.
+		for _, other := range []string{"other-binder", "kube-system"} {
+			if selects(h.name, h.nsSel, nsLabels(other)) {
+				t.Errorf("webhook %s of the install in %s sees namespace %s", h.name, ns, other)
+			}
 		}
 		if selects(h.name, h.nsSel, nsLabels(ns, "binderguard.io/admission", "disabled")) {
 			t.Errorf("webhook %s ignores the break-glass label binderguard.io/admission=disabled", h.name)
@@ -393,13 +412,17 @@ func kustomizationNamespace(t *testing.T, dir string) string {
 	return kust.Namespace
 }
 
-// setKustomizationNamespace does what an operator does: edit the one
-// `namespace:` line.
-func setKustomizationNamespace(t *testing.T, dir, from, to string) {
+// movedKustomization copies manifests/ (the deploy kustomization includes
+// ../webhook), does in the copy what an operator does to move the install
+// (edit the one `namespace:` line from -> to) and returns its deploy
+// directory.
+func movedKustomization(t *testing.T, root, from, to string) string {
 	t.Helper()
-	p := filepath.Join(dir, "kustomization.yaml")
-	b, err := os.ReadFile(p)
-	if err != nil {
+	tmp := t.TempDir()
+	p := filepath.Join(tmp, "deploy", "kustomization.yaml")
+	err := os.CopyFS(tmp, os.DirFS(filepath.Join(root, "manifests")))
+	b, err2 := os.ReadFile(p)
+	if err = errors.Join(err, err2); err != nil {
 		t.Fatal(err)
 	}
 	line := "\nnamespace: " + from + "\n"
@@ -409,6 +432,7 @@ func setKustomizationNamespace(t *testing.T, dir, from, to string) {
 	if err := os.WriteFile(p, bytes.Replace(b, []byte(line), []byte("\nnamespace: "+to+"\n"), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return filepath.Dir(p)
 }
 
 // mentions reports a string in obj that names namespace ns as a whole DNS
@@ -427,37 +451,11 @@ func mentions(obj any, ns string) (string, bool) {
 	return "", false
 }
 
-// manifestDocs splits a multi-document YAML file, dropping empty documents.
-func manifestDocs(b []byte) [][]byte {
-	var out [][]byte
-	for doc := range strings.SplitSeq(string(b), "\n---") {
-		doc = strings.TrimPrefix(doc, "\n")
-		if strings.TrimSpace(manifestStripComments(doc)) != "" {
-			out = append(out, []byte(doc))
-		}
-	}
-	return out
-}
+// manifestDocs splits a multi-document YAML file (comment-only documents
+// decode as empty).
+func manifestDocs(b []byte) [][]byte { return bytes.Split(b, []byte("\n---")) }
 
-func manifestStripComments(doc string) string {
-	var b strings.Builder
-	for line := range strings.Lines(doc) {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			b.WriteString(line)
-		}
-	}
-	return b.String()
-}
-
-func manifestKeys[V any](m map[string]V) []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-}
+func manifestKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // checkDeployment checks that the Deployment's flags parse, and that its
 // ports, Services, RBAC and disruption budget agree with each other.
