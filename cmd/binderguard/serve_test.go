@@ -145,7 +145,12 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	env := testenv.Start(t, testenv.WithWebhooks(envtest.WebhookInstallOptions{
 		Paths: []string{filepath.Join(root, "manifests", "webhook", "webhook.yaml")},
 	}))
-	ns := env.Namespace(t)
+	// webhook.yaml as it stands, before kustomize sets the install's
+	// namespace, admits pods of namespace binderhub only.
+	const ns = "binderhub"
+	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
 
 	fb, err := fakebinder.New(fakebinder.Config{BuildTime: 100 * time.Millisecond, LaunchTime: 10 * time.Millisecond})
 	if err != nil {
