@@ -114,7 +114,7 @@ func start(t *testing.T) *cluster {
 		}
 	})
 	addr := net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))
-	eventually(t, 30*time.Second, "webhook server listening", func() error {
+	testenv.Eventually(t, 30*time.Second, "webhook server listening", func() error {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 		if err == nil {
 			conn.Close()
@@ -205,21 +205,6 @@ func (c *cluster) create(t *testing.T, obj client.Object) {
 	t.Helper()
 	if err := c.env.Client.Create(context.Background(), obj); err != nil {
 		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
-	}
-}
-
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -377,7 +362,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if w := c.warns.take(); len(w) != 0 {
 			t.Errorf("Audit returned warnings %q", w)
 		}
-		eventually(t, 30*time.Second, "audit event", func() error {
+		testenv.Eventually(t, 30*time.Second, "audit event", func() error {
 			var evs eventsv1.EventList
 			if err := c.env.Client.List(ctx, &evs, client.InNamespace(ns)); err != nil {
 				return err
@@ -445,7 +430,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		}
 		c.create(t, ban(ns, "report", "git/https%3A%2F%2Fgithub.com%2FReport%2FMe.git", "Enforce", v1alpha1.OnExistingReport))
 		c.sync(t)
-		eventually(t, 30*time.Second, "ban status lists the running pod", func() error {
+		testenv.Eventually(t, 30*time.Second, "ban status lists the running pod", func() error {
 			var rb v1alpha1.RepoBan
 			if err := c.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "report"}, &rb); err != nil {
 				return err
@@ -470,7 +455,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		}
 		c.create(t, ban(ns, "late", "gh/Late/Ban", "Enforce", v1alpha1.OnExistingDelete))
 		c.sync(t)
-		eventually(t, 60*time.Second, "banned build pod deleted", func() error {
+		testenv.Eventually(t, 60*time.Second, "banned build pod deleted", func() error {
 			_, err := pods.Get(ctx, "build-running", metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return nil
@@ -480,7 +465,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if _, err := pods.Get(ctx, "build-bystander", metav1.GetOptions{}); err != nil {
 			t.Fatalf("pod of another repository: %v", err)
 		}
-		eventually(t, 30*time.Second, "ban status lists the deleted pod", func() error {
+		testenv.Eventually(t, 30*time.Second, "ban status lists the deleted pod", func() error {
 			var rb v1alpha1.RepoBan
 			if err := c.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "late"}, &rb); err != nil {
 				return err
@@ -508,7 +493,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 			return p
 		}
 		i := 0
-		eventually(t, 30*time.Second, "over-maximum build pod denied by the validating webhook", func() error {
+		testenv.Eventually(t, 30*time.Second, "over-maximum build pod denied by the validating webhook", func() error {
 			i++
 			_, err := pods.Create(ctx, over(i), metav1.CreateOptions{})
 			if err != nil && strings.Contains(err.Error(), "limits[cpu]: Invalid value: \"4\": exceeds the maximum 1") &&
@@ -537,7 +522,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		i := 0
-		eventually(t, 30*time.Second, "banned build pod admitted in a disabled namespace", func() error {
+		testenv.Eventually(t, 30*time.Second, "banned build pod admitted in a disabled namespace", func() error {
 			i++
 			_, err := pods.Create(ctx, buildPod(fmt.Sprintf("build-glass-%d", i), "https://github.com/bad/miner"), metav1.CreateOptions{})
 			return err

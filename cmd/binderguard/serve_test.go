@@ -210,7 +210,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 		return resp, err
 	}
 	healthURL := "http://" + s.healthLis.Addr().String()
-	serveEventually(t, 20*time.Second, "/readyz answers 200 (policies loaded, webhook serving)", func() error {
+	testenv.Eventually(t, 20*time.Second, "/readyz answers 200 (policies loaded, webhook serving)", func() error {
 		resp, err := get(healthURL + "/readyz")
 		if err != nil {
 			return err
@@ -238,7 +238,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEventually(t, 5*time.Second, "the ban reaches the policy snapshot", func() error {
+	testenv.Eventually(t, 5*time.Second, "the ban reaches the policy snapshot", func() error {
 		if _, ok := s.store.Load().Ban(banned, time.Now()); !ok {
 			return errors.New("not yet")
 		}
@@ -249,7 +249,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// failed event (403) on a 200 stream.
 	gateURL := "http://" + s.gateLis.Addr().String()
 	for _, path := range []string{"/build/gh/bad/miner/HEAD", "/build/gh/Bad/Miner.git/main"} {
-		serveEventually(t, 5*time.Second, "gate refuses "+path, func() error {
+		testenv.Eventually(t, 5*time.Second, "gate refuses "+path, func() error {
 			resp, err := get(gateURL + path)
 			if err != nil {
 				return err
@@ -276,7 +276,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	}
 
 	// (2) The leader marks it Accepted for its generation.
-	serveEventually(t, 10*time.Second, "RepoBan Accepted=True", func() error {
+	testenv.Eventually(t, 10*time.Second, "RepoBan Accepted=True", func() error {
 		var got v1alpha1.RepoBan
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ban), &got); err != nil {
 			return err
@@ -297,7 +297,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	if err := env.Client.Create(ctx, broken); err != nil {
 		t.Fatalf("the CRD now refuses %v itself; pick an object only binderguard's parser refuses: %v", broken.Spec.Repos, err)
 	}
-	serveEventually(t, 10*time.Second, "invalid RepoBan Accepted=False", func() error {
+	testenv.Eventually(t, 10*time.Second, "invalid RepoBan Accepted=False", func() error {
 		var got v1alpha1.RepoBan
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(broken), &got); err != nil {
 			return err
@@ -319,7 +319,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// through the gate to BinderHub, everything else straight to BinderHub.
 	envoyDone := startEnvoy(t, ctx, out, s.xdsLis.Addr().String(), envoyAdmin)
 	edge := "http://" + envoyAddr
-	serveEventually(t, 15*time.Second, "Envoy answers the ban itself", func() error {
+	testenv.Eventually(t, 15*time.Second, "Envoy answers the ban itself", func() error {
 		resp, err := get(edge + "/build/gh/bad/miner/HEAD")
 		if err != nil {
 			return err
@@ -540,20 +540,5 @@ func assertEdgeBan(t *testing.T, ctx context.Context, addr, prefix string) {
 			}
 		}
 		req.VersionInfo, req.ResponseNonce = resp.VersionInfo, resp.Nonce
-	}
-}
-
-func serveEventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -213,3 +213,20 @@ func assetsDir(root string) (string, error) {
 	}
 	return dir, nil
 }
+
+// Eventually calls f until it returns nil, and fails the test with f's last
+// error after d: the API server and informers settle asynchronously.
+func Eventually(t testing.TB, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
