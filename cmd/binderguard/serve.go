@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -276,6 +277,10 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		LeaderElectionNamespace:       c.leaseNamespace,
 		LeaderElectionReleaseOnCancel: true, // runServe returns right after the manager stops
 		GracefulShutdownTimeout:       new(10 * time.Second),
+		// controller-runtime checks controller names process-wide; serve
+		// builds one manager per process, so the check could only refuse
+		// a second in-process run (go test -count=N).
+		Controller: config.Controller{SkipNameValidation: new(true)},
 	}
 	if c.namespace != "" {
 		// A namespaced Role can only list and watch its own namespace.
