@@ -118,6 +118,9 @@ func validateLaunchPolicy(lp *v1alpha1.LaunchPolicy) (launchPolicy, field.ErrorL
 		if sh.ClientIPBurst != nil && sh.ClientIPRate == nil {
 			errs = append(errs, field.Required(p.Child("clientIPRate"), "clientIPBurst requires clientIPRate"))
 		}
+		if sh.ClientIPRate != nil && (len(s.Selector.Repos) > 0 || len(s.Selector.Patterns) > 0) {
+			errs = append(errs, field.Forbidden(p.Child("clientIPRate"), "shed.clientIPRate is enforced site-wide by Envoy's one launch route: set it on a LaunchPolicy with an empty selector"))
+		}
 		if sh.ClientIPRate != nil && sh.ClientIPBurst == nil {
 			l.Shed.ClientIPBurst = max(1, int(l.Shed.ClientIPRate+0.5)) // one second's worth
 		}

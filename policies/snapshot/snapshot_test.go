@@ -220,6 +220,10 @@ func TestInvalidObjectsAreLeftOutAndNamed(t *testing.T) {
 				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
 			}}
 		})), field: "spec.build.resources.limits[memory]"},
+		"a client IP rate on a policy with a selector": {policy: ptr(policy("p", func(p *v1alpha1.LaunchPolicySpec) {
+			p.Selector.Repos = []v1alpha1.RepoRef{"gh/o/r"}
+			p.Shed = &v1alpha1.ShedSpec{ClientIPRate: qty("1")}
+		})), field: "spec.shed.clientIPRate"},
 		"a priority out of range": {policy: ptr(policy("p", func(p *v1alpha1.LaunchPolicySpec) { p.Priority = 5000 })), field: "spec.priority"},
 		"a selector regex that does not compile": {policy: ptr(policy("p", func(p *v1alpha1.LaunchPolicySpec) {
 			p.Selector.Patterns = []v1alpha1.SpecPattern{{Regex: "(unclosed"}}

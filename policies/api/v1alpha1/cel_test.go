@@ -208,8 +208,6 @@ func launchPolicy(mutate func(*v1alpha1.LaunchPolicySpec)) *v1alpha1.LaunchPolic
 			MaxConcurrentPerSpec: ptr.To[int32](32),
 			MaxConcurrentTotal:   ptr.To[int32](64),
 			MaxWaitersTotal:      ptr.To[int32](5000),
-			ClientIPRate:         ptr.To(resource.MustParse("500m")),
-			ClientIPBurst:        ptr.To[int32](5),
 		},
 		Breaker: &v1alpha1.BreakerSpec{
 			ConsecutiveFailures: ptr.To[int32](3),
@@ -270,8 +268,21 @@ func testLaunchPolicyCEL(t *testing.T, create createFunc) {
 			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Collapse.ReleaseRate = ptr.To(resource.MustParse("0")) },
 			wantErrors: []string{"releaseRate must be a positive quantity"},
 		},
+		"a site-wide policy with a client IP rate is accepted": {
+			mutate: func(s *v1alpha1.LaunchPolicySpec) {
+				s.Selector = v1alpha1.SpecSelector{}
+				s.Shed.ClientIPRate, s.Shed.ClientIPBurst = ptr.To(resource.MustParse("500m")), ptr.To[int32](5)
+			},
+		},
+		"a client IP rate on a policy with a selector is refused": {
+			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Shed.ClientIPRate = ptr.To(resource.MustParse("500m")) },
+			wantErrors: []string{"shed.clientIPRate is enforced site-wide"},
+		},
 		"a negative client IP rate is refused": {
-			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Shed.ClientIPRate = ptr.To(resource.MustParse("-100m")) },
+			mutate: func(s *v1alpha1.LaunchPolicySpec) {
+				s.Selector = v1alpha1.SpecSelector{}
+				s.Shed.ClientIPRate = ptr.To(resource.MustParse("-100m"))
+			},
 			wantErrors: []string{"clientIPRate must be a positive quantity"},
 		},
 		"a release burst without a release rate is refused": {
@@ -279,7 +290,7 @@ func testLaunchPolicyCEL(t *testing.T, create createFunc) {
 			wantErrors: []string{"releaseBurst requires releaseRate"},
 		},
 		"a client IP burst without a client IP rate is refused": {
-			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Shed.ClientIPRate = nil },
+			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Shed.ClientIPBurst = ptr.To[int32](5) },
 			wantErrors: []string{"clientIPBurst requires clientIPRate"},
 		},
 		"a per-spec concurrency above the total is refused": {

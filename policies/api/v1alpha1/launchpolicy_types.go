@@ -41,6 +41,7 @@ type LaunchPolicy struct {
 // LaunchPolicySpec holds the launch settings for the specs it selects.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.collapse) || !has(self.collapse.maxWaiters) || !has(self.shed) || !has(self.shed.maxWaitersTotal) || self.collapse.maxWaiters <= self.shed.maxWaitersTotal",message="collapse.maxWaiters must not exceed shed.maxWaitersTotal"
+// +kubebuilder:validation:XValidation:rule="!has(self.shed) || !has(self.shed.clientIPRate) || !has(self.selector) || ((!has(self.selector.repos) || size(self.selector.repos) == 0) && (!has(self.selector.patterns) || size(self.selector.patterns) == 0))",message="shed.clientIPRate is enforced site-wide by Envoy's one launch route: set it on a LaunchPolicy with an empty selector"
 type LaunchPolicySpec struct {
 	// Selector picks the specs this policy applies to. Empty selects every
 	// spec.
@@ -187,6 +188,8 @@ type ShedSpec struct {
 
 	// ClientIPRate is how many launches per second one client IP may
 	// start, as a quantity ("1", "100m" for one every ten seconds).
+	// Envoy enforces it on its one launch route, so it is allowed only on
+	// a LaunchPolicy with an empty selector (the site-wide one).
 	//
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self > 0 : (isQuantity(self) && quantity(self).isGreaterThan(quantity('0')))",message="clientIPRate must be a positive quantity"
