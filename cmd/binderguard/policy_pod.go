@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,9 +21,5 @@ func evaluatePod(snap *snapshot.Snapshot, manifest []byte, now time.Time) (any, 
 	if pod.Kind != "" && pod.Kind != "Pod" {
 		return nil, usageErr("-f: kind %q is not Pod", pod.Kind)
 	}
-	v, err := evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, now))
-	if err != nil {
-		return nil, fmt.Errorf("evaluating the pod: %w", err)
-	}
-	return v, nil
+	return evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, now)), nil
 }

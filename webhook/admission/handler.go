@@ -127,7 +127,7 @@ func (c *core) policies() (evaluate.Policies, *cradmission.Response) {
 type mutating struct{ *core }
 
 // Handle patches build pods into their LaunchPolicy's limits. It never
-// denies: a failure to evaluate allows the pod unchanged (the validating
+// denies: without policies yet it allows the pod unchanged (the validating
 // webhook then judges the final state).
 func (h *mutating) Handle(ctx context.Context, req cradmission.Request) cradmission.Response {
 	start := time.Now()
@@ -151,13 +151,7 @@ func (h *mutating) handle(req cradmission.Request) (cradmission.Response, evalua
 	if bad != nil {
 		return cradmission.Allowed("binderguard has no policies yet: pod not mutated"), evaluate.KindOf(pod)
 	}
-	v, err := evaluate.Mutate(pod, pols)
-	if err != nil {
-		// An errored response would deny the pod (failurePolicy covers only
-		// failed calls), so fail open here too: validation judges the pod.
-		h.cfg.Logger.Error("mutating pod", "namespace", pod.Namespace, "name", pod.Name, "err", err)
-		return cradmission.Allowed("binderguard could not compute build limits: pod not mutated").WithWarnings("binderguard: build limits not applied: " + evaluate.Truncate(err.Error(), 60)), v.Kind
-	}
+	v := evaluate.Mutate(pod, pols)
 	if len(v.Patch) == 0 {
 		return cradmission.Allowed(v.Reason), v.Kind
 	}

@@ -50,18 +50,25 @@ type Finding struct {
 // pod under an Enforce-mode LaunchPolicy, the JSON patch (sorted by path,
 // only what changes) that sets and clamps its resources and deadline. The
 // pod is not modified.
-func Mutate(pod *corev1.Pod, pols Policies) (Verdict, error) {
+func Mutate(pod *corev1.Pod, pols Policies) Verdict {
+	v, _ := mutate(pod, pols)
+	return v
+}
+
+// mutate is Mutate that also returns the mutated pod (pod itself when
+// nothing changes), so Evaluate validates it without mutating twice.
+func mutate(pod *corev1.Pod, pols Policies) (Verdict, *corev1.Pod) {
 	f := Read(pod)
 	v := Verdict{Allowed: true, Kind: f.Kind, Reason: "no change", Patch: []jsonpatch.Operation{}}
 	if f.Kind != KindBuild {
 		v.Reason = "not a build pod"
-		return v, nil
+		return v, pod
 	}
 	b := pols.BuildFor(f.RepoURL, f.Ref)
 	v.Policy, v.Repo = b.Policy, f.RepoURL
 	if b.Mode != ModeEnforce && b.Mode != "" {
 		v.Reason = fmt.Sprintf("%s is in %s mode: not mutated", b.Policy, b.Mode)
-		return v, nil
+		return v, pod
 	}
 	out := pod.DeepCopy()
 	MutateBuild(out, b)
@@ -69,7 +76,7 @@ func Mutate(pod *corev1.Pod, pols Policies) (Verdict, error) {
 	if len(v.Patch) > 0 {
 		v.Reason = fmt.Sprintf("build limits set by %s", b.Policy)
 	}
-	return v, nil
+	return v, out
 }
 
 // Validate is the validating webhook's decision for a pod being created:
@@ -105,22 +112,15 @@ func ValidateResize(pod *corev1.Pod, pols Policies) Verdict {
 
 // Evaluate is what the API server would do with a new pod: mutate, then
 // validate the mutated pod. It backs `binderguard policy test -f`.
-func Evaluate(pod *corev1.Pod, pols Policies) (Verdict, error) {
-	m, err := Mutate(pod, pols)
-	if err != nil {
-		return m, err
-	}
-	out := pod.DeepCopy()
-	if f := Read(pod); f.Kind == KindBuild && len(m.Patch) > 0 {
-		MutateBuild(out, pols.BuildFor(f.RepoURL, f.Ref))
-	}
-	v := Validate(out, pols)
+func Evaluate(pod *corev1.Pod, pols Policies) Verdict {
+	m, mutated := mutate(pod, pols)
+	v := Validate(mutated, pols)
 	v.Patch = m.Patch
 	if v.Allowed && len(m.Patch) > 0 {
 		v.Reason = m.Reason
 		v.Policy = m.Policy
 	}
-	return v, nil
+	return v
 }
 
 // bans checks every repository source of a pod against the bans. A source
