@@ -67,6 +67,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ReadyHold, "ready-hold", fakebinder.DefaultReadyHold, "how long a stream stays open after ready or a failed build")
 	fs.DurationVar(&cfg.KeepaliveInterval, "keepalive", fakebinder.DefaultKeepaliveInterval, "interval of :keepalive comments")
 	fs.StringVar(&cfg.BuildTokenSecret, "build-token-secret", "", "verify build_token query parameters with this HS256 secret")
+	fs.IntVar(&cfg.RateLimit, "rate-limit", 0, "launches allowed per client address per --rate-limit-period without a valid build token, like BinderHub's RateLimiter.limit (0: off; BinderHub's default is 10)")
+	fs.DurationVar(&cfg.RateLimitPeriod, "rate-limit-period", fakebinder.DefaultRateLimitPeriod, "rate limit window (RateLimiter.period_seconds)")
 	fs.StringVar(&cfg.HubURL, "hub-url", fakebinder.DefaultHubURL, "prefix of the fake user-server URLs in ready events")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

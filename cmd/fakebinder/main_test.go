@@ -21,6 +21,7 @@ func TestBadInputIsOneLineAndExitTwo(t *testing.T) {
 		"a malformed duration":      {"--build-time", "soon"},
 		"a pool too small":          {"--pool", "1"},
 		"a broken regex":            {"--fail-specs", "("},
+		"a negative rate limit":     {"--rate-limit", "-1"},
 		"an unknown log level":      {"--log-level", "loud"},
 		"a stray argument":          {"extra"},
 		"two config errors at once": {"--pool", "1", "--banned-specs", "["},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,9 +93,19 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	// BinderHub sets text/event-stream on every response of the handler,
-	// errors included, and always answers 200.
-	st := &stream{ctx: ctx, w: sse.Start(w), ka: time.NewTicker(s.cfg.KeepaliveInterval)}
-	defer st.ka.Stop()
+	// errors included, and always answers 200. Its checks run before its
+	// first flush, so the headers they set (x-ratelimit-*) are sent.
+	var st *stream
+	begin := func() {
+		if st == nil {
+			st = &stream{ctx: ctx, w: sse.Start(w), ka: time.NewTicker(s.cfg.KeepaliveInterval)}
+		}
+	}
+	defer func() {
+		if st != nil {
+			st.ka.Stop()
+		}
+	}()
 	log := s.log.With("path", r.URL.EscapedPath())
 
 	reject := func(p sse.Payload, why string) {
@@ -102,6 +113,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		s.stats.Rejected++
 		s.mu.Unlock()
 		log.Debug("rejected launch", "reason", why)
+		begin()
 		_ = st.send(p)
 	}
 	if !acceptsEventStream(r.Header.Get("Accept")) {
@@ -109,6 +121,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 			Message: "Missing Accept header: text/event-stream\n"}, "accept")
 		return
 	}
+	haveToken := false
 	if s.cfg.BuildTokenSecret != "" {
 		// Without a configured secret the simulator ignores build tokens;
 		// BinderHub would have generated a random secret and refused them.
@@ -123,11 +136,32 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if ok {
+			haveToken = true
 			s.mu.Lock()
 			s.stats.BuildTokensAccepted++
 			s.mu.Unlock()
 		}
 	}
+	ip := clientIP(r.Header, r.RemoteAddr)
+	if s.limiter != nil && !haveToken {
+		// BaseHandler.check_rate_limit: per client address, skipped for a
+		// request with a valid build token.
+		s.mu.Lock()
+		win, ok := s.limiter.increment(ip, time.Now())
+		if !ok {
+			s.stats.RateLimited++
+		}
+		s.mu.Unlock()
+		if !ok {
+			reject(sse.Payload{Phase: sse.PhaseFailed, StatusCode: http.StatusTooManyRequests, Message: s.limiter.exceededMessage() + "\n"}, "rate limit")
+			return
+		}
+		h := w.Header()
+		h.Set("X-Ratelimit-Remaining", strconv.Itoa(win.remaining))
+		h.Set("X-Ratelimit-Reset", strconv.FormatInt(win.reset.Unix(), 10))
+		h.Set("X-Ratelimit-Limit", strconv.Itoa(s.limiter.limit))
+	}
+	begin()
 	if !knownProvider(provider) {
 		reject(sse.Payload{Phase: sse.PhaseFailed, Message: fmt.Sprintf("No provider found for prefix %s\n", provider)}, "provider")
 		return
@@ -153,7 +187,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		request: "v2/" + provider + "/" + spec,
 		persist: "v2/" + provider + "/" + t.ResolvedSpec,
 		host:    launchHost(r),
-		ip:      clientIP(r.Header, r.RemoteAddr),
+		ip:      ip,
 	}
 
 	s.mu.Lock()

@@ -20,6 +20,7 @@ const (
 	DefaultReadyHold         = 60 * time.Second  // BuildHandler sleeps 60 s after ready
 	DefaultKeepaliveInterval = 25 * time.Second  // BuildHandler.KEEPALIVE_INTERVAL
 	DefaultHubURL            = "http://hub.fakebinder.invalid/"
+	DefaultRateLimitPeriod   = time.Hour // RateLimiter.period_seconds
 )
 
 // Config configures a Server. Zero values take the defaults above.
@@ -66,6 +67,15 @@ type Config struct {
 	// BuildTokenSecret, when set, makes the server verify build_token
 	// query parameters (HS256, aud "<provider>/<spec>", origin claim).
 	BuildTokenSecret string
+	// RateLimit is BinderHub's RateLimiter.limit: /build requests allowed
+	// per client address (X-Real-Ip, else the rightmost X-Forwarded-For)
+	// per RateLimitPeriod, skipped for a request with a valid build_token
+	// (only checked with BuildTokenSecret set). 0 turns it off: the
+	// default here, unlike BinderHub's 10, so that storms the tests send
+	// from one address are not refused.
+	RateLimit int
+	// RateLimitPeriod is RateLimiter.period_seconds; default 1 h.
+	RateLimitPeriod time.Duration
 	// HubURL is the prefix of the fake user-server URLs in ready events.
 	HubURL string
 
@@ -96,6 +106,7 @@ func (c Config) withDefaults() Config {
 	setDur(&d.LaunchRetryDelay, DefaultLaunchRetryDelay)
 	setDur(&d.ReadyHold, DefaultReadyHold)
 	setDur(&d.KeepaliveInterval, DefaultKeepaliveInterval)
+	setDur(&d.RateLimitPeriod, DefaultRateLimitPeriod)
 	if d.LaunchRetries == 0 {
 		d.LaunchRetries = DefaultLaunchRetries
 	}
@@ -121,7 +132,7 @@ func (c Config) compile() (compiled, error) {
 	for name, v := range map[string]time.Duration{
 		"build time": d.BuildTime, "launch time": d.LaunchTime, "launch timeout": d.LaunchTimeout,
 		"launch retry delay": d.LaunchRetryDelay, "ready hold": d.ReadyHold,
-		"keepalive interval": d.KeepaliveInterval, "burn cpu": d.BurnCPU,
+		"keepalive interval": d.KeepaliveInterval, "burn cpu": d.BurnCPU, "rate limit period": d.RateLimitPeriod,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrConfig, name, v))
@@ -132,6 +143,9 @@ func (c Config) compile() (compiled, error) {
 	}
 	if d.CPUCapacity < 0 {
 		errs = append(errs, fmt.Errorf("%w: cpu capacity %d is negative", ErrConfig, d.CPUCapacity))
+	}
+	if d.RateLimit < 0 {
+		errs = append(errs, fmt.Errorf("%w: rate limit %d is negative", ErrConfig, d.RateLimit))
 	}
 	if d.LaunchRetries < 0 {
 		errs = append(errs, fmt.Errorf("%w: launch retries %d is negative", ErrConfig, d.LaunchRetries))

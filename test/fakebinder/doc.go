@@ -15,8 +15,11 @@
 // loose, the simulator follows BinderHub's own code (binderhub/builder.py,
 // base.py, launcher.py and repoproviders.py at b9fad995): the ban, unknown
 // provider and malformed spec events carry no status_code, a present but
-// invalid build_token is refused with a 403 failed event, and the Accept
-// header is split on ";" only. Keep it faithful: a test that passes here
+// invalid (or expired) build_token is refused with a 403 failed event
+// while a request without one is allowed, the optional per-address rate
+// limit (BinderHub's RateLimiter, off here by default) is skipped for a
+// request with a valid build_token, and the Accept header is split on ";"
+// only. Keep it faithful: a test that passes here
 // must mean the same against BinderHub.
 //
 // It must never be used as, or in front of, a production BinderHub: it

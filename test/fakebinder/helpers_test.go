@@ -53,6 +53,7 @@ func startServer(t testing.TB, cfg Config) *testServer {
 // launchResult is what one client saw on a /build stream.
 type launchResult struct {
 	Status   int
+	Header   http.Header
 	Events   []sse.Payload
 	Comments int
 	Err      error
@@ -90,7 +91,7 @@ func (ts *testServer) launch(ctx context.Context, path string, hdr http.Header) 
 		return launchResult{Err: err}
 	}
 	defer resp.Body.Close()
-	res := launchResult{Status: resp.StatusCode}
+	res := launchResult{Status: resp.StatusCode, Header: resp.Header}
 	rd := sse.NewReader(resp.Body)
 	for {
 		ev, err := rd.Next()

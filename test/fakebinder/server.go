@@ -32,6 +32,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	pool    *pool
+	limiter *rateLimiter // nil when RateLimit is 0
 
 	mu     sync.Mutex
 	images map[string]*image // by image name: building or built
@@ -60,6 +61,9 @@ func New(cfg Config) (*Server, error) {
 		metrics: m,
 		pool:    newPool(c.Pool),
 		images:  map[string]*image{},
+	}
+	if c.RateLimit > 0 {
+		s.limiter = newRateLimiter(c.RateLimit, c.RateLimitPeriod, time.Now())
 	}
 	s.stats.Pool = int64(c.Pool)
 	s.stats.LoadFactor = 1
@@ -175,7 +179,8 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Reset zeroes the counters and forgets built images, for tests that reuse
+// Reset zeroes the counters and forgets built images and rate-limit
+// windows, for tests that reuse
 // one Server. Builds and streams in flight go on; the gauges (active
 // streams, watchers, queue) keep counting them. Prometheus metrics are not
 // reset: they are monotonic by contract.
@@ -198,6 +203,9 @@ func (s *Server) Reset() {
 	}
 	s.stats.PeakLoadFactor = s.loadFactorLocked()
 	s.pool.resetPeak()
+	if s.limiter != nil {
+		clear(s.limiter.windows)
+	}
 }
 
 // Serve serves the simulator on ln until ctx ends or Close is called, then

@@ -7,8 +7,11 @@ type Stats struct {
 	Requests int64 `json:"requests"`
 	// Rejected counts requests answered with one failed event before any
 	// build or launch: bad Accept, unknown provider, malformed spec, ban,
-	// invalid build token.
+	// invalid build token, rate limit.
 	Rejected int64 `json:"rejected"`
+	// RateLimited counts the rejections by the per-address rate limit
+	// (--rate-limit).
+	RateLimited int64 `json:"rate_limited"`
 	// Banned counts the rejections by --banned-specs.
 	Banned int64 `json:"banned"`
 	// ActiveStreams is the number of /build responses open now.

@@ -587,3 +587,60 @@ func TestWireLaunchRetriesThenFailsUnderLoad(t *testing.T) {
 		t.Errorf("stats %+v; want 1 retry, 1 failure, 2 slowed attempts at load factor 2", st)
 	}
 }
+
+// BinderHub's check_build_token and check_rate_limit (base.py): a request
+// without a token is allowed and counted per client address, a valid token
+// skips the limit, an expired one is refused with 403 whatever the limit.
+func TestWireRateLimitPerAddressSkippedForValidTokens(t *testing.T) {
+	cfg := fast()
+	cfg.BuildTokenSecret = testSecret
+	cfg.BuiltSpecs = "."
+	cfg.RateLimit = 2
+	ts := startServer(t, cfg)
+	token := func(exp time.Duration) string {
+		return signToken(t, testSecret, jwt.SigningMethodHS256, jwt.MapClaims{
+			"aud": "gh/org/repo/HEAD", "origin": "mybinder.org", "exp": time.Now().Add(exp).Unix(),
+		})
+	}
+	from := func(ip string) http.Header {
+		return http.Header{"Origin": {"https://mybinder.org"}, "X-Real-Ip": {ip}}
+	}
+	valid := "/build/gh/org/repo/HEAD?build_token=" + token(time.Minute)
+	bare := "/build/gh/org/repo/HEAD"
+	steps := []struct {
+		what, path, ip string
+		want           sse.Payload // the last event; only phase and status code are compared
+		remaining      string      // x-ratelimit-remaining, "" when the limit does not apply
+	}{
+		{"first launch without a token", bare, "203.0.113.1", sse.Payload{Phase: sse.PhaseReady}, "1"},
+		{"second launch without a token", bare, "203.0.113.1", sse.Payload{Phase: sse.PhaseReady}, "0"},
+		{"a valid token skips the limit", valid, "203.0.113.1", sse.Payload{Phase: sse.PhaseReady}, ""},
+		{"an expired token is refused, not rate limited", "/build/gh/org/repo/HEAD?build_token=" + token(-time.Minute), "203.0.113.1", sse.Payload{Phase: sse.PhaseFailed, StatusCode: 403}, ""},
+		{"a third launch without a token is over the limit", bare, "203.0.113.1", sse.Payload{Phase: sse.PhaseFailed, StatusCode: 429}, ""},
+		{"another address has its own window", bare, "203.0.113.2", sse.Payload{Phase: sse.PhaseReady}, "1"},
+		{"the address is the rightmost X-Forwarded-For without X-Real-Ip", bare, "", sse.Payload{Phase: sse.PhaseReady}, "1"},
+	}
+	for _, st := range steps {
+		hdr := from(st.ip)
+		if st.ip == "" {
+			hdr = http.Header{"Origin": {"https://mybinder.org"}, "X-Forwarded-For": {"203.0.113.1, 198.51.100.9"}}
+		}
+		r := ts.launch(testCtx(t), st.path, hdr)
+		if got := r.last(); got.Phase != st.want.Phase || got.StatusCode != st.want.StatusCode {
+			t.Errorf("%s: last event %+v (phases %v, err %v); want phase %s status %d", st.what, got, r.phases(), r.Err, st.want.Phase, st.want.StatusCode)
+		}
+		if got := r.Header.Get("X-Ratelimit-Remaining"); got != st.remaining {
+			t.Errorf("%s: x-ratelimit-remaining %q, want %q", st.what, got, st.remaining)
+		}
+		if st.want.StatusCode == 429 && r.last().Message != "Rate limit exceeded. Try again in 3600 seconds.\n" {
+			t.Errorf("%s: message %q, want BinderHub's", st.what, r.last().Message)
+		}
+	}
+	if st := ts.Stats(); st.RateLimited != 1 || st.BuildTokensRejected != 1 || st.BuildTokensAccepted != 1 {
+		t.Errorf("stats: rate limited %d, tokens rejected %d, accepted %d; want 1, 1, 1", st.RateLimited, st.BuildTokensRejected, st.BuildTokensAccepted)
+	}
+	ts.Reset()
+	if r := ts.launch(testCtx(t), bare, from("203.0.113.1")); r.last().Phase != sse.PhaseReady {
+		t.Errorf("after reset: phases %v; want the window forgotten", r.phases())
+	}
+}
