@@ -161,7 +161,7 @@ func jwtWithExp(exp time.Time) string {
 		enc(fmt.Appendf(nil, `{"aud":"gh/o/r/HEAD","origin":"binder.test","exp":%d}`, exp.Unix())) + ".c2ln"
 }
 
-func TestTokensPickTheNewestValidToken(t *testing.T) {
+func TestHeldLaunchesNeverPresentAnExpiredToken(t *testing.T) {
 	old := jwtWithExp(t0.Add(-time.Minute))
 	soon := jwtWithExp(t0.Add(5 * time.Second))
 	fresh := jwtWithExp(t0.Add(4 * time.Minute))
@@ -171,15 +171,17 @@ func TestTokensPickTheNewestValidToken(t *testing.T) {
 		spec, origin string
 		own          string
 		want         string
+		choice       TokenChoice
 	}{
-		"a valid own token is kept":                  {seen: []string{fresher}, spec: "gh/o/r/HEAD", origin: "binder.test", own: fresh, want: fresh},
-		"an expired token is swapped for the newest": {seen: []string{fresh, fresher, old}, spec: "gh/o/r/HEAD", origin: "binder.test", own: old, want: fresher},
-		"a token about to expire is swapped":         {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "binder.test", own: soon, want: fresh},
-		"tokens of another origin are not used":      {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "evil.test", own: old, want: old},
-		"tokens of another spelling are not used":    {seen: []string{fresh}, spec: "gh/O/R/HEAD", origin: "binder.test", own: old, want: old},
-		"no token is never given one":                {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "binder.test", own: "", want: ""},
-		"with nothing fresher the own token stays":   {seen: []string{old}, spec: "gh/o/r/HEAD", origin: "binder.test", own: old, want: old},
-		"a token that is not a JWT is kept":          {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "binder.test", own: "opaque", want: "opaque"},
+		"a valid own token is kept":                    {seen: []string{fresher}, spec: "gh/o/r/HEAD", origin: "binder.test", own: fresh, want: fresh, choice: TokenOwn},
+		"an expired token is swapped for the newest":   {seen: []string{fresh, fresher, old}, spec: "gh/o/r/HEAD", origin: "binder.test", own: old, want: fresher, choice: TokenFresher},
+		"a token about to expire is swapped":           {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "binder.test", own: soon, want: fresh, choice: TokenFresher},
+		"tokens of another origin are not used":        {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "evil.test", own: old, want: "", choice: TokenNone},
+		"tokens of another spelling are not used":      {seen: []string{fresh}, spec: "gh/O/R/HEAD", origin: "binder.test", own: old, want: "", choice: TokenNone},
+		"no token is never given one":                  {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "binder.test", own: "", want: "", choice: TokenOwn},
+		"an expired token with nothing fresher goes":   {seen: []string{old}, spec: "gh/o/r/HEAD", origin: "binder.test", own: old, want: "", choice: TokenNone},
+		"a token about to expire with nothing fresher": {seen: []string{soon}, spec: "gh/o/r/HEAD", origin: "binder.test", own: soon, want: "", choice: TokenNone},
+		"a token that is not a JWT is kept":            {seen: []string{fresh}, spec: "gh/o/r/HEAD", origin: "binder.test", own: "opaque", want: "opaque", choice: TokenOwn},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -188,8 +190,9 @@ func TestTokensPickTheNewestValidToken(t *testing.T) {
 				tk.Observe("gh/o/r/HEAD", "binder.test", s)
 			}
 			tk.Observe("gh/o/r/HEAD", "binder.test", "garbage")
-			if got := tk.Fresh(tc.spec, tc.origin, tc.own, t0, 10*time.Second); got != tc.want {
-				t.Errorf("Fresh = %q, want %q", got, tc.want)
+			got, choice := tk.ForHeld(tc.spec, tc.origin, tc.own, t0, 10*time.Second)
+			if got != tc.want || choice != tc.choice {
+				t.Errorf("ForHeld = %q, %v; want %q, %v", got, choice, tc.want, tc.choice)
 			}
 		})
 	}

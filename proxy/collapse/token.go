@@ -82,19 +82,50 @@ func (t *Tokens) evictOldest() {
 	delete(t.newest, oldest)
 }
 
-// Fresh returns the token to forward for a request that presented own:
-// own while it is valid for at least margin more, else the newest token
-// seen for the same spec and origin if that one is, else own unchanged
-// (BinderHub then answers as it would have without the gate).
-func (t *Tokens) Fresh(providerSpec, origin, own string, now time.Time, margin time.Duration) string {
+// TokenChoice says what a held launch presents to BinderHub as its
+// build_token.
+type TokenChoice int
+
+const (
+	// TokenOwn: its own token, unchanged (valid for long enough, absent,
+	// or not a JWT whose expiry the gate can read).
+	TokenOwn TokenChoice = iota
+	// TokenFresher: the newest token seen for the same spec and origin,
+	// because its own expires too soon.
+	TokenFresher
+	// TokenNone: no token at all. Its own expires too soon and nothing
+	// fresher is known; BinderHub refuses an expired token with 403 but
+	// lets a launch without one through its per-IP rate limit.
+	TokenNone
+)
+
+func (c TokenChoice) String() string {
+	switch c {
+	case TokenOwn:
+		return "own"
+	case TokenFresher:
+		return "fresher"
+	case TokenNone:
+		return "none"
+	}
+	return "unknown"
+}
+
+// ForHeld chooses the build_token for a held launch that presented own and
+// is about to be sent to BinderHub: own while it stays valid for at least
+// margin more (the time its request may take to reach BinderHub, with
+// clock skew), else the newest token seen for the same spec and origin if
+// that one does, else none. It never returns a token it knows BinderHub
+// will refuse as expired.
+func (t *Tokens) ForHeld(providerSpec, origin, own string, now time.Time, margin time.Duration) (string, TokenChoice) {
 	if own == "" {
-		return own
+		return "", TokenOwn
 	}
 	if exp, ok := TokenExpiry(own); !ok || exp.After(now.Add(margin)) {
-		return own
+		return own, TokenOwn
 	}
 	if cur, ok := t.newest[tokenKey(providerSpec, origin)]; ok && cur.exp.After(now.Add(margin)) {
-		return cur.token
+		return cur.token, TokenFresher
 	}
-	return own
+	return "", TokenNone
 }

@@ -47,13 +47,16 @@
 //     it and the oldest follower leads next with its own request. Only a
 //     failed event after the build started is a build failure, shared with
 //     the followers (message only) and counted by the breaker.
-//   - build_token: a held follower whose own token expires within
+//   - build_token: a held launch whose own token expires within
 //     Config.TokenMargin presents, on release or promotion, the newest
-//     unexpired token seen for the same provider spec and origin. The gate
-//     reads exp from the JWT without verifying it; that is safe because
-//     BinderHub verifies what it receives, and a build token names the
-//     spec and origin, not a user. A request without a token never gets
-//     one.
+//     token seen for the same provider spec and origin that does not, and
+//     goes without a token when there is none: BinderHub refuses an
+//     expired token with 403 but lets a launch without one through its
+//     per-IP rate limit. The gate reads exp from the JWT without verifying
+//     it; that is safe because BinderHub verifies what it receives, and a
+//     build token names the spec and origin, not a user. A request without
+//     a token never gets one, and a launch that is not held (a first
+//     leader, a pass) goes on with exactly what its client sent.
 //   - A leader whose client leaves before built is replaced by the oldest
 //     follower; its own request re-attaches to the running build
 //     (BinderHub answers the second pod create with 409 and attaches).

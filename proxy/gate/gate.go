@@ -48,8 +48,10 @@ type Config struct {
 	ReplayEvents, ReplayBytes int
 	// ShedRetryAfter is the Retry-After of a 429; default 30 s.
 	ShedRetryAfter time.Duration
-	// TokenMargin: a held follower's build_token that expires within it is
-	// swapped for a newer one on release; default 30 s.
+	// TokenMargin: a held launch's build_token that expires within it is
+	// swapped for a newer one on release or promotion, or dropped when
+	// there is none; default 30 s (the time to reach BinderHub, with room
+	// for clock skew between the two pods).
 	TokenMargin time.Duration
 	// StateInterval is how often a changed State is published; default
 	// 250 ms.

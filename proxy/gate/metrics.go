@@ -14,6 +14,7 @@ type metrics struct {
 	upstreamStreams prometheus.Gauge
 	breakersOpen    prometheus.Gauge
 	hotWaiters      *prometheus.GaugeVec
+	expiredTokens   *prometheus.CounterVec
 }
 
 // newMetrics registers the gate's metrics on reg (a private registry when
@@ -60,8 +61,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "binderguard_hot_spec_waiters",
 			Help: "Held launches of the specs with the most waiters (top few only).",
 		}, []string{"spec"}),
+		expiredTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_expired_build_tokens_total",
+			Help: "Held launches whose build_token expired while they were held (or would have before reaching BinderHub), by what the gate sent instead: refreshed (the newest token seen for the same spec and origin) or dropped (no token: BinderHub counts the launch once against its user's address in its per-IP rate limit).",
+		}, []string{"action"}),
 	}
-	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters} {
+	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

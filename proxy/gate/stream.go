@@ -31,16 +31,25 @@ func (s *launchStream) end() {
 	}
 }
 
-// freshToken is the build_token to forward for r: its own, or a newer one
-// seen for the same spec and origin when its own is about to expire.
-func (g *Gate) freshToken(f *flight, r *http.Request, providerSpec string) string {
+// heldToken is the build_token a held launch (released or promoted)
+// presents to BinderHub: never one that expired while it was held (see
+// collapse.Tokens.ForHeld).
+func (g *Gate) heldToken(f *flight, r *http.Request, providerSpec string) string {
 	own := r.URL.Query().Get("build_token")
 	if own == "" {
 		return ""
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return f.tokens.Fresh(providerSpec, origin(r), own, time.Now(), g.cfg.TokenMargin)
+	token, choice := f.tokens.ForHeld(providerSpec, origin(r), own, time.Now(), g.cfg.TokenMargin)
+	g.mu.Unlock()
+	switch choice {
+	case collapse.TokenFresher:
+		g.m.expiredTokens.WithLabelValues("refreshed").Inc()
+	case collapse.TokenNone:
+		g.m.expiredTokens.WithLabelValues("dropped").Inc()
+		g.log.Debug("held launch sent without its expired build_token", "key", f.key)
+	}
+	return token
 }
 
 // lead runs a leader's own upstream request and shares its build log with
@@ -51,7 +60,12 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	defer ls.end()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	token := g.freshToken(f, r, providerSpec)
+	// A first leader goes on at once with what its client sent, as it
+	// would without the gate; a promoted one was held.
+	token := r.URL.Query().Get("build_token")
+	if promoted {
+		token = g.heldToken(f, r, providerSpec)
+	}
 	g.mu.Lock()
 	me.cancel = cancel
 	if me.tooLong {
@@ -188,7 +202,7 @@ func (g *Gate) roundTrip(ctx context.Context, r *http.Request, token string) (*h
 func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *follower) {
 	ls := &launchStream{g: g, key: f.key}
 	defer ls.end()
-	resp, err := g.roundTrip(r.Context(), r, g.freshToken(f, r, fo.providerSpec))
+	resp, err := g.roundTrip(r.Context(), r, g.heldToken(f, r, fo.providerSpec))
 	if err != nil {
 		if r.Context().Err() == nil {
 			_ = sw.Write(sse.Failed(502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute."))
@@ -236,7 +250,7 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string) {
 	ls := &launchStream{g: g, key: key}
 	defer ls.end()
-	resp, err := g.roundTrip(r.Context(), r, "")
+	resp, err := g.roundTrip(r.Context(), r, r.URL.Query().Get("build_token"))
 	if err != nil {
 		if r.Context().Err() == nil {
 			g.log.Warn("upstream request failed", "key", key, "err", err)

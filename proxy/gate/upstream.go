@@ -38,17 +38,21 @@ func NewTransport() *http.Transport {
 }
 
 // upstreamRequest builds the request the gate sends to BinderHub on behalf
-// of client request in: same path and query (with buildToken replacing a
-// build_token when non-empty), same end-to-end headers including Host,
-// Cookie, Authorization, Origin, X-Real-Ip and X-Forwarded-For.
+// of client request in: same path and query, except that buildToken is
+// the build_token it carries (none when empty), same end-to-end headers
+// including Host, Cookie, Authorization, Origin, X-Real-Ip and
+// X-Forwarded-For.
 func (g *Gate) upstreamRequest(ctx context.Context, in *http.Request, buildToken string) (*http.Request, error) {
 	u := *g.upstream
 	u.Path = strings.TrimSuffix(g.upstream.Path, "/") + in.URL.Path
 	u.RawPath = strings.TrimSuffix(g.upstream.EscapedPath(), "/") + in.URL.EscapedPath()
 	q := in.URL.RawQuery
-	if buildToken != "" && buildToken != in.URL.Query().Get("build_token") {
-		v := in.URL.Query()
-		v.Set("build_token", buildToken)
+	if v := in.URL.Query(); buildToken != v.Get("build_token") {
+		if buildToken == "" {
+			v.Del("build_token")
+		} else {
+			v.Set("build_token", buildToken)
+		}
 		q = v.Encode()
 	}
 	u.RawQuery = q

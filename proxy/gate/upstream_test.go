@@ -24,7 +24,7 @@ func TestUpstreamRequestCarriesTheClientsOwnHeaders(t *testing.T) {
 		wantHost     string
 	}{
 		"end-to-end headers, Host and query pass unchanged": {
-			path: "/build/gh/o/r/HEAD?build_token=abc&x=1", remote: "127.0.0.1:5000",
+			path: "/build/gh/o/r/HEAD?build_token=abc&x=1", remote: "127.0.0.1:5000", token: "abc",
 			header: http.Header{
 				"Cookie": {"c=1"}, "Authorization": {"token t"}, "Origin": {"https://binder.test"},
 				"X-Real-Ip": {"203.0.113.7"}, "X-Forwarded-For": {"203.0.113.7"}, "Accept": {"text/event-stream"},
@@ -46,6 +46,10 @@ func TestUpstreamRequestCarriesTheClientsOwnHeaders(t *testing.T) {
 		"a fresher build token replaces the client's": {
 			path: "/build/gh/o/r/HEAD?build_token=old", remote: "127.0.0.1:5000", token: "new",
 			wantURL: "http://binder:8585/base/build/gh/o/r/HEAD?build_token=new", wantHeader: http.Header{}, wantHost: "binder.test",
+		},
+		"a build token the gate must not send is removed": {
+			path: "/build/gh/o/r/HEAD?x=1&build_token=expired", remote: "127.0.0.1:5000", token: "",
+			wantURL: "http://binder:8585/base/build/gh/o/r/HEAD?x=1", wantHeader: http.Header{}, wantHost: "binder.test",
 		},
 		"percent-encoding of the spec is kept": {
 			path: "/build/git/https%3A%2F%2Fgithub.com%2Fo%2Fr.git/HEAD", remote: "127.0.0.1:5000",
