@@ -540,8 +540,13 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 	// xDS port serve listens on.
 	script := expand(strings.Join(boot.Args, " "))
 	cmdline, out, ok := strings.Cut(script, ">")
-	if !ok || strings.TrimSpace(out) != "/etc/envoy/envoy.yaml" || !slices.Contains(envoy.Args, "--config-path=/etc/envoy/envoy.yaml") {
+	if i := slices.Index(envoy.Args, "--config-path"); !ok || strings.TrimSpace(out) != "/etc/envoy/envoy.yaml" || i < 0 || i+1 >= len(envoy.Args) || envoy.Args[i+1] != "/etc/envoy/envoy.yaml" {
 		t.Errorf("bootstrap %q and envoy %q disagree on the bootstrap file", script, envoy.Args)
+	}
+	for _, a := range envoy.Args {
+		if strings.HasPrefix(a, "-") && strings.Contains(a, "=") {
+			t.Errorf("envoy arg %q: Envoy's command line rejects --flag=value", a)
+		}
 	}
 	f := strings.Fields(strings.ReplaceAll(cmdline, `"`, ""))
 	if len(f) < 3 || f[0] != "exec" || f[1] != "binderguard" || f[2] != "bootstrap" {
