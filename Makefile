@@ -7,7 +7,7 @@ export KUBEBUILDER_ASSETS ?= $(TOOLS)/bin
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BINARIES := binderguard fakebinder launchstorm
 
-.PHONY: help build tools test bench run lint manifests golden clean
+.PHONY: help build images tools test bench run lint manifests golden clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ help: ## list the targets
 build: ## build bin/binderguard, bin/fakebinder, bin/launchstorm
 	@mkdir -p bin
 	$(GO) build -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+images: ## build image archives in bin/images/ without Docker (binderguard, fakebinder, test Envoy, pause, CoreDNS)
+	@test/images/build.sh bin/images
 
 tools: ## install Envoy, kube-apiserver, etcd and Node packages into .tools/
 	@test/tools/install.sh

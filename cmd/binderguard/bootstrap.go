@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/binderguard/binderguard/xds/bootstrap"
 )
 
-// runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local Envoy.
+// runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local Envoy,
+// or writes it to --output: the image has no shell to redirect with.
 func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	nodeID := fs.String("node-id", "", "Envoy node id (required)")
@@ -19,6 +21,7 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	stats := fs.String("stats", "", "address of a listener serving only /stats/prometheus (empty: none)")
 	delta := fs.Bool("delta", false, "use incremental (delta) xDS instead of state of the world")
 	maxConns := fs.Int64("max-connections", bootstrap.DefaultMaxConnections, "overload manager cap on downstream connections")
+	output := fs.String("output", "", "write the bootstrap to this file (mode 0644) instead of standard output")
 	if err := parseFlags(fs, args, stdout, nil); err != nil {
 		return err
 	}
@@ -42,6 +45,12 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("building the bootstrap: %w", err)
 	}
-	_, err = stdout.Write(y)
-	return err
+	if *output == "" {
+		_, err = stdout.Write(y)
+		return err
+	}
+	if err := os.WriteFile(*output, y, 0o644); err != nil {
+		return fmt.Errorf("writing the bootstrap: %w", err)
+	}
+	return nil
 }
