@@ -536,23 +536,52 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 		t.Errorf("binderguard probes %s and %s", bg.ReadinessProbe.HTTPGet.Path, bg.LivenessProbe.HTTPGet.Path)
 	}
 
-	// The bootstrap: the init container's flags parse, and Envoy dials the
-	// xDS port serve listens on.
-	script := expand(strings.Join(boot.Args, " "))
-	cmdline, out, ok := strings.Cut(script, ">")
-	if !ok || strings.TrimSpace(out) != "/etc/envoy/envoy.yaml" || !slices.Contains(envoy.Args, "--config-path=/etc/envoy/envoy.yaml") {
-		t.Errorf("bootstrap %q and envoy %q disagree on the bootstrap file", script, envoy.Args)
+	// The bootstrap: the init container runs the image's entrypoint (the
+	// binary; there is no shell) with flags that parse, it writes the file
+	// Envoy reads into the volume both mount, and Envoy dials the xDS port
+	// serve listens on.
+	for _, c := range []corev1.Container{boot, bg} {
+		if len(c.Command) != 0 {
+			t.Errorf("container %s sets command %q: the image's entrypoint must run (args only)", c.Name, c.Command)
+		}
 	}
-	f := strings.Fields(strings.ReplaceAll(cmdline, `"`, ""))
-	if len(f) < 3 || f[0] != "exec" || f[1] != "binderguard" || f[2] != "bootstrap" {
-		t.Fatalf("bootstrap runs %q", cmdline)
+	if len(boot.Args) == 0 || boot.Args[0] != "bootstrap" {
+		t.Fatalf("bootstrap runs %q", boot.Args)
 	}
-	var boot1 bytes.Buffer
-	if err := runBootstrap(context.Background(), f[3:], &boot1); err != nil {
-		t.Fatalf("bootstrap flags in the Deployment: %v", err)
+	var bootArgs []string
+	var output, written string
+	for _, a := range boot.Args[1:] {
+		a = expand(a)
+		if v, ok := strings.CutPrefix(a, "--output="); ok {
+			output, written = v, filepath.Join(t.TempDir(), filepath.Base(v))
+			a = "--output=" + written
+		}
+		bootArgs = append(bootArgs, a)
 	}
-	if !strings.Contains(boot1.String(), "port_value: "+strconv.Itoa(manifestPort(t, c.xdsAddr))) {
-		t.Errorf("the bootstrap does not dial serve's xDS port %s:\n%s", c.xdsAddr, boot1.String())
+	if output == "" || !slices.Contains(envoy.Args, "--config-path="+output) {
+		t.Errorf("bootstrap writes %q, envoy %q: they disagree on the bootstrap file", output, envoy.Args)
+	}
+	mountedAt := func(c corev1.Container, dir string) string {
+		for _, vm := range c.VolumeMounts {
+			if vm.MountPath == dir {
+				return vm.Name
+			}
+		}
+		return ""
+	}
+	if v := mountedAt(boot, filepath.Dir(output)); v == "" || mountedAt(envoy, filepath.Dir(output)) != v {
+		t.Errorf("bootstrap and envoy do not share a volume at %s", filepath.Dir(output))
+	}
+	var stdout bytes.Buffer
+	if err := runBootstrap(context.Background(), bootArgs, &stdout); err != nil || stdout.Len() != 0 {
+		t.Fatalf("bootstrap flags in the Deployment: %v (printed %q)", err, stdout.String())
+	}
+	boot1, err := os.ReadFile(written)
+	if err != nil {
+		t.Fatalf("bootstrap did not write its --output: %v", err)
+	}
+	if !bytes.Contains(boot1, []byte("port_value: "+strconv.Itoa(manifestPort(t, c.xdsAddr)))) {
+		t.Errorf("the bootstrap does not dial serve's xDS port %s:\n%s", c.xdsAddr, boot1)
 	}
 
 	// Services select these pods and reach named container ports.
