@@ -63,8 +63,9 @@ func TestServeSelfSignedCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	deploy := filepath.Join(root, "manifests", "deploy")
-	for key, obj := range renderManifests(t, movedKustomization(t, root, kustomizationNamespace(t, deploy), ns, false)) {
-		if err := env.Client.Create(ctx, obj.(client.Object)); err != nil {
+	rendered := renderManifests(t, movedKustomization(t, root, kustomizationNamespace(t, deploy), ns, false))
+	for key, obj := range rendered {
+		if err := env.Client.Create(ctx, obj.(client.Object).DeepCopyObject().(client.Object)); err != nil {
 			t.Fatalf("applying %s: %v", key, err)
 		}
 	}
@@ -242,7 +243,24 @@ func TestServeSelfSignedCertificates(t *testing.T) {
 		t.Errorf("the handshake succeeds for a name the certificate is not for: the client does not verify")
 	}
 
-	// (6) The ServiceAccount can read that one Secret, by name, and not the
+	// (6) A configuration recreated from the manifests (break glass undone:
+	// `kubectl apply -k` after a delete) gets the CA back.
+	vwc := rendered["ValidatingWebhookConfiguration/"+whName].(*admissionregistrationv1.ValidatingWebhookConfiguration)
+	if err := env.Client.Delete(ctx, vwc.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, vwc.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the recreated validating configuration gets the CA back", func() error {
+		got, err := caBundles()
+		if err == nil && !bytes.Equal(got["validating repo-bans.binderguard.io"], secret.Data["ca.crt"]) {
+			err = errors.New("no caBundle yet")
+		}
+		return err
+	})
+
+	// (7) The ServiceAccount can read that one Secret, by name, and not the
 	// hub's Secrets beside it: the rotator's lists and watches are scoped
 	// to the name, which is what let it run under this RBAC at all.
 	kube := kubernetes.NewForConfigOrDie(sa.Config())
