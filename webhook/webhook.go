@@ -1,7 +1,9 @@
 // Package webhook wires binderguard's pod admission into a
 // controller-runtime manager: the TLS webhook server with the mutating and
 // validating pod handlers, its readiness check, and the controller that
-// acts on pods already running when a RepoBan appears.
+// acts on pods already running when a RepoBan appears; in self-signed
+// certificate mode, also the rotator that keeps the serving certificate
+// (webhook/certs), with the server started only once it is in place.
 //
 // The decisions live in webhook/evaluate (pure), the handlers in
 // webhook/admission, serving in webhook/server, existing pods in
@@ -10,16 +12,20 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/webhook/admission"
+	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/webhook/evaluate"
 	"github.com/binderguard/binderguard/webhook/existing"
 	"github.com/binderguard/binderguard/webhook/server"
@@ -36,6 +42,14 @@ type Config struct {
 	Host    string
 	Port    int
 	CertDir string
+	// CertMode says who writes CertDir and the webhook configurations'
+	// caBundle: certs.SelfSigned (binderguard, which then needs CertDir and
+	// Namespace) or certs.External (cert-manager or the operator).
+	CertMode certs.Mode
+	// Namespace of the install: where the certificate Secret and the
+	// webhook Service are, and the suffix of the webhook configurations'
+	// name (self-signed mode only).
+	Namespace string
 	// Registerer receives binderguard_webhook_* metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger is the component logger; nil discards.
@@ -82,9 +96,30 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(srv); err != nil {
+	var run manager.Runnable = srv
+	if cfg.CertMode == certs.SelfSigned {
+		ready, err := certs.Add(mgr, certs.Config{Namespace: cfg.Namespace, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-certs")})
+		if err != nil {
+			return err
+		}
+		// controller-runtime's server reads the files when it starts: start
+		// it once the rotator's certificate is mounted.
+		run = startWhenReady{ready: ready, srv: srv, log: cfg.Logger}
+		if err := mgr.AddReadyzCheck("webhook-certs", func(*http.Request) error {
+			select {
+			case <-ready:
+				return nil
+			default:
+				return errors.New("serving certificate not yet written, mounted and injected into the webhook configurations")
+			}
+		}); err != nil {
+			return fmt.Errorf("adding the webhook certificate readiness check: %w", err)
+		}
+	}
+	if err := mgr.Add(run); err != nil {
 		return fmt.Errorf("adding the webhook server to the manager: %w", err)
 	}
+	// Ready once the server answers TLS on its port (it dials it).
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding the webhook readiness check: %w", err)
 	}
@@ -95,3 +130,23 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	}
 	return nil
 }
+
+// startWhenReady starts the webhook server once ready closes, on every
+// replica.
+type startWhenReady struct {
+	ready <-chan struct{}
+	srv   crwebhook.Server
+	log   *slog.Logger
+}
+
+func (s startWhenReady) Start(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.ready:
+	}
+	s.log.Info("serving certificate in place, starting the webhook server")
+	return s.srv.Start(ctx)
+}
+
+func (startWhenReady) NeedLeaderElection() bool { return false }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/binderguard/binderguard/xds/bootstrap"
 )
 
-// runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local Envoy,
-// or writes it to --output: the image has no shell to redirect with.
+// runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local
+// Envoy, or writes it to --output: the init container runs it without a
+// shell (the image holds only the binary).
 func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	nodeID := fs.String("node-id", "", "Envoy node id (required)")
@@ -21,7 +23,7 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	stats := fs.String("stats", "", "address of a listener serving only /stats/prometheus (empty: none)")
 	delta := fs.Bool("delta", false, "use incremental (delta) xDS instead of state of the world")
 	maxConns := fs.Int64("max-connections", bootstrap.DefaultMaxConnections, "overload manager cap on downstream connections")
-	output := fs.String("output", "", "write the bootstrap to this file (mode 0644) instead of standard output")
+	output := fs.String("output", "", "write the bootstrap to this file, atomically, instead of stdout (the directory must exist)")
 	if err := parseFlags(fs, args, stdout, nil); err != nil {
 		return err
 	}
@@ -49,8 +51,44 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = stdout.Write(y)
 		return err
 	}
-	if err := os.WriteFile(*output, y, 0o644); err != nil {
-		return fmt.Errorf("writing the bootstrap: %w", err)
+	return writeFileAtomic(*output, y)
+}
+
+// writeFileAtomic writes b to path through a temporary file in the same
+// directory and a rename, so Envoy never reads a partial bootstrap. The
+// file is world-readable: Envoy runs as another user than the init
+// container.
+func writeFileAtomic(path string, b []byte) (err error) {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("writing the bootstrap to %s: directory %s: %w", path, dir, err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("writing the bootstrap to %s: %s is not a directory", path, dir)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing the bootstrap to %s (is the directory writable?): %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("writing the bootstrap to %s: %w", f.Name(), err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("making the bootstrap %s readable: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing the bootstrap to %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing the bootstrap to %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("moving the bootstrap into place at %s: %w", path, err)
 	}
 	return nil
 }

@@ -33,55 +33,73 @@ import (
 
 	testenv "github.com/binderguard/binderguard/test/envtest"
 	"github.com/binderguard/binderguard/webhook/admission"
+	"github.com/binderguard/binderguard/webhook/certs"
 )
 
 // TestDeployManifests builds manifests/deploy with kustomize's own library
 // (what `kubectl apply -k` runs), as shipped and again with nothing but the
-// kustomization's namespace changed, decodes every rendered object strictly
-// (unknown or duplicate fields fail) and checks that the pieces refer to
-// each other by the right names, ports and namespace.
+// kustomization's namespace changed, each without and with the
+// cert-manager component, decodes every rendered object strictly (unknown
+// or duplicate fields fail) and checks that the pieces refer to each other
+// by the right names, ports and namespace.
 func TestDeployManifests(t *testing.T) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "manifests", "deploy")
+	shipped := kustomizationNamespace(t, dir)
+	const moved = "bg-elsewhere"
 
-	t.Run("as shipped every object and reference is in the kustomization's namespace", func(t *testing.T) {
-		checkRendered(t, renderManifests(t, dir), kustomizationNamespace(t, dir))
-	})
-
-	t.Run("changing only the kustomization's namespace moves every reference with it", func(t *testing.T) {
-		shipped := kustomizationNamespace(t, dir)
-		const moved = "bg-elsewhere"
-		objs := renderManifests(t, movedKustomization(t, root, shipped, moved))
-		checkRendered(t, objs, moved)
-		for key, obj := range objs {
-			if s, ok := mentions(obj, shipped); ok {
-				t.Errorf("%s still names the namespace %q: %q", key, shipped, s)
+	for _, mode := range []certs.Mode{certs.SelfSigned, certs.External} {
+		// The shipped kustomization, or a copy with the component's line
+		// uncommented as an operator would.
+		render := func(ns string) map[string]any {
+			if ns == shipped && mode == certs.SelfSigned {
+				return renderManifests(t, dir)
 			}
+			return renderManifests(t, movedKustomization(t, root, shipped, ns, mode == certs.External))
 		}
-	})
+		t.Run(mode.String()+" certificates: as shipped every object and reference is in the kustomization's namespace", func(t *testing.T) {
+			checkRendered(t, render(shipped), shipped, mode)
+		})
 
-	t.Run("installs in two namespaces share no cluster-scoped object", func(t *testing.T) {
-		shipped := kustomizationNamespace(t, dir)
-		a, b := renderManifests(t, dir), renderManifests(t, movedKustomization(t, root, shipped, "bg-elsewhere"))
-		n := 0
-		for key := range a {
-			if kind, _, _ := strings.Cut(key, "/"); !deployKinds[kind] {
-				n++
-				if b[key] != nil {
-					t.Errorf("both installs apply cluster-scoped %s: the second overwrites the first", key)
+		t.Run(mode.String()+" certificates: changing only the kustomization's namespace moves every reference with it", func(t *testing.T) {
+			objs := render(moved)
+			checkRendered(t, objs, moved, mode)
+			for key, obj := range objs {
+				if s, ok := mentions(obj, shipped); ok {
+					t.Errorf("%s still names the namespace %q: %q", key, shipped, s)
 				}
 			}
-		}
-		if n != 2 {
-			t.Errorf("%d cluster-scoped objects, want the two webhook configurations", n)
-		}
-	})
+		})
+
+		t.Run(mode.String()+" certificates: installs in two namespaces share no cluster-scoped object", func(t *testing.T) {
+			a, b := render(shipped), render(moved)
+			var clusterScoped []string
+			for key := range a {
+				if kind, _, _ := strings.Cut(key, "/"); !deployKinds[kind] {
+					clusterScoped = append(clusterScoped, kind)
+					if b[key] != nil {
+						t.Errorf("both installs apply cluster-scoped %s: the second overwrites the first", key)
+					}
+				}
+			}
+			// The two webhook configurations; self-signed, also the
+			// ClusterRole (and its binding) that lets binderguard write
+			// their caBundle.
+			want := []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+			if mode == certs.SelfSigned {
+				want = append(want, "ClusterRole", "ClusterRoleBinding")
+			}
+			if slices.Sort(clusterScoped); !slices.Equal(clusterScoped, slices.Sorted(slices.Values(want))) {
+				t.Errorf("cluster-scoped objects %v, want %v", clusterScoped, want)
+			}
+		})
+	}
 
 	t.Run("each kustomization lists its directory and no file sets a namespace", func(t *testing.T) {
-		checkSources(t, dir, filepath.Join(root, "manifests", "webhook"))
+		checkSources(t, dir, filepath.Join(root, "manifests", "webhook"), filepath.Join(root, "manifests", "webhook", "cert-manager"))
 	})
 
 	t.Run("the webhook Service is defined once among all manifests", func(t *testing.T) {
@@ -114,41 +132,14 @@ func TestDeployManifests(t *testing.T) {
 	})
 }
 
-// Kinds the deployment may contain, and whether each is namespaced. There
-// is deliberately no ClusterRole: binderguard needs nothing cluster-wide.
+// Kinds the deployment may contain, and whether each is namespaced. The
+// one ClusterRole lets binderguard write the caBundle of its own two
+// webhook configurations (self-signed certificates; checkCertificates).
 var deployKinds = map[string]bool{
 	"ServiceAccount": true, "Role": true, "RoleBinding": true, "Deployment": true, "Service": true,
-	"PodDisruptionBudget": true, "NetworkPolicy": true, "Issuer": true, "Certificate": true,
+	"PodDisruptionBudget": true, "NetworkPolicy": true, "Issuer": true, "Certificate": true, "Secret": true,
 	"MutatingWebhookConfiguration": false, "ValidatingWebhookConfiguration": false,
-}
-
-// The cert-manager kinds, with just the fields the manifests use: decoding
-// strictly into them catches a misspelt field as the scheme does for the
-// built-in kinds.
-type certIssuer struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              struct {
-		SelfSigned *struct{} `json:"selfSigned"`
-	} `json:"spec"`
-}
-
-type certCertificate struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              struct {
-		SecretName string   `json:"secretName"`
-		DNSNames   []string `json:"dnsNames"`
-		IssuerRef  struct {
-			Name string `json:"name"`
-			Kind string `json:"kind"`
-		} `json:"issuerRef"`
-		PrivateKey struct {
-			Algorithm      string `json:"algorithm"`
-			Size           int    `json:"size"`
-			RotationPolicy string `json:"rotationPolicy"`
-		} `json:"privateKey"`
-	} `json:"spec"`
+	"ClusterRole": false, "ClusterRoleBinding": false,
 }
 
 // renderManifests runs kustomize on dir and decodes the output strictly,
@@ -198,8 +189,9 @@ func renderManifests(t *testing.T, dir string) map[string]any {
 	return objs
 }
 
-// checkRendered checks a rendering whose kustomization namespace is ns.
-func checkRendered(t *testing.T, objs map[string]any, ns string) {
+// checkRendered checks a rendering whose kustomization namespace is ns,
+// with the certificate kept in mode.
+func checkRendered(t *testing.T, objs map[string]any, ns string, mode certs.Mode) {
 	t.Helper()
 	for key, obj := range objs {
 		kind, _, _ := strings.Cut(key, "/")
@@ -223,53 +215,20 @@ func checkRendered(t *testing.T, objs map[string]any, ns string) {
 	if !ok {
 		t.Fatalf("no Deployment binderguard among %v", manifestKeys(objs))
 	}
-	checkDeployment(t, dep, ns, objs)
+	serve := checkDeployment(t, dep, ns, objs)
 	checkWebhooks(t, dep, ns, objs)
+	checkCertificates(t, dep, ns, objs, serve, mode)
 }
 
 // checkWebhooks checks that both webhook configurations reach the
-// webhook Service in ns through a certificate issued for its name, and
-// that their selectors see binder pods in ns, and never binderguard's own
-// pods or any other namespace.
+// webhook Service in ns (checkCertificates checks the certificate for its
+// name), and that their selectors see binder pods in ns, and never
+// binderguard's own pods or any other namespace.
 func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]any) {
 	t.Helper()
 	svc, ok := objs["Service/binderguard-webhook"].(*corev1.Service)
 	if !ok {
 		t.Fatal("no Service binderguard-webhook")
-	}
-	cert, ok := objs["Certificate/binderguard-webhook"].(*certCertificate)
-	if !ok {
-		t.Fatal("no Certificate binderguard-webhook")
-	}
-	if want := []string{svc.Name + "." + ns + ".svc", svc.Name + "." + ns + ".svc.cluster.local"}; !slices.Equal(cert.Spec.DNSNames, want) {
-		t.Errorf("certificate DNS names %v, want %v", cert.Spec.DNSNames, want)
-	}
-	if _, ok := objs[cert.Spec.IssuerRef.Kind+"/"+cert.Spec.IssuerRef.Name].(*certIssuer); !ok || cert.Spec.IssuerRef.Kind != "Issuer" {
-		t.Errorf("the certificate's issuer %+v is not the Issuer shipped beside it", cert.Spec.IssuerRef)
-	}
-	// The Secret cert-manager writes is the one the pod mounts at --cert-dir.
-	pod := dep.Spec.Template.Spec
-	var certDir string
-	for _, c := range pod.Containers {
-		for _, a := range c.Args {
-			if v, ok := strings.CutPrefix(a, "--cert-dir="); ok {
-				certDir = v
-			}
-		}
-	}
-	mounted := false
-	for _, v := range pod.Volumes {
-		if v.Secret == nil || v.Secret.SecretName != cert.Spec.SecretName {
-			continue
-		}
-		for _, c := range pod.Containers {
-			for _, vm := range c.VolumeMounts {
-				mounted = mounted || (vm.Name == v.Name && vm.MountPath == certDir)
-			}
-		}
-	}
-	if !mounted {
-		t.Errorf("Secret %s is not mounted at --cert-dir %q", cert.Spec.SecretName, certDir)
 	}
 
 	type hook struct {
@@ -280,15 +239,11 @@ func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[str
 		components []string // binder pods it must see
 	}
 	var hooks []hook
-	wantCA := ns + "/" + cert.Name
 	// Cluster-scoped, so named after the install's namespace: installs in
 	// other namespaces have their own.
 	mwc, ok := objs["MutatingWebhookConfiguration/binderguard-"+ns].(*admissionregistrationv1.MutatingWebhookConfiguration)
 	if !ok {
 		t.Fatalf("no MutatingWebhookConfiguration binderguard-%s among %v", ns, manifestKeys(objs))
-	}
-	if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != wantCA {
-		t.Errorf("mutating inject-ca-from %q, want %q", got, wantCA)
 	}
 	for _, w := range mwc.Webhooks {
 		hooks = append(hooks, hook{w.Name, admission.MutatePath, w.ClientConfig, w.NamespaceSelector, w.ObjectSelector, []string{"binderhub-build"}})
@@ -296,9 +251,6 @@ func checkWebhooks(t *testing.T, dep *appsv1.Deployment, ns string, objs map[str
 	vwc, ok := objs["ValidatingWebhookConfiguration/binderguard-"+ns].(*admissionregistrationv1.ValidatingWebhookConfiguration)
 	if !ok {
 		t.Fatalf("no ValidatingWebhookConfiguration binderguard-%s among %v", ns, manifestKeys(objs))
-	}
-	if got := vwc.Annotations["cert-manager.io/inject-ca-from"]; got != wantCA {
-		t.Errorf("validating inject-ca-from %q, want %q", got, wantCA)
 	}
 	for _, w := range vwc.Webhooks {
 		hooks = append(hooks, hook{w.Name, admission.ValidatePath, w.ClientConfig, w.NamespaceSelector, w.ObjectSelector, []string{"binderhub-build", "singleuser-server"}})
@@ -414,9 +366,10 @@ func kustomizationNamespace(t *testing.T, dir string) string {
 
 // movedKustomization copies manifests/ (the deploy kustomization includes
 // ../webhook), does in the copy what an operator does to move the install
-// (edit the one `namespace:` line from -> to) and returns its deploy
-// directory.
-func movedKustomization(t *testing.T, root, from, to string) string {
+// (edit the one `namespace:` line from -> to) and, with certManager, to
+// have cert-manager keep the webhook's certificate (uncomment the one
+// `components:` line), and returns its deploy directory.
+func movedKustomization(t *testing.T, root, from, to string, certManager bool) string {
 	t.Helper()
 	tmp := t.TempDir()
 	p := filepath.Join(tmp, "deploy", "kustomization.yaml")
@@ -429,7 +382,15 @@ func movedKustomization(t *testing.T, root, from, to string) string {
 	if n := bytes.Count(b, []byte(line)); n != 1 {
 		t.Fatalf("%s has %d lines %q, want 1", p, n, line)
 	}
-	if err := os.WriteFile(p, bytes.Replace(b, []byte(line), []byte("\nnamespace: "+to+"\n"), 1), 0o644); err != nil {
+	b = bytes.Replace(b, []byte(line), []byte("\nnamespace: "+to+"\n"), 1)
+	if certManager {
+		const component = "\n# components: [../webhook/cert-manager]\n"
+		if n := bytes.Count(b, []byte(component)); n != 1 {
+			t.Fatalf("%s has %d lines %q, want 1", p, n, component)
+		}
+		b = bytes.Replace(b, []byte(component), []byte(strings.Replace(component, "# ", "", 1)), 1)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Dir(p)
@@ -458,8 +419,9 @@ func manifestDocs(b []byte) [][]byte { return bytes.Split(b, []byte("\n---")) }
 func manifestKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // checkDeployment checks that the Deployment's flags parse, and that its
-// ports, Services, RBAC and disruption budget agree with each other.
-func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]any) {
+// ports, Services, RBAC and disruption budget agree with each other. It
+// returns serve's flags as parsed.
+func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[string]any) serveConfig {
 	t.Helper()
 	pod := dep.Spec.Template
 	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
@@ -536,37 +498,57 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 		t.Errorf("binderguard probes %s and %s", bg.ReadinessProbe.HTTPGet.Path, bg.LivenessProbe.HTTPGet.Path)
 	}
 
-	// The bootstrap: the init container runs the image's binderguard (no
-	// shell), its flags parse, it writes the file Envoy reads, and Envoy
-	// dials the xDS port serve listens on.
-	if len(boot.Command) != 0 || len(boot.Args) == 0 || boot.Args[0] != "bootstrap" {
-		t.Fatalf("bootstrap init container runs %q %q, want the image's entrypoint with bootstrap", boot.Command, boot.Args)
-	}
-	bootFile := filepath.Join(t.TempDir(), "envoy.yaml")
-	var bootArgs []string
-	for _, a := range boot.Args[1:] {
-		if f, ok := strings.CutPrefix(a, "--output="); ok {
-			if i := slices.Index(envoy.Args, "--config-path"); i < 0 || i+1 >= len(envoy.Args) || envoy.Args[i+1] != f {
-				t.Errorf("bootstrap writes %s, envoy reads %q", f, envoy.Args)
-			}
-			a = "--output=" + bootFile
+	// The bootstrap: the init container runs the image's entrypoint (the
+	// binary; there is no shell) with flags that parse, it writes the file
+	// Envoy reads into the volume both mount, and Envoy dials the xDS port
+	// serve listens on.
+	for _, c := range []corev1.Container{boot, bg} {
+		if len(c.Command) != 0 {
+			t.Errorf("container %s sets command %q: the image's entrypoint must run (args only)", c.Name, c.Command)
 		}
-		bootArgs = append(bootArgs, expand(a))
 	}
-	if err := runBootstrap(context.Background(), bootArgs, io.Discard); err != nil {
-		t.Fatalf("bootstrap flags in the Deployment: %v", err)
+	if len(boot.Args) == 0 || boot.Args[0] != "bootstrap" {
+		t.Fatalf("bootstrap runs %q", boot.Args)
 	}
-	boot1, err := os.ReadFile(bootFile)
-	if err != nil {
-		t.Fatalf("the bootstrap init container writes no --output file: %v", err)
+	var bootArgs []string
+	var output, written string
+	for _, a := range boot.Args[1:] {
+		a = expand(a)
+		if v, ok := strings.CutPrefix(a, "--output="); ok {
+			output, written = v, filepath.Join(t.TempDir(), filepath.Base(v))
+			a = "--output=" + written
+		}
+		bootArgs = append(bootArgs, a)
 	}
-	if !strings.Contains(string(boot1), "port_value: "+strconv.Itoa(manifestPort(t, c.xdsAddr))) {
-		t.Errorf("the bootstrap does not dial serve's xDS port %s:\n%s", c.xdsAddr, boot1)
+	if i := slices.Index(envoy.Args, "--config-path"); output == "" || i < 0 || i+1 >= len(envoy.Args) || envoy.Args[i+1] != output {
+		t.Errorf("bootstrap writes %q, envoy %q: they disagree on the bootstrap file", output, envoy.Args)
 	}
 	for _, a := range envoy.Args {
 		if strings.HasPrefix(a, "-") && strings.Contains(a, "=") {
 			t.Errorf("envoy arg %q: Envoy's command line rejects --flag=value", a)
 		}
+	}
+	mountedAt := func(c corev1.Container, dir string) string {
+		for _, vm := range c.VolumeMounts {
+			if vm.MountPath == dir {
+				return vm.Name
+			}
+		}
+		return ""
+	}
+	if v := mountedAt(boot, filepath.Dir(output)); v == "" || mountedAt(envoy, filepath.Dir(output)) != v {
+		t.Errorf("bootstrap and envoy do not share a volume at %s", filepath.Dir(output))
+	}
+	var stdout bytes.Buffer
+	if err := runBootstrap(context.Background(), bootArgs, &stdout); err != nil || stdout.Len() != 0 {
+		t.Fatalf("bootstrap flags in the Deployment: %v (printed %q)", err, stdout.String())
+	}
+	boot1, err := os.ReadFile(written)
+	if err != nil {
+		t.Fatalf("bootstrap did not write its --output: %v", err)
+	}
+	if !bytes.Contains(boot1, []byte("port_value: "+strconv.Itoa(manifestPort(t, c.xdsAddr)))) {
+		t.Errorf("the bootstrap does not dial serve's xDS port %s:\n%s", c.xdsAddr, boot1)
 	}
 
 	// Services select these pods and reach named container ports.
@@ -628,6 +610,7 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 			t.Errorf("the Role does not allow %s on %s.%s", need[2], need[1], need[0])
 		}
 	}
+	return c
 }
 
 func manifestPort(t *testing.T, addr string) int {

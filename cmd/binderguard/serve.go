@@ -39,6 +39,7 @@ import (
 	"github.com/binderguard/binderguard/policies/status"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/webhook"
+	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/xds/controller"
 	"github.com/binderguard/binderguard/xds/ir"
 	"github.com/binderguard/binderguard/xds/server"
@@ -63,6 +64,11 @@ type serveConfig struct {
 	webhookHost               string
 	webhookPort               int
 	certDir                   string
+	certMode                  certs.Mode
+	// installNamespace is the pod's (else --namespace): the certificate
+	// Secret, the webhook Service and the webhook configurations'
+	// binderguard-<namespace> name.
+	installNamespace string
 	// namespace to watch for policies ("" = all); leaseNamespace holds
 	// the leader Lease.
 	namespace, leaseNamespace string
@@ -87,6 +93,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	healthAddr := fs.String("health-addr", ":8083", "/healthz and /readyz listen address")
 	webhookPort := fs.Int("webhook-port", 9443, "admission webhook HTTPS port")
 	certDir := fs.String("cert-dir", "", "directory with the webhook's tls.crt and tls.key, reloaded when rotated (default: controller-runtime's temporary dir)")
+	certMode := fs.String("webhook-cert-mode", certs.SelfSigned.String(), "who keeps the webhook's certificate: self-signed (binderguard writes the Secret "+certs.SecretName+" mounted at --cert-dir and the CA of the webhook configurations binderguard-<namespace>) or external (cert-manager or you)")
 	namespace := fs.String("namespace", podNS, "namespace to watch for RepoBans and LaunchPolicies; empty watches all (default: $POD_NAMESPACE)")
 	leaderElect := fs.Bool("leader-elect", true, "elect one replica to write policy status and act on running pods (Lease in $POD_NAMESPACE)")
 	existing := fs.Bool("existing-pods", true, "act on running pods of a newly banned repository (RepoBan onExisting: Report/Delete)")
@@ -154,6 +161,13 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	if c.leaseNamespace == "" {
 		c.leaseNamespace = c.namespace
 	}
+	c.installNamespace = c.leaseNamespace
+	if c.certMode, err = certs.ParseMode(*certMode); err != nil {
+		return c, usageErr("--webhook-cert-mode: %v", err)
+	}
+	if c.certMode == certs.SelfSigned && (c.installNamespace == "" || c.certDir == "") {
+		return c, usageErr("--webhook-cert-mode=self-signed needs --cert-dir (where the Secret %s is mounted) and the install's namespace (POD_NAMESPACE or --namespace)", certs.SecretName)
+	}
 	if c.leaderElect && c.leaseNamespace == "" {
 		if _, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil {
 			return c, usageErr("--leader-elect needs a namespace for its Lease: set POD_NAMESPACE or --namespace")
@@ -210,8 +224,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "binderguard serve: gate %s, xDS %s, metrics http://%s/metrics, health http://%s/readyz, webhook :%d, upstream %s, namespace %q\n",
-		s.gateLis.Addr(), s.xdsLis.Addr(), s.metricsLis.Addr(), s.healthLis.Addr(), c.webhookPort, c.upstream, c.namespace)
+	fmt.Fprintf(stdout, "binderguard serve: gate %s, xDS %s, metrics http://%s/metrics, health http://%s/readyz, webhook :%d (%s certificate), upstream %s, namespace %q\n",
+		s.gateLis.Addr(), s.xdsLis.Addr(), s.metricsLis.Addr(), s.healthLis.Addr(), c.webhookPort, c.certMode, c.upstream, c.namespace)
 	return s.run(ctx)
 }
 
@@ -344,6 +358,8 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		Host:         c.webhookHost,
 		Port:         c.webhookPort,
 		CertDir:      c.certDir,
+		CertMode:     c.certMode,
+		Namespace:    c.installNamespace,
 		Registerer:   reg,
 		Logger:       log.With("component", "webhook"),
 		ExistingPods: c.existingPods,

@@ -40,6 +40,7 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 	testenv "github.com/binderguard/binderguard/test/envtest"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/xds/bootstrap"
 	"github.com/binderguard/binderguard/xds/envoyproc"
 	"github.com/binderguard/binderguard/xds/ir"
@@ -47,7 +48,8 @@ import (
 )
 
 func TestParseServe(t *testing.T) {
-	good := []string{"--upstream", "http://binder.ns.svc"}
+	// The Secret mount the default self-signed mode needs.
+	good := []string{"--upstream", "http://binder.ns.svc", "--cert-dir", t.TempDir()}
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	tests := map[string]struct {
 		args    []string
@@ -77,6 +79,23 @@ func TestParseServe(t *testing.T) {
 		"a bad trusted peer is refused": {
 			args: append(slices.Clone(good), "--gate-trusted-peers", "10.0.0.0/8,nope", "--leader-elect=false"), wantErr: "--gate-trusted-peers",
 		},
+		"an unknown certificate mode is refused": {
+			args: append(slices.Clone(good), "--webhook-cert-mode", "cert-manager"), env: map[string]string{"POD_NAMESPACE": "binder"}, wantErr: "--webhook-cert-mode",
+		},
+		"self-signed certificates need the Secret's mount": {
+			args: []string{"--upstream", "http://binder.ns.svc"}, env: map[string]string{"POD_NAMESPACE": "binder"}, wantErr: "needs --cert-dir",
+		},
+		"self-signed certificates need the install's namespace": {
+			args: append(slices.Clone(good), "--namespace=", "--leader-elect=false"), wantErr: "install's namespace",
+		},
+		"external certificates need neither": {
+			args: []string{"--upstream", "http://binder.ns.svc", "--webhook-cert-mode=external", "--namespace=", "--leader-elect=false"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.certMode != certs.External || c.installNamespace != "" {
+					t.Errorf("mode %s install namespace %q, want external and none", c.certMode, c.installNamespace)
+				}
+			},
+		},
 		"stray arguments are refused": {
 			args: append(slices.Clone(good), "extra"), env: map[string]string{"POD_NAMESPACE": "binder"}, wantErr: "unexpected arguments",
 		},
@@ -91,6 +110,9 @@ func TestParseServe(t *testing.T) {
 				}
 				if c.upstream.Host != "binder.ns.svc" || c.webhookPort != 9443 {
 					t.Errorf("upstream %s, webhook port %d", c.upstream, c.webhookPort)
+				}
+				if c.certMode != certs.SelfSigned || c.installNamespace != "binder" {
+					t.Errorf("certificate mode %s for namespace %q, want self-signed for binder", c.certMode, c.installNamespace)
 				}
 			},
 		},
@@ -165,6 +187,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 		"--upstream", binder.URL, "--envoy-listen", envoyAddr,
 		"--gate-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
 		"--webhook-port", strconv.Itoa(wo.LocalServingPort), "--cert-dir", wo.LocalServingCertDir,
+		"--webhook-cert-mode=external", // envtest made the certificate and the caBundle
 		"--namespace", ns,
 	}, io.Discard, func(string) string { return "" })
 	if err != nil {
