@@ -114,19 +114,7 @@ func TestServeSelfSignedCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("serve did not stop within 30 s of its context ending")
-		}
-	})
+	startServe(t, s)
 	readyz := func() (int, string, error) {
 		rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
 		defer rcancel()

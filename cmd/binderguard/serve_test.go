@@ -198,26 +198,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("serve did not stop within 30 s of its context ending")
-		}
-	}
-	t.Cleanup(stop)
+	ctx, stop := startServe(t, s)
 
 	get := func(url string) (*http.Response, error) {
 		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -564,4 +545,28 @@ func assertEdgeBan(t *testing.T, ctx context.Context, addr, prefix string) {
 		}
 		req.VersionInfo, req.ResponseNonce = resp.VersionInfo, resp.Nonce
 	}
+}
+
+// startServe runs s until stop, which the test's cleanup also calls: stop
+// ends s's context and waits up to 30 s for it to return.
+func startServe(t *testing.T, s *inCluster) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("serve did not stop within 30 s of its context ending")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ctx, stop
 }
