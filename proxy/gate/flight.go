@@ -135,14 +135,21 @@ func (g *Gate) buildTooLong(f *flight) {
 		return
 	}
 	g.m.shed.WithLabelValues("build_too_long").Inc()
-	g.failFollowersLocked(f, sse.Failed(503, tooLongMessage(f)))
-	if l := f.leader; l != nil {
-		l.tooLong = true
+	ev := sse.Failed(503, tooLongMessage(f))
+	g.failFollowersLocked(f, ev)
+	g.cutLeaderLocked(f, ev)
+	g.endFlightLocked(f, errBuildTooLong)
+}
+
+// cutLeaderLocked cancels f's leader's upstream stream; its client gets ev
+// instead of what follows.
+func (g *Gate) cutLeaderLocked(f *flight, ev sse.Event) {
+	if l := f.leader; l != nil && l.cut == nil {
+		l.cut = &ev
 		if l.cancel != nil {
 			l.cancel()
 		}
 	}
-	g.endFlightLocked(f, errBuildTooLong)
 }
 
 func tooLongMessage(f *flight) string {

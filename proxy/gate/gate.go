@@ -138,8 +138,8 @@ type flight struct {
 
 // leadership is one request's turn as a flight's leader.
 type leadership struct {
-	cancel  context.CancelFunc
-	tooLong bool // the build passed MaxBuild: tell the client so
+	cancel context.CancelFunc
+	cut    *sse.Event // the gate cut the upstream stream; tell the client this
 }
 
 type follower struct {
@@ -208,18 +208,25 @@ func New(cfg Config) (*Gate, error) {
 	}, nil
 }
 
-// Close ends every held follower's stream with a 503 failed event that
-// asks for a retry, stops the releasers and waits for them. Call it
-// before shutting down the HTTP server: held streams would otherwise keep
-// Shutdown waiting until its deadline and end with a broken stream.
-// Leaders and pass-through launches are the clients' own upstream
-// streams; the server's Shutdown decides how long they may finish.
+// Close ends every held follower's stream, and every leader's whose
+// image is not built yet, with a 503 failed event that asks for a retry,
+// stops the releasers and waits for them. Call it before shutting down
+// the HTTP server: those streams last as long as the build and would
+// otherwise keep Shutdown waiting until its deadline and end broken. The
+// build goes on in BinderHub, and a retry attaches to it through another
+// replica. Launches past built (released followers, passes, leaders
+// launching) end within seconds; the server's Shutdown decides how long
+// they may.
 func (g *Gate) Close() {
 	g.cancel()
 	g.mu.Lock()
 	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
 	for _, f := range g.flights {
 		g.failFollowersLocked(f, ev)
+		if f.stage != collapse.Releasing {
+			g.cutLeaderLocked(f, ev)
+			g.endFlightLocked(f, errAbandoned)
+		}
 	}
 	g.mu.Unlock()
 	g.wg.Wait()

@@ -68,7 +68,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	}
 	g.mu.Lock()
 	me.cancel = cancel
-	if me.tooLong {
+	if me.cut != nil {
 		cancel()
 	}
 	g.mu.Unlock()
@@ -78,18 +78,18 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			sw = sse.Start(w)
 		}
 	}
-	tooLong := func() bool {
+	cut := func() *sse.Event {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		return me.tooLong
+		return me.cut
 	}
 
 	resp, err := g.roundTrip(ctx, r, token)
 	if err != nil {
-		switch {
-		case tooLong():
+		switch ev := cut(); {
+		case ev != nil:
 			start()
-			_ = sw.Write(sse.Failed(503, tooLongMessage(f)))
+			_ = sw.Write(*ev)
 		case r.Context().Err() != nil:
 			g.leaderGone(f, me)
 		default:
@@ -170,8 +170,8 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	if prog.Built {
 		return
 	}
-	if tooLong() {
-		_ = sw.Write(sse.Failed(503, tooLongMessage(f)))
+	if ev := cut(); ev != nil {
+		_ = sw.Write(*ev)
 		return
 	}
 	g.leaderGone(f, me)
