@@ -13,15 +13,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # stop PID...: SIGTERM, up to 5 s grace, then SIGKILL.
 stop() {
-	local p alive
+	local p alive deadline=$((SECONDS + 5))
 	kill -TERM "$@" 2>/dev/null || true
-	for _ in $(seq 1 50); do
+	while [ $SECONDS -lt $deadline ]; do
 		alive=
-		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		for p in "$@"; do is_running "$p" && alive=1; done
 		[ -n "$alive" ] || return 0
 		sleep 0.1
 	done
 	kill -KILL "$@" 2>/dev/null || true
+	for p in "$@"; do
+		deadline=$((SECONDS + 3))
+		while is_running "$p" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+	done
 }
 names=
 pid_of() { [ -f "$S/pids/$1.pid" ] && cat "$S/pids/$1.pid" || true; }
@@ -34,7 +38,7 @@ pids=()
 for c in "${COMPONENTS[@]}"; do
 	[ "$c" != containerd ] || continue
 	p=$(pid_of "$c")
-	if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+	if [ -n "$p" ] && is_running "$p"; then
 		pids+=("$p")
 		names+=" $c"
 	fi
@@ -47,7 +51,7 @@ fi
 # 2. Containers: kill every task through containerd, then any process still
 #    in the kubepods cgroups (only pods live there), then containerd and the
 #    shims it started (their command line names our socket).
-if [ -S "$SOCK" ] && [ -n "$(pid_of containerd)" ] && kill -0 "$(pid_of containerd)" 2>/dev/null; then
+if [ -S "$SOCK" ] && [ -n "$(pid_of containerd)" ] && is_running "$(pid_of containerd)"; then
 	log "killing containers"
 	# libcni caches results outside the state dir, per container id.
 	sandboxes=$(ctr -a "$SOCK" -n k8s.io containers ls -q 2>/dev/null || true)
@@ -62,7 +66,7 @@ fi
 pod_pids=$(find /sys/fs/cgroup/pids/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null || true)
 [ -z "$pod_pids" ] || kill -KILL $pod_pids 2>/dev/null || true
 p=$(pid_of containerd)
-if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+if [ -n "$p" ] && is_running "$p"; then
 	log "stopping containerd"
 	stop "$p"
 fi

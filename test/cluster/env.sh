@@ -31,3 +31,12 @@ KUBECONFIG_ADMIN=$S/admin.kubeconfig
 COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy ingressfwd)
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
+# is_running PID: true while PID runs. Not kill -0: the components' parent (the
+# up.sh shell) is gone, so an exited one stays a zombie of PID 1 for a while,
+# and kill -0 succeeds on a zombie.
+is_running() {
+	local st
+	{ read -r st </proc/"$1"/stat; } 2>/dev/null || return 1
+	st=${st##*) } # the state letter follows the parenthesised command name
+	[ "${st:0:1}" != Z ]
+}

@@ -22,7 +22,7 @@ export PATH=$bin:$PATH
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy NO_PROXY no_proxy
 
 fail() { printf 'cluster-up: %s\n' "$*" >&2; exit 1; }
-alive() { [ -f "$S/pids/$1.pid" ] && kill -0 "$(cat "$S/pids/$1.pid")" 2>/dev/null; }
+alive() { [ -f "$S/pids/$1.pid" ] && is_running "$(cat "$S/pids/$1.pid")"; }
 kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
 # start NAME CMD...: runs CMD detached from this script (own session, no
