@@ -129,6 +129,10 @@ done
 # says; ours point into the state dir. The directory goes if it is empty.
 find /var/log/containers -maxdepth 1 -lname "$S/*" -delete 2>/dev/null || true
 rmdir /var/log/containers 2>/dev/null || true
+# kubelet's device-plugin socket is hard-coded to /var/lib/kubelet whatever
+# --root-dir says.
+rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null || true
 
 rm -rf "$S"
 log "down"

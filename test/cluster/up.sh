@@ -23,7 +23,8 @@ unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy NO_PROXY no_proxy
 
 fail() { printf 'cluster-up: %s\n' "$*" >&2; exit 1; }
 alive() { [ -f "$S/pids/$1.pid" ] && is_running "$(cat "$S/pids/$1.pid")"; }
-kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+# --cache-dir: kubectl's discovery cache in the state dir, not ~/.kube.
+kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" --cache-dir "$S/kubectl-cache" "$@"; }
 
 # start NAME CMD...: runs CMD detached from this script (own session, no
 # inherited stdout, so `make` and `go test` callers do not wait on it), log
