@@ -82,9 +82,10 @@ fi
 
 # The test cluster's node: containerd and runc run its pods, the CNI plugins
 # (bridge, host-local, loopback in /usr/lib/cni) wire them, kube-proxy writes
-# iptables rules and clears conntrack entries with conntrack, and
-# cluster-up makes the certificates with openssl.
-for t in containerd:containerd runc:runc iptables:iptables conntrack:conntrack openssl:openssl /usr/lib/cni/bridge:containernetworking-plugins; do
+# iptables rules and clears conntrack entries with conntrack; cluster-up
+# makes the certificates with openssl, the bridge with ip, and checks
+# BINDER_URL with curl.
+for t in containerd:containerd runc:runc iptables:iptables conntrack:conntrack openssl:openssl ip:iproute2 curl:curl /usr/lib/cni/bridge:containernetworking-plugins; do
 	if command -v "${t%%:*}" >/dev/null || [ -x "${t%%:*}" ]; then
 		say "${t%%:*}: already installed"
 	else
