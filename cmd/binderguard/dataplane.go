@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/binderguard/binderguard/proxy/gate"
@@ -33,21 +37,69 @@ func edgeBase(listen ir.Endpoint, xffHops uint32, upstream *url.URL, gateAt ir.E
 	}
 }
 
-// newGateServer serves the gate's launches and the /healthz Envoy's active
-// health check polls (over HTTP/1.1 and h2c).
+// newGateServer serves the gate's launches, the /healthz Envoy's active
+// health check polls (over HTTP/1.1 and h2c), and POST /drain.
 func newGateServer(g *gate.Gate) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("/build/", g)
+	// A replica that is shutting down asks every gate to end, with a
+	// retry, the launches that reach it through its own Envoy, which goes
+	// away with it. It can only drain its own address: the caller is the
+	// peer drained.
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			http.Error(w, "no peer address", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d\n", g.DrainPeer(host))
+	})
 	return gate.NewServer("", mux)
 }
 
-// serveGate serves the gate on lis until ctx ends. It closes the gate
-// before shutting the server down, so held launches end with a "restarting"
-// failed event instead of a broken stream, then gives leaders and
-// pass-through launches grace to finish.
-func serveGate(ctx context.Context, g *gate.Gate, lis net.Listener, grace time.Duration) error {
-	return serveHTTP(ctx, newGateServer(g), lis, grace, g.Close)
+// serveGate serves the gate on lis until ctx ends. Before shutting the
+// server down it asks the gates at peers (the other replicas, from the
+// headless gate Service; none in local mode) to drain the launches that
+// came through this pod's Envoy, and closes its own gate, so held launches
+// and leaders still building end with a "restarting" failed event instead
+// of a broken stream; then it gives launches past built grace to finish.
+func serveGate(ctx context.Context, g *gate.Gate, lis net.Listener, grace time.Duration, peers ir.Endpoint, log *slog.Logger) error {
+	return serveHTTP(ctx, newGateServer(g), lis, grace, func() {
+		if peers.Host != "" && peers.Host != "127.0.0.1" {
+			drainPeers(peers, log)
+		}
+		g.Close()
+	})
+}
+
+// drainPeers posts /drain to every gate the name peers.Host resolves to,
+// in parallel, each within a couple of seconds: shutdown must not wait on
+// a replica that is itself gone.
+func drainPeers(peers ir.Endpoint, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupHost(ctx, peers.Host)
+	if err != nil {
+		log.Warn("draining: resolving the gates", "host", peers.Host, "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, ip := range ips {
+		wg.Go(func() {
+			u := "http://" + net.JoinHostPort(ip, strconv.Itoa(int(peers.Port))) + "/drain"
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				log.Warn("draining: asking a gate to end this pod's launches", "gate", ip, "err", err)
+				return
+			}
+			defer resp.Body.Close()
+			n, _ := io.ReadAll(io.LimitReader(resp.Body, 32))
+			log.Info("draining: a gate ended this pod's launches with a retry", "gate", ip, "status", resp.StatusCode, "ended", strings.TrimSpace(string(n)))
+		})
+	}
+	wg.Wait()
 }
 
 // serveHTTP serves srv on lis until ctx ends, runs beforeShutdown (if any),

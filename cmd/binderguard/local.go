@@ -176,7 +176,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	metricsSrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	run("xds server", func() error { return xdsSrv.Serve(ctx, xdsLis) })
-	run("gate server", func() error { return serveGate(ctx, g, gateLis, 2*time.Second) })
+	run("gate server", func() error { return serveGate(ctx, g, gateLis, 2*time.Second, ir.Endpoint{}, log) })
 	run("metrics server", func() error { return serveHTTP(ctx, metricsSrv, metricsLis, time.Second, nil) })
 	run("gate", func() error { return g.Run(ctx) })
 	run("controller", func() error { return ctl.Run(ctx) })

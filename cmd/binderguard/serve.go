@@ -378,7 +378,9 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		everyReplica(func(ctx context.Context) error { controller.WatchPolicies(ctx, s.store, s.ctl); return nil }),
 		everyReplica(func(ctx context.Context) error { controller.WatchGate(ctx, s.gate, s.ctl); return nil }),
 		everyReplica(s.gate.Run),
-		everyReplica(func(ctx context.Context) error { return serveGate(ctx, s.gate, s.gateLis, 5*time.Second) }),
+		everyReplica(func(ctx context.Context) error {
+			return serveGate(ctx, s.gate, s.gateLis, 5*time.Second, s.cfg.gateEndpoint, log)
+		}),
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.metricsSrv, s.metricsLis, time.Second, nil) }),
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.healthSrv, s.healthLis, time.Second, nil) }),
 		manager.RunnableFunc(func(ctx context.Context) error { return relay.run(ctx, writer, log.With("component", "status")) }),

@@ -66,7 +66,7 @@ func (g *Gate) leaderGone(f *flight, me *leadership) {
 		g.endFlightLocked(f, errAbandoned)
 		return
 	}
-	next := &leadership{}
+	next := &leadership{peer: peerHost(fo.r.RemoteAddr)}
 	f.leader = next
 	g.addStreamLocked(f.key)
 	g.m.promotions.Inc()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -140,6 +141,7 @@ type flight struct {
 type leadership struct {
 	cancel context.CancelFunc
 	cut    *sse.Event // the gate cut the upstream stream; tell the client this
+	peer   string     // the address its request came from (an Envoy)
 }
 
 type follower struct {
@@ -230,6 +232,47 @@ func (g *Gate) Close() {
 	}
 	g.mu.Unlock()
 	g.wg.Wait()
+}
+
+// DrainPeer ends, with a 503 failed event that asks for a retry, every
+// launch that reaches the gate from peer (the address of an Envoy about
+// to go away) and would outlive it: held followers, and leaders whose
+// image is not built yet; their flights go on under the next follower.
+// Launches past built end within seconds and are left to finish. It
+// returns how many it ended.
+func (g *Gate) DrainPeer(peer string) int {
+	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, f := range g.flights {
+		for e := f.followers.Front(); e != nil; {
+			fo, next := e.Value.(*follower), e.Next()
+			if peerHost(fo.r.RemoteAddr) == peer {
+				f.followers.Remove(e)
+				fo.elem = nil
+				g.waitersTotal--
+				fo.sig <- signal{kind: sigFail, ev: ev}
+				n++
+			}
+			e = next
+		}
+		if l := f.leader; l != nil && l.peer == peer && l.cut == nil && f.stage != collapse.Releasing {
+			g.cutLeaderLocked(f, ev)
+			n++
+		}
+	}
+	g.m.waiters.Set(float64(g.waitersTotal))
+	g.dirty.Store(true)
+	return n
+}
+
+func peerHost(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
 }
 
 // ServeHTTP answers GET /build/<provider>/<spec>.
@@ -365,7 +408,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 			break
 		}
 		f = g.newFlight(key, pol, done)
-		lead = &leadership{}
+		lead = &leadership{peer: peerHost(r.RemoteAddr)}
 		f.leader = lead
 		g.addStreamLocked(key)
 	case collapse.Follow:

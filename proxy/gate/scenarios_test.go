@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -483,5 +484,64 @@ func TestReleasesWaitForRoomUnderTheStreamCap(t *testing.T) {
 	}
 	if n := metricValue(t, s.reg, "binderguard_shed_total"); n != 0 {
 		t.Errorf("%v launches were shed; released followers should wait for room", n)
+	}
+}
+
+// An Envoy about to go away (its pod is terminating) has the gates end the
+// launches that come through it with a retry, while the launches of the
+// same repository through another Envoy go on: a held one of them leads
+// next and re-attaches to the running build.
+func TestDrainingAPeerEndsOnlyItsLaunchesWithARetry(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 4 * time.Second
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx := t.Context()
+	const leaving = "127.0.0.2" // the terminating pod's Envoy
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p, DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(leaving)}}).DialContext}
+	defer tr.CloseIdleConnections()
+	viaLeaving := &http.Client{Transport: tr}
+	spec := "gh/org/repo/HEAD"
+
+	building := make(chan struct{})
+	var once sync.Once
+	var chs []chan result
+	start := func(c *http.Client, i int, onEvent func(sse.Payload)) {
+		ch := make(chan result, 1)
+		chs = append(chs, ch)
+		go func() { ch <- launchURL(ctx, c, s.gateURL+"/build/"+spec, clientIP(i), nil, onEvent) }()
+	}
+	start(viaLeaving, 0, func(p sse.Payload) {
+		if p.Phase == sse.PhaseBuilding {
+			once.Do(func() { close(building) })
+		}
+	})
+	<-building
+	for i := 1; i <= 6; i++ {
+		c := s.client
+		if i <= 3 {
+			c = viaLeaving
+		}
+		start(c, i, nil)
+	}
+	waitFor(t, "held followers", func() bool { return s.gate.State().WaitersTotal == 6 })
+	if n := s.gate.DrainPeer(leaving); n != 4 {
+		t.Errorf("DrainPeer ended %d launches, want 4 (the leader and 3 held)", n)
+	}
+	for i, r := range collect(chs) {
+		if i <= 3 {
+			if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "restarting") {
+				t.Errorf("client %d, through the leaving Envoy: phases %v, failed %+v; want a 503 failed event asking for a retry", i, r.phases(), r.failed)
+			}
+			continue
+		}
+		checkEveryoneLaunchedOnTheirOwn(t, []result{r})
+	}
+	if st := s.sim.Stats(); st.BuildsStarted != 1 || st.BuildsFailed != 0 {
+		t.Errorf("builds started %d, failed %d; want the one build, not failed", st.BuildsStarted, st.BuildsFailed)
+	}
+	if p := metricValue(t, s.reg, "binderguard_promotions_total"); p != 1 {
+		t.Errorf("promotions = %v, want 1", p)
 	}
 }

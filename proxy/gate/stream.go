@@ -90,6 +90,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		case ev != nil:
 			start()
 			_ = sw.Write(*ev)
+			g.leaderGone(f, me)
 		case r.Context().Err() != nil:
 			g.leaderGone(f, me)
 		default:
@@ -172,8 +173,9 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	}
 	if ev := cut(); ev != nil {
 		_ = sw.Write(*ev)
-		return
 	}
+	// Hands the flight on when the leader left or was cut from it alone
+	// (DrainPeer); a no-op when the cut ended the flight.
 	g.leaderGone(f, me)
 }
 

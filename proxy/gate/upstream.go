@@ -73,11 +73,7 @@ func (g *Gate) upstreamRequest(ctx context.Context, in *http.Request, buildToken
 	out.Header.Del("Accept-Encoding")
 	out.Host = in.Host
 	if !g.trustedPeer(in.RemoteAddr) {
-		host, _, err := net.SplitHostPort(in.RemoteAddr)
-		if err != nil {
-			host = in.RemoteAddr
-		}
-		out.Header.Set("X-Real-Ip", host)
+		out.Header.Set("X-Real-Ip", peerHost(in.RemoteAddr))
 	}
 	return out, nil
 }
