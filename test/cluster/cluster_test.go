@@ -78,7 +78,14 @@ func TestClusterUp(t *testing.T) {
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, dnsServer)
 		}}
-		addrs, err := r.LookupHost(ctx, "binder.binderhub.svc.cluster.local")
+		// kube-proxy programs a Service about a second after its endpoints
+		// change, so allow a few seconds before calling DNS broken.
+		var addrs []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if addrs, err = r.LookupHost(ctx, "binder.binderhub.svc.cluster.local"); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			t.Fatalf("resolving binder.binderhub.svc.cluster.local at %s: %v", dnsServer, err)
 		}
