@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,16 @@ func TestClusterUp(t *testing.T) {
 		}
 		if !strings.Contains(string(raw), "serving") {
 			t.Fatalf("logs of binderhub/%s = %q, want fakebinder's serving line", binder.Name, raw)
+		}
+	})
+
+	t.Run("kubectl exec runs a command in the binder container", func(t *testing.T) {
+		// fakebinder's image holds only /fakebinder; -h prints its usage.
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, ".tools", "bin", "kubectl"), "--kubeconfig", c.Kubeconfig,
+			"-n", "binderhub", "exec", binder.Name, "--", "/fakebinder", "-h")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "usage: fakebinder") {
+			t.Fatalf("kubectl exec %s -- /fakebinder -h: %v\n%s", binder.Name, err, out)
 		}
 	})
 
