@@ -66,6 +66,11 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
 	[ -x "$bin/$b" ] || fail "$bin/$b is missing: run make tools"
 done
 
+# Checked before anything starts, so a missing `make images` leaves nothing behind.
+shopt -s nullglob
+archives=("$root"/bin/images/*.tar)
+[ ${#archives[@]} -gt 0 ] || fail "no image archives in $root/bin/images: run make images"
+
 # Already running? Then every recorded process must be alive; a partial
 # cluster is torn down and started afresh rather than patched up.
 running=1
@@ -225,9 +230,6 @@ fi
 # --- images: whatever `make images` produced ---------------------------------
 # Imported on every call (cheap when present), so a rebuilt image lands in a
 # running cluster too.
-shopt -s nullglob
-archives=("$root"/bin/images/*.tar)
-[ ${#archives[@]} -gt 0 ] || fail "no image archives in $root/bin/images: run make images"
 for a in "${archives[@]}"; do
 	log "importing $(basename "$a")"
 	ctr -a "$SOCK" -n k8s.io images import "$a" >>"$S/logs/images.log" 2>&1 ||
