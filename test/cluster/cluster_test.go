@@ -115,12 +115,12 @@ func TestClusterUp(t *testing.T) {
 	})
 
 	t.Run("kubectl exec runs a command in the binder container", func(t *testing.T) {
-		// fakebinder's image holds only /fakebinder; -h prints its usage.
+		// fakebinder's image holds little but the binary (on PATH); -h prints its usage.
 		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, ".tools", "bin", "kubectl"), "--kubeconfig", c.Kubeconfig,
-			"-n", "binderhub", "exec", binder.Name, "--", "/fakebinder", "-h")
+			"-n", "binderhub", "exec", binder.Name, "--", "fakebinder", "-h")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "usage: fakebinder") {
-			t.Fatalf("kubectl exec %s -- /fakebinder -h: %v\n%s", binder.Name, err, out)
+			t.Fatalf("kubectl exec %s -- fakebinder -h: %v\n%s", binder.Name, err, out)
 		}
 	})
 
