@@ -117,6 +117,7 @@ func TestClusterUp(t *testing.T) {
 	t.Run("kubectl exec runs a command in the binder container", func(t *testing.T) {
 		// fakebinder's image holds little but the binary (on PATH); -h prints its usage.
 		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, ".tools", "bin", "kubectl"), "--kubeconfig", c.Kubeconfig,
+			"--cache-dir", filepath.Join(filepath.Dir(c.Kubeconfig), "kubectl-cache"), // not ~/.kube
 			"-n", "binderhub", "exec", binder.Name, "--", "fakebinder", "-h")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "usage: fakebinder") {
