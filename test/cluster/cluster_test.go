@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +80,14 @@ func TestClusterUp(t *testing.T) {
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, dnsServer)
 		}}
-		addrs, err := r.LookupHost(ctx, "binder.binderhub.svc.cluster.local")
+		// kube-proxy programs a Service about a second after its endpoints
+		// change, so allow a few seconds before calling DNS broken.
+		var addrs []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if addrs, err = r.LookupHost(ctx, "binder.binderhub.svc.cluster.local"); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			t.Fatalf("resolving binder.binderhub.svc.cluster.local at %s: %v", dnsServer, err)
 		}
@@ -102,6 +111,17 @@ func TestClusterUp(t *testing.T) {
 		}
 		if !strings.Contains(string(raw), "serving") {
 			t.Fatalf("logs of binderhub/%s = %q, want fakebinder's serving line", binder.Name, raw)
+		}
+	})
+
+	t.Run("kubectl exec runs a command in the binder container", func(t *testing.T) {
+		// fakebinder's image holds little but the binary (on PATH); -h prints its usage.
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, ".tools", "bin", "kubectl"), "--kubeconfig", c.Kubeconfig,
+			"--cache-dir", filepath.Join(filepath.Dir(c.Kubeconfig), "kubectl-cache"), // not ~/.kube
+			"-n", "binderhub", "exec", binder.Name, "--", "fakebinder", "-h")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "usage: fakebinder") {
+			t.Fatalf("kubectl exec %s -- fakebinder -h: %v\n%s", binder.Name, err, out)
 		}
 	})
 

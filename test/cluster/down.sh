@@ -73,9 +73,10 @@ fi
 shims=$(pgrep -f "containerd-shim-runc-v2 .*-address $SOCK" || true)
 [ -z "$shims" ] || stop $shims
 
-# 3. Pod network namespaces: containerd pins them under /run/netns/cni-*;
-#    ours are the ones holding an address in the pod range. Deleting the
-#    namespace deletes its veth.
+# 3. Pod network namespaces: up.sh has containerd pin them under its state
+#    dir (unmounted in step 4); this catches any left in /run/netns/cni-*
+#    by a containerd without that setting: ours hold an address in the pod
+#    range. Deleting the namespace deletes its veth.
 for ns in /run/netns/cni-*; do
 	[ -e "$ns" ] || continue
 	if nsenter --net="$ns" ip -4 -o addr 2>/dev/null | grep -q " ${POD_CIDR%.*}\."; then

@@ -4,7 +4,7 @@
 
 # Everything the cluster writes (certs, configs, logs, pids, etcd data,
 # containerd root/state, kubelet root dir, runc state) lives here.
-S=${BINDERGUARD_CLUSTER_DIR:-/tmp/binderguard-cluster}
+S=/tmp/binderguard-cluster
 # The node: a bridge we create, whose address is the node IP (kubelet refuses
 # a loopback node IP) and the pods' gateway. 198.18.0.0/15 is the
 # benchmarking range: no real network uses it.

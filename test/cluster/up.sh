@@ -47,10 +47,29 @@ wait_for() {
 	done
 }
 
+# dns_answers: one raw DNS query (A kubernetes.default.svc.cluster.local)
+# to the kube-dns ClusterIP from the host, true when an answer comes back.
+# CoreDNS Ready is not enough: kube-proxy programs the Service's endpoints
+# about a second later, and until then the host's query fails with EPERM
+# (kube-proxy's "has no endpoints" REJECT rule).
+dns_answers() {
+	local ok=1
+	exec 3<>"/dev/udp/$DNS_SERVICE_IP/53" || return 1
+	printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01' >&3 &&
+		timeout 1 head -c 12 <&3 >/dev/null && ok=0
+	exec 3<&-
+	return $ok
+}
+
 [ "$(id -u)" = 0 ] || fail "needs root (bridge, iptables, mounts)"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
 	[ -x "$bin/$b" ] || fail "$bin/$b is missing: run make tools"
 done
+
+# Checked before anything starts, so a missing `make images` leaves nothing behind.
+shopt -s nullglob
+archives=("$root"/bin/images/*.tar)
+[ ${#archives[@]} -gt 0 ] || fail "no image archives in $root/bin/images: run make images"
 
 # Already running? Then every recorded process must be alive; a partial
 # cluster is torn down and started afresh rather than patched up.
@@ -211,9 +230,6 @@ fi
 # --- images: whatever `make images` produced ---------------------------------
 # Imported on every call (cheap when present), so a rebuilt image lands in a
 # running cluster too.
-shopt -s nullglob
-archives=("$root"/bin/images/*.tar)
-[ ${#archives[@]} -gt 0 ] || fail "no image archives in $root/bin/images: run make images"
 for a in "${archives[@]}"; do
 	log "importing $(basename "$a")"
 	ctr -a "$SOCK" -n k8s.io images import "$a" >>"$S/logs/images.log" 2>&1 ||
@@ -305,6 +321,7 @@ kc -n binderhub apply -f "$here/binderhub.yaml" >>"$S/logs/apply.log" 2>&1 ||
 	fail "applying test/cluster/binderhub.yaml failed; see $S/logs/apply.log"
 wait_for "CoreDNS" 120 "$S/logs/kubelet.log (kubectl -n kube-system describe pod -l k8s-app=kube-dns)" \
 	kc -n kube-system rollout status deploy/coredns --timeout=1s
+wait_for "kube-dns answering at $DNS_SERVICE_IP:53 from the host" 30 "$S/logs/kube-proxy.log" dns_answers
 wait_for "binder (stand-in BinderHub)" 120 "$S/logs/kubelet.log (kubectl -n binderhub describe pod -l component=binder)" \
 	kc -n binderhub rollout status deploy/binder --timeout=1s
 wait_for "BINDER_URL http://127.0.0.1:$BINDER_PORT/versions" 30 "$S/logs/ingressfwd.log" \
