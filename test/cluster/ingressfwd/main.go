@@ -101,11 +101,15 @@ func run(ctx context.Context, log *slog.Logger, kubeconfig, listen, namespace, i
 		return nil, fmt.Errorf("service %s/%s has no port %s", namespace, b.Name, want.String())
 	}
 
+	// One connection per request: an ingress controller (ingress-nginx's
+	// balancer) picks an endpoint per request, so a terminating pod gets
+	// no new requests once it leaves the endpoints. Through the ClusterIP a
+	// kept-alive connection would stay pinned to that pod (conntrack),
+	// which no ingress controller does.
 	transport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 100,
-		IdleConnTimeout:     30 * time.Second,
+		Proxy:             nil,
+		DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		DisableKeepAlives: true,
 	}
 	type targetKey struct{}
 	proxy := &httputil.ReverseProxy{
