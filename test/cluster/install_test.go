@@ -528,7 +528,6 @@ func waitGone(t *testing.T, cs kubernetes.Interface, name string, timeout time.D
 	}
 }
 
-
 // checkToldToRetry fails the test for any launch of sum that ended other
 // than ready or with a failed event that says to try again: a broken
 // stream, a transport error or a bare HTTP error.
