@@ -30,16 +30,20 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 	defer sim.Close()
 	up, _ := url.Parse(simSrv.URL)
 	log := slog.New(slog.DiscardHandler)
+	newGate := func() (*gate.Gate, net.Listener) {
+		g, err := gate.New(gate.Config{Upstream: up, Policies: gate.StaticPolicies(gate.DefaultLaunch(), gate.Global{}), Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, lis
+	}
 
 	// The other replica's gate, holding a launch that came from here.
-	other, err := gate.New(gate.Config{Upstream: up, Policies: gate.StaticPolicies(gate.DefaultLaunch(), gate.Global{}), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	other, otherLis := newGate()
 	otherCtx, stopOther := context.WithCancel(t.Context())
 	otherDone := make(chan error, 1)
 	go func() { otherDone <- serveGate(otherCtx, other, otherLis, time.Second, ir.Endpoint{}, log) }()
@@ -80,14 +84,7 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 	}
 
 	// This replica shuts down; its peers are found as "localhost".
-	self, err := gate.New(gate.Config{Upstream: up, Policies: gate.StaticPolicies(gate.DefaultLaunch(), gate.Global{}), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	selfLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	self, selfLis := newGate()
 	ctx, shutdown := context.WithCancel(t.Context())
 	peers := ir.Endpoint{Host: "localhost", Port: uint32(otherLis.Addr().(*net.TCPAddr).Port)}
 	done := make(chan error, 1)
