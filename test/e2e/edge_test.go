@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -211,5 +215,62 @@ func TestFullWaitingRoomIsShedAtEdge(t *testing.T) {
 	}
 	if n := s.binderHits.prefix("/build/gh/popular/"); n != 1 {
 		t.Errorf("simulator got %d launches of the popular spec, want the leader's only", n)
+	}
+}
+
+// A launch URL with malformed percent-encoding is answered at the edge
+// with a 400 failed event that says what is wrong. It used to reach the
+// gate, whose HTTP server resets such an h2c stream, and came back as
+// "This Binder is at capacity" 503 after a retry at BinderHub.
+func TestMalformedLaunchURLIsAnsweredAtTheEdge(t *testing.T) {
+	s := startStack(t, options{})
+	host := strings.TrimPrefix(s.edgeURL, "http://")
+	for _, path := range []string{"/build/gh/%zz/x/HEAD", "/build/gh/org/repo%2/HEAD", "/build/gh/org/repo/HEAD%"} {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Raw, because Go's client refuses to send such a URL.
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: binder.test\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("%s: %v", path, err)
+		}
+		events, err := readEvents(resp.Body)
+		c.Close()
+		if err != nil || resp.StatusCode != 200 || len(events) != 1 || events[0].Phase != sse.PhaseFailed || events[0].StatusCode != 400 ||
+			!strings.Contains(events[0].Message, "percent-encoding") || resp.Header.Get("Retry-After") != "" {
+			t.Errorf("%s: %d %+v (retry-after %q, err %v), want 200 and one failed 400 event about the encoding, no Retry-After",
+				path, resp.StatusCode, events, resp.Header.Get("Retry-After"), err)
+		}
+	}
+	if n := s.gateHits.prefix("/build/") + s.binderHits.prefix("/build/"); n != 0 {
+		t.Errorf("%d malformed launches got past the edge", n)
+	}
+	if a := launch(s.ctx, s.edgeURL, "gh/org/repo/HEAD", 20*time.Second); a.final().Phase != sse.PhaseReady {
+		t.Fatalf("the next normal launch got %+v (err %v), want ready", a.events, a.err)
+	}
+}
+
+func readEvents(r io.Reader) ([]sse.Payload, error) {
+	var out []sse.Payload
+	rd := sse.NewReader(r)
+	for {
+		e, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if e.IsComment() {
+			continue
+		}
+		p, err := e.Decode()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
 	}
 }

@@ -61,3 +61,21 @@ const banStatus = 403
 func inline(s string) *corev3.DataSource {
 	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: s}}
 }
+
+// ClassInvalid is the class of a launch whose URL cannot be a launch.
+const ClassInvalid = "invalid"
+
+// invalidRoute answers a launch URL with malformed percent-encoding: a
+// 400 failed event, as BinderHub answers a malformed spec, and no
+// Retry-After (the same URL will never work).
+func invalidRoute() *routev3.Route {
+	return &routev3.Route{
+		Name:  routeEdgePrefix + ClassInvalid,
+		Match: matchAll(),
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+			Status: 200,
+			Body:   inline(failedBody(400, "This launch URL has malformed percent-encoding (a % must be followed by two hex digits). Please check the repository and ref in the URL.")),
+		}},
+		ResponseHeadersToAdd: sseHeaders(ClassInvalid, ""),
+	}
+}

@@ -54,7 +54,9 @@
 //
 // Every answer Envoy gives on /build/ itself is HTTP 200 with one SSE
 // failed event: bans and hot specs as direct responses (bans via the 403
-// mapper above), Envoy's own 429/5xx (rate limit, overflow, no healthy
+// mapper above), a launch path with malformed percent-encoding as a 400
+// (checked by one RE2 match under the /build/ entry, before the gate's
+// HTTP server would reset the stream), Envoy's own 429/5xx (rate limit, overflow, no healthy
 // upstream) rewritten by local_reply_config, with Retry-After.
 // Only a failed event on a 200 stream gets the message and status_code to
 // the official JS client's user and closes it cleanly; on a bare 429/503

@@ -51,7 +51,7 @@ func routeConfig(e *ir.Edge) (*routev3.RouteConfiguration, error) {
 func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 	var errs []error
 	entries := map[string]*xdsmatcher.Matcher_OnMatch{
-		ir.LaunchPrefix: onMatchRoute(RouteLaunch, launchRoute(e.Launch)),
+		ir.LaunchPrefix: launchOnMatch(e.Launch),
 	}
 	// A block's route does not contain its prefix, so blocks that answer
 	// alike (every spelling of one ban, bans sharing a message) share one
@@ -82,16 +82,53 @@ func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 	}
 	return &xdsmatcher.Matcher{
 		MatcherType: &xdsmatcher.Matcher_MatcherTree_{MatcherTree: &xdsmatcher.Matcher_MatcherTree{
-			Input: &xdscore.TypedExtensionConfig{
-				Name:        "path",
-				TypedConfig: mustAny(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: ":path"}),
-			},
+			Input: pathInput(),
 			TreeType: &xdsmatcher.Matcher_MatcherTree_PrefixMatchMap{
 				PrefixMatchMap: &xdsmatcher.Matcher_MatcherTree_MatchMap{Map: entries},
 			},
 		}},
 		OnNoMatch: onMatchRoute(RoutePassThrough, passThroughRoute()),
 	}, errors.Join(errs...)
+}
+
+func pathInput() *xdscore.TypedExtensionConfig {
+	return &xdscore.TypedExtensionConfig{
+		Name:        "path",
+		TypedConfig: mustAny(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: ":path"}),
+	}
+}
+
+// malformedPercent matches a whole :path (Envoy's safe_regex must match
+// all of it) whose path part, before any query, holds a % not followed by
+// two hex digits. RE2, linear time.
+const malformedPercent = `[^?]*%[0-9A-Fa-f]?([^0-9A-Fa-f].*)?`
+
+// launchOnMatch answers, at the edge, a launch whose path has malformed
+// percent-encoding with a 400 failed event that says so; everything else
+// under /build/ takes the launch route. The gate's HTTP server cannot
+// even parse such a path: over h2c it resets the stream, which Envoy
+// would report as the gate at capacity (and retry at BinderHub), and
+// BinderHub would refuse the spec anyway.
+func launchOnMatch(l ir.Launch) *xdsmatcher.Matcher_OnMatch {
+	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Matcher{Matcher: &xdsmatcher.Matcher{
+		MatcherType: &xdsmatcher.Matcher_MatcherList_{MatcherList: &xdsmatcher.Matcher_MatcherList{
+			Matchers: []*xdsmatcher.Matcher_MatcherList_FieldMatcher{{
+				Predicate: &xdsmatcher.Matcher_MatcherList_Predicate{MatchType: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate_{
+					SinglePredicate: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate{
+						Input: pathInput(),
+						Matcher: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate_ValueMatch{ValueMatch: &xdsmatcher.StringMatcher{
+							MatchPattern: &xdsmatcher.StringMatcher_SafeRegex{SafeRegex: &xdsmatcher.RegexMatcher{
+								EngineType: &xdsmatcher.RegexMatcher_GoogleRe2{GoogleRe2: &xdsmatcher.RegexMatcher_GoogleRE2{}},
+								Regex:      malformedPercent,
+							}},
+						}},
+					},
+				}},
+				OnMatch: onMatchRoute(routeEdgePrefix+ClassInvalid, invalidRoute()),
+			}},
+		}},
+		OnNoMatch: onMatchRoute(RouteLaunch, launchRoute(l)),
+	}}}
 }
 
 func onMatchRoute(name string, r *routev3.Route) *xdsmatcher.Matcher_OnMatch {

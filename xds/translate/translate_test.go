@@ -2,6 +2,7 @@ package translate
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +33,45 @@ func prefixes(t *testing.T, res *Resources) map[string]string {
 	m := res.Routes[0].VirtualHosts[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()
 	out := map[string]string{}
 	for k, v := range m {
+		if nested := v.GetMatcher(); nested != nil {
+			// /build/: the malformed-URL check first, then the launch route.
+			v = nested.GetOnNoMatch()
+		}
 		out[k] = v.GetAction().GetName()
 	}
 	return out
+}
+
+func TestMalformedPercentEncodingIsAnsweredAtTheEdge(t *testing.T) {
+	re := regexp.MustCompile(`^(?:` + malformedPercent + `)$`) // RE2 syntax; Envoy matches the whole path
+	tests := map[string]bool{
+		"/build/gh/org/repo/HEAD":                              false,
+		"/build/git/https%3A%2F%2Fgithub.com%2Fo%2Fr.git/HEAD": false,
+		"/build/gl/group%2Fsub%2Frepo/main":                    false,
+		"/build/gh/org/repo/HEAD?build_token=a%2Bb":            false,
+		"/build/gh/org/repo/HEAD?q=%zz":                        false, // the query is BinderHub's to read
+		"/build/gh/%zz/x/HEAD":                                 true,
+		"/build/gh/org/repo%2/HEAD":                            true,
+		"/build/gh/org/repo/HEAD%":                             true,
+		"/build/gh/org/repo/HEAD%4?build_token=x":              true,
+		"/build/gh/org/%%41/HEAD":                              true,
+		"/build/zenodo/10.5281%2Fzenodo.3242074":               false,
+	}
+	for path, want := range tests {
+		if got := re.MatchString(path); got != want {
+			t.Errorf("%s: malformed = %v, want %v", path, got, want)
+		}
+	}
+	res, err := Translate(baseEdge())
+	if err != nil {
+		t.Fatal(err)
+	}
+	launch := res.Routes[0].VirtualHosts[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()[ir.LaunchPrefix]
+	fm := launch.GetMatcher().GetMatcherList().GetMatchers()
+	if len(fm) != 1 || fm[0].GetPredicate().GetSinglePredicate().GetValueMatch().GetSafeRegex().GetRegex() != malformedPercent ||
+		fm[0].GetOnMatch().GetAction().GetName() != routeEdgePrefix+ClassInvalid {
+		t.Errorf("/build/ does not check for malformed percent-encoding first: %v", launch)
+	}
 }
 
 func TestTranslateBlocks(t *testing.T) {
