@@ -148,7 +148,8 @@ func (ix *BanIndex) hit(id int, rule string, repo spec.Repo, display string) Ban
 	return BanHit{Policy: b.Policy, Rule: rule, Message: msg, Mode: b.Mode, Repo: repo}
 }
 
-// DefaultBanMessage is BinderHub's own wording for a banned spec.
-func DefaultBanMessage(spec string) string {
-	return "Sorry, " + spec + " is not allowed to launch. Please contact admins for more info!"
+// DefaultBanMessage is BinderHub's own wording for a banned spec, with
+// the spec cut to 200 bytes: the message echoes what the client sent.
+func DefaultBanMessage(s string) string {
+	return "Sorry, " + spec.Shown(s, 200) + " is not allowed to launch. Please contact admins for more info!"
 }

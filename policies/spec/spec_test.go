@@ -386,3 +386,23 @@ func TestSpellingsCrossProviders(t *testing.T) {
 		})
 	}
 }
+
+func TestShownCutsOnARuneBoundary(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		max  int
+		want string
+	}{
+		"short text is kept":                {in: "gh/org/repo/HEAD", max: 20, want: "gh/org/repo/HEAD"},
+		"exactly max is kept":               {in: "abcd", max: 4, want: "abcd"},
+		"long text is cut with an ellipsis": {in: "abcdef", max: 4, want: "abcd…"},
+		"a rune is never split":             {in: "ab€cd", max: 3, want: "ab…"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Shown(tc.in, tc.max); got != tc.want {
+				t.Errorf("Shown(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+			}
+		})
+	}
+}

@@ -154,7 +154,7 @@ func (g *Gate) cutLeaderLocked(f *flight, ev sse.Event) {
 
 func tooLongMessage(f *flight) string {
 	return fmt.Sprintf("The build of %s has taken longer than %s, the most this site allows, so binderguard stopped waiting for it. Please try again in %d seconds.",
-		f.key, f.launch.MaxBuild, max(1, int(f.launch.BreakerOpen.Seconds())))
+		shown(f.key), f.launch.MaxBuild, max(1, int(f.launch.BreakerOpen.Seconds())))
 }
 
 // release lets f's held followers go, one by one at the policy's pace and
@@ -337,7 +337,7 @@ func (g *Gate) keepalive(sw *sse.Writer) bool { return sw.Write(sse.Keepalive) =
 func (g *Gate) holdTimeout(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, fo *follower, hold time.Duration, cursor uint64) {
 	if g.removeFollower(f, fo) {
 		g.m.shed.WithLabelValues("hold_timeout").Inc()
-		_ = sw.Write(sse.Failed(503, fmt.Sprintf("binderguard held this launch for %s while %s was being built, the most this site allows. Please try again later.", hold, f.key)))
+		_ = sw.Write(sse.Failed(503, fmt.Sprintf("binderguard held this launch for %s while %s was being built, the most this site allows. Please try again later.", hold, shown(f.key))))
 		return
 	}
 	// A release or promotion raced the timeout: honour it.

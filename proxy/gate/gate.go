@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/sse"
 )
@@ -310,6 +311,11 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		return nil
 	}
 	providerSpec = strings.TrimRight(providerSpec, "/")
+	if len(providerSpec) > MaxSpecBytes {
+		g.classify(w, "invalid")
+		g.reject(w, 400, fmt.Sprintf("This launch URL is %d bytes long; binderguard accepts at most %d. Please check the repository and ref in it.", len(providerSpec), MaxSpecBytes), 0)
+		return nil
+	}
 	if g.ctx.Err() != nil {
 		g.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
@@ -320,7 +326,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	pol, err := g.cfg.Policies.Resolve(providerSpec, now)
 	if err != nil {
 		g.classify(w, "invalid")
-		g.reject(w, 400, fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err), 0)
+		g.reject(w, 400, shown(fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err)), 0)
 		return nil
 	}
 	if b := pol.Ban; b != nil {
@@ -490,7 +496,17 @@ func (g *Gate) reject(w http.ResponseWriter, code int, msg string, retryAfter ti
 	_ = sw.Write(sse.Failed(code, msg))
 }
 
+// MaxSpecBytes bounds the <provider>/<spec> of a launch URL. BinderHub
+// sets none, but its longest real specs (a percent-encoded git clone URL
+// and a 255-byte ref) stay far below it, and a bigger one would only be
+// echoed back in messages and kept as a key.
+const MaxSpecBytes = 2048
+
+// shown caps text that quotes a client's spec.
+func shown(s string) string { return spec.Shown(s, 300) }
+
 func shedMessage(d collapse.Decision, key string) string {
+	key = shown(key)
 	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
 	switch d.Reason {
 	case collapse.ReasonBreakerOpen:

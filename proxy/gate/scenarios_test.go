@@ -2,9 +2,11 @@ package gate_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -543,5 +545,33 @@ func TestDrainingAPeerEndsOnlyItsLaunchesWithARetry(t *testing.T) {
 	}
 	if p := metricValue(t, s.reg, "binderguard_promotions_total"); p != 1 {
 		t.Errorf("promotions = %v, want 1", p)
+	}
+}
+
+// A launch URL never comes back whole in a message: an over-long spec is
+// refused before anything else, and an unreadable one is quoted cut short.
+func TestTheGateNeverEchoesKilobytesOfASpec(t *testing.T) {
+	pol := gate.PoliciesFunc(func(spec string, _ time.Time) (gate.Policy, error) {
+		if strings.HasPrefix(spec, "bad/") {
+			return gate.Policy{}, fmt.Errorf("not a provider spec: %s", spec)
+		}
+		return gate.Policy{Key: spec, Launch: testLaunch()}, nil
+	})
+	s := startStack(t, fastSim(), pol, nil)
+	for name, spec := range map[string]string{
+		"over-long":  "gh/org/" + strings.Repeat("a", 60000) + "/HEAD",
+		"unreadable": "bad/" + strings.Repeat("b", 2000),
+	} {
+		r := s.launch(t.Context(), spec, clientIP(1), nil, nil)
+		if r.err != nil || r.failed == nil {
+			t.Errorf("%s spec: phases %v, err %v; want a failed event", name, r.phases(), r.err)
+			continue
+		}
+		if r.failed.StatusCode != 400 || len(r.failed.Message) > 400 {
+			t.Errorf("%s spec: failed %d with a %d-byte message; want 400 and at most 400 bytes", name, r.failed.StatusCode, len(r.failed.Message))
+		}
+	}
+	if st := s.sim.Stats(); st.Requests != 0 {
+		t.Errorf("BinderHub got %d requests, want none", st.Requests)
 	}
 }
