@@ -28,7 +28,8 @@ test: tools ## run every test (unit, envtest, real Envoy end to end)
 bench: build tools ## run the benchmarks and load comparisons (figures for the README)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
-run: build tools ## simulator + Envoy + binderguard with a visible launch storm
+run: build ## simulator + Envoy + binderguard with a visible launch storm (installs only Envoy)
+	@test/tools/install.sh envoy
 	@test/run-local.sh
 
 lint: ## gofmt check and go vet

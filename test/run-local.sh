@@ -19,10 +19,31 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "stopping"; exit 0' INT TERM
 
-wait_http() { # url, what
-	for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done
-	echo "run: $2 did not come up at $1; logs in $logs" >&2; exit 1
+# need_free fails at once, naming the port, when another program listens
+# on one this demo needs: the storm would otherwise go to whatever answers.
+need_free() { # port, what
+	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+		echo "run: port $1 ($2) is already in use by another program; stop it and run again" >&2
+		exit 1
+	fi
 }
+# wait_ours waits until url answers with body text `want` while the child
+# pid is alive: the answer must come from the process this script started.
+wait_ours() { # pid, url, want, what, log
+	for _ in $(seq 1 100); do
+		if ! kill -0 "$1" 2>/dev/null; then
+			echo "run: $4 exited: $(tail -n 1 "$5")" >&2
+			exit 1
+		fi
+		curl -fsS "$2" 2>/dev/null | grep -q "$3" && return 0
+		sleep 0.2
+	done
+	echo "run: $4 did not answer at $2; logs in $logs" >&2
+	exit 1
+}
+for p in 8586:simulator 8585:simulator 8080:Envoy 9901:"Envoy admin" 8081:gate 18000:xDS 8082:metrics; do
+	need_free "${p%%:*}" "${p#*:}"
+done
 
 mix="$logs/mix.yaml"
 cat > "$mix" <<'MIX'
@@ -37,7 +58,7 @@ MIX
 echo "== 1/2: the incident: $CLIENTS launches of $SPEC straight at the simulator (build takes $BUILD_TIME)"
 "$bin/fakebinder" --listen 127.0.0.1:8586 --build-time "$BUILD_TIME" --built-specs 'binder-examples/.*' >"$logs/fakebinder-direct.log" 2>&1 &
 pids+=($!)
-wait_http http://127.0.0.1:8586/health "simulator (direct)"
+wait_ours $! http://127.0.0.1:8586/versions fakebinder "simulator (direct)" "$logs/fakebinder-direct.log"
 "$bin/launchstorm" --url http://127.0.0.1:8586 --spec "$SPEC" --clients "$CLIENTS" --mix "$mix" \
 	--stats-url http://127.0.0.1:8586/_sim/stats --timeout 3m | tee "$logs/direct.json"
 
@@ -45,11 +66,11 @@ echo
 echo "== 2/2: the same storm through Envoy + binderguard"
 "$bin/fakebinder" --listen 127.0.0.1:8585 --build-time "$BUILD_TIME" --built-specs 'binder-examples/.*' >"$logs/fakebinder.log" 2>&1 &
 pids+=($!)
-wait_http http://127.0.0.1:8585/health "simulator"
+wait_ours $! http://127.0.0.1:8585/versions fakebinder "simulator" "$logs/fakebinder.log"
 "$bin/binderguard" local --upstream http://127.0.0.1:8585 --listen 127.0.0.1:8080 --admin 127.0.0.1:9901 \
 	--policies manifests/examples >"$logs/binderguard.log" 2>&1 &
 pids+=($!)
-wait_http http://127.0.0.1:8080/versions "Envoy in front of the simulator"
+wait_ours $! http://127.0.0.1:8080/versions fakebinder "Envoy + binderguard in front of the simulator" "$logs/binderguard.log"
 "$bin/launchstorm" --url http://127.0.0.1:8080 --spec "$SPEC" --clients "$CLIENTS" --mix "$mix" \
 	--stats-url http://127.0.0.1:8585/_sim/stats --timeout 3m | tee "$logs/guarded.json"
 
