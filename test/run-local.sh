@@ -60,7 +60,7 @@ echo "== 1/2: the incident: $CLIENTS launches of $SPEC straight at the simulator
 pids+=($!)
 wait_ours $! http://127.0.0.1:8586/versions fakebinder "simulator (direct)" "$logs/fakebinder-direct.log"
 "$bin/launchstorm" --url http://127.0.0.1:8586 --spec "$SPEC" --clients "$CLIENTS" --mix "$mix" \
-	--stats-url http://127.0.0.1:8586/_sim/stats --timeout 3m | tee "$logs/direct.json"
+	--stats-url http://127.0.0.1:8586/_sim/stats --timeout 3m >"$logs/direct.json"
 
 echo
 echo "== 2/2: the same storm through Envoy + binderguard"
@@ -72,7 +72,7 @@ wait_ours $! http://127.0.0.1:8585/versions fakebinder "simulator" "$logs/fakebi
 pids+=($!)
 wait_ours $! http://127.0.0.1:8080/versions fakebinder "Envoy + binderguard in front of the simulator" "$logs/binderguard.log"
 "$bin/launchstorm" --url http://127.0.0.1:8080 --spec "$SPEC" --clients "$CLIENTS" --mix "$mix" \
-	--stats-url http://127.0.0.1:8585/_sim/stats --timeout 3m | tee "$logs/guarded.json"
+	--stats-url http://127.0.0.1:8585/_sim/stats --timeout 3m >"$logs/guarded.json"
 
 echo
 python3 - "$logs/direct.json" "$logs/guarded.json" <<'PY'

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -137,7 +138,7 @@ func storm(ctx context.Context, args []string, stdout, stderr io.Writer, termina
 	var stopProgress func()
 	if terminal && !jsonOnly {
 		o.Tracker = launchstorm.NewTracker()
-		stopProgress = showProgress(ctx, o.Tracker, stderr)
+		stopProgress = showProgress(ctx, o.Tracker, o.StatsURL, stderr)
 	}
 	s, err := launchstorm.Run(ctx, o)
 	if stopProgress != nil {
@@ -157,12 +158,16 @@ func storm(ctx context.Context, args []string, stdout, stderr io.Writer, termina
 	return err
 }
 
-// showProgress redraws the counts by phase on w until the returned stop
-// function is called; stop draws the final line and waits for the drawer.
-func showProgress(ctx context.Context, t *launchstorm.Tracker, w io.Writer) (stop func()) {
+// showProgress redraws the counts by phase on w, and the simulator's
+// build watchers read from statsURL every second when one is given, until
+// the returned stop function is called; stop draws the final line and
+// waits for the drawer and the poller.
+func showProgress(ctx context.Context, t *launchstorm.Tracker, statsURL string, w io.Writer) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	draw := func() { fmt.Fprintf(w, "\r\x1b[2K%s", launchstorm.FormatProgress(t.Elapsed(), t.Snapshot())) }
+	var watchers atomic.Int64
+	watchers.Store(-1)
+	draw := func() { fmt.Fprintf(w, "\r\x1b[2K%s", progressLine(t.Elapsed(), t.Snapshot(), watchers.Load())) }
 	wg.Go(func() {
 		tick := time.NewTicker(progressInterval)
 		defer tick.Stop()
@@ -175,10 +180,58 @@ func showProgress(ctx context.Context, t *launchstorm.Tracker, w io.Writer) (sto
 			}
 		}
 	})
+	if statsURL != "" {
+		wg.Go(func() {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				if n, err := buildWatchers(ctx, statsURL); err == nil {
+					watchers.Store(n)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
 	return func() {
 		cancel()
 		wg.Wait()
 		draw()
 		fmt.Fprintln(w)
 	}
+}
+
+// progressLine is the live line: counts by phase, then the simulator's
+// build watchers when known (watchers < 0: not known).
+func progressLine(elapsed time.Duration, counts map[string]int, watchers int64) string {
+	line := launchstorm.FormatProgress(elapsed, counts)
+	if watchers >= 0 {
+		line += fmt.Sprintf("  | upstream build watchers %d", watchers)
+	}
+	return line
+}
+
+// buildWatchers reads active_build_watchers from the simulator's stats.
+func buildWatchers(ctx context.Context, statsURL string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Watchers int64 `json:"active_build_watchers"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return 0, fmt.Errorf("reading %s: %w", statsURL, err)
+	}
+	return st.Watchers, nil
 }

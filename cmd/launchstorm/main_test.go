@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/test/fakebinder"
 )
 
 // readyServer answers every /build with a ready event carrying a fresh
@@ -120,5 +122,35 @@ func TestRunRefusesBadInput(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
 		})
+	}
+}
+
+// The live line shows the simulator's build watchers next to the phases,
+// read from --stats-url, so a storm shows whether launches collapse.
+func TestProgressShowsTheSimulatorsBuildWatchers(t *testing.T) {
+	sim, err := fakebinder.New(fakebinder.Config{BuildTime: 2 * time.Second, LaunchTime: 10 * time.Millisecond, ReadyHold: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	defer sim.Close()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--url", srv.URL, "--spec", "gh/a/b/HEAD", "--clients", "3", "--stats-url", srv.URL + "/_sim/stats"}
+	if code := run(context.Background(), args, &stdout, &stderr, true); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "upstream build watchers 3") {
+		t.Errorf("progress %q, want the 3 build watchers the storm opened", stderr.String())
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	counts := map[string]int{"ready": 2}
+	if got := progressLine(time.Second, counts, -1); strings.Contains(got, "watchers") {
+		t.Errorf("without stats: %q mentions watchers", got)
+	}
+	if got := progressLine(time.Second, counts, 1); !strings.HasSuffix(got, "| upstream build watchers 1") {
+		t.Errorf("with stats: %q", got)
 	}
 }
