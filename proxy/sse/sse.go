@@ -79,6 +79,10 @@ func (e Event) Decode() (Payload, error) {
 // Frame returns the wire bytes of e.
 func (e Event) Frame() []byte {
 	if e.IsComment() {
+		if len(e.Comment) > 0 && e.Comment[0] == ' ' {
+			// A reader drops one space after ':'; keep the comment's own.
+			return []byte(": " + e.Comment + "\n\n")
+		}
 		return []byte(":" + e.Comment + "\n\n")
 	}
 	var b bytes.Buffer
