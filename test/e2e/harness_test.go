@@ -38,6 +38,7 @@ type options struct {
 	launch       gate.Launch
 	edgeLaunch   ir.Launch
 	gateBreakers ir.Breakers
+	policies     gate.Policies // the gate's; nil: StaticPolicies of launch
 	xffHops      uint32
 	logLevel     string
 }
@@ -255,7 +256,11 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 		l = gate.DefaultLaunch()
 	}
 	u, _ := url.Parse("http://" + s.binderAddr.String())
-	g, err := gate.New(gate.Config{Upstream: u, Policies: gate.StaticPolicies(l, gate.Global{}), Logger: log.With("component", "gate")})
+	pol := s.opts.policies
+	if pol == nil {
+		pol = gate.StaticPolicies(l, gate.Global{})
+	}
+	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Logger: log.With("component", "gate")})
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)
 	}

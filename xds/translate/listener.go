@@ -53,11 +53,15 @@ func edgeHCM(e *ir.Edge) *hcmv3.HttpConnectionManager {
 		// number of trusted proxies in front put in X-Forwarded-For.
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		XffNumTrustedHops: e.Listener.XFFNumTrustedHops,
-		NormalizePath:     wrapperspb.Bool(true),
-		MergeSlashes:      true,
-		StreamIdleTimeout: durationpb.New(streamIdleTimeout),
-		LocalReplyConfig:  localReply(e.Launch),
-		AccessLog:         []*accesslogv3.AccessLog{launchStats()},
+		// BinderHub's tornado takes HTTP/1.0, and a proxy in front may
+		// speak it (plain nginx does upstream by default); Envoy would
+		// answer 426.
+		HttpProtocolOptions: &corev3.Http1ProtocolOptions{AcceptHttp_10: true},
+		NormalizePath:       wrapperspb.Bool(true),
+		MergeSlashes:        true,
+		StreamIdleTimeout:   durationpb.New(streamIdleTimeout),
+		LocalReplyConfig:    localReply(e.Launch),
+		AccessLog:           []*accesslogv3.AccessLog{launchStats()},
 	}
 	if d := e.Listener.ConnectionIdleTimeout; d > 0 {
 		h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(d)}
