@@ -125,6 +125,7 @@ type Gate struct {
 type flight struct {
 	key       string
 	paths     []string
+	policy    string // Policy.Name of the leader's launch, for State
 	launch    Launch
 	stage     collapse.Stage
 	leader    *leadership
@@ -450,6 +451,7 @@ func contains(ss []string, s string) bool {
 func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 	f := &flight{
 		key:    key,
+		policy: pol.Name,
 		launch: pol.Launch,
 		stage:  collapse.Starting,
 		ring:   newRing(g.cfg.ReplayEvents, g.cfg.ReplayBytes),
