@@ -1,0 +1,17 @@
+// Package live writes the launch gate's live counters into LaunchPolicy
+// status: status.waiters (launches held under the policy) and
+// status.hotSpecs (its busiest specs, at most 16), stamped with
+// status.countersReportedAt, summed over every replica's gate.
+//
+// Each replica's gate knows only the launches it holds itself, so the
+// elected replica gathers every replica's Load (see cmd/binderguard: GET
+// /state on each gate behind the headless gate Service) and hands them
+// here. Sum and Desired are the pure decision (what each status should
+// say, and whether it differs from what it says); Writer applies it,
+// writing only objects whose counters changed.
+//
+// It must never change an object's spec, nor status fields other writers
+// own (the Accepted condition and observedGeneration of policies/status,
+// the webhook's matchedPods), and it must never write on a replica that
+// is not the elected one: its caller decides that.
+package live
