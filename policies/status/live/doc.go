@@ -1,5 +1,5 @@
-// Package live writes the launch gate's live counters into LaunchPolicy
-// status: status.waiters (launches held under the policy) and
+// Package live writes live counters into policy status. For
+// LaunchPolicies: status.waiters (launches held under the policy) and
 // status.hotSpecs (its busiest specs, at most 16), stamped with
 // status.countersReportedAt, summed over every replica's gate.
 //
@@ -10,8 +10,14 @@
 // say, and whether it differs from what it says); Writer applies it,
 // writing only objects whose counters changed.
 //
+// It also counts, per RepoBan, the launches the gate refused and the pods
+// the webhook refused (Tally): those are events, so each replica adds its
+// own share to the ban's status (FlushBans) instead of the leader summing
+// states.
+//
 // It must never change an object's spec, nor status fields other writers
 // own (the Accepted condition and observedGeneration of policies/status,
-// the webhook's matchedPods), and it must never write on a replica that
-// is not the elected one: its caller decides that.
+// the webhook's matchedPods), and LaunchPolicy counters must never be
+// written by a replica that is not the elected one: its caller decides
+// that.
 package live
