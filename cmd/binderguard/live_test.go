@@ -188,3 +188,55 @@ func TestServeReportsHeldLaunchesInLaunchPolicyStatus(t *testing.T) {
 		t.Errorf("%d of %d launches ended ready", ready, launches)
 	}
 }
+
+// A RepoBan's status counts the launches of it the gate refused and the
+// pods of it the webhook refused, added up by the replica that saw them.
+func TestServeCountsWhatARepoBanStopped(t *testing.T) {
+	const ns = "binderhub" // webhook.yaml as it stands admits pods of this namespace
+	fb, err := fakebinder.New(fakebinder.Config{BuildTime: 100 * time.Millisecond, LaunchTime: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fb.Close)
+	env, s, ctx := startServeAt(t, fb, ns, 300*time.Millisecond)
+	ban := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "miner"},
+		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/bad/miner"}, Mode: v1alpha1.ModeEnforce}}
+	if err := env.Client.Create(ctx, ban); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the ban reaches the policy snapshot", func() error {
+		if n := len(s.store.Load().Status()); n != 1 {
+			return fmt.Errorf("%d objects in the snapshot", n)
+		}
+		return nil
+	})
+	gateURL := "http://" + s.gateLis.Addr().String()
+	for _, path := range []string{"/build/gh/bad/miner/HEAD", "/build/gh/Bad/Miner.git/main", "/build/git/https%3A%2F%2Fgithub.com%2Fbad%2Fminer/HEAD"} {
+		for p := range storm(ctx, gateURL, path, 1) {
+			if p != "failed" {
+				t.Errorf("launch %s ended %q, want failed", path, p)
+			}
+		}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "build-miner", Labels: map[string]string{"component": "binderhub-build"},
+			Annotations: map[string]string{"binder-repo": "https://github.com/bad/miner"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "builder", Image: "quay.io/jupyterhub/repo2docker:2024.07.0"}}},
+	}
+	if err := env.Client.Create(ctx, pod); err == nil {
+		t.Fatal("a build pod of the banned repository was admitted")
+	}
+	testenv.Eventually(t, 10*time.Second, "the ban's status counts 3 blocked launches and 1 refused pod", func() error {
+		var got v1alpha1.RepoBan
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ban), &got); err != nil {
+			return err
+		}
+		if st := got.Status; st.BlockedLaunches != 3 || st.RefusedPods != 1 || st.CountersReportedAt == nil {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	if st := fb.Stats(); st.BuildsStarted != 0 {
+		t.Errorf("a banned launch reached BinderHub: %+v", st)
+	}
+}

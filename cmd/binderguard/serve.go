@@ -77,14 +77,15 @@ type serveConfig struct {
 	leaderElect               bool
 	existingPods              bool
 	logLevel                  slog.Level
-	// liveInterval spaces the leader's reports of live counters into
-	// LaunchPolicy status (liveStatusInterval; shorter in tests).
+	// liveInterval spaces the reports of live counters into LaunchPolicy
+	// and RepoBan status (liveStatusInterval; shorter in tests).
 	liveInterval time.Duration
 }
 
 // liveStatusInterval is how often the elected replica gathers every
 // gate's held launches and writes the counters that changed into
-// LaunchPolicy status. Each report is one GET per replica and at most one
+// LaunchPolicy status, and how often each replica adds what RepoBans
+// blocked and refused on it to their status. Each report is one GET per replica and at most one
 // status write per LaunchPolicy, and a storm changes the count on nearly
 // every report, so this is also the most often one object is written:
 // fresh enough to watch a storm with `kubectl get launchpolicies -w`,
@@ -348,8 +349,13 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		}
 	}
 
+	// What each RepoBan blocked and refused on this replica, added to its
+	// status by this replica (see reportBans).
+	tally := &live.Tally{}
+
 	// The launch gate.
 	if s.gate, err = gate.New(gate.Config{
+		OnBanned:     tally.Blocked,
 		Upstream:     c.upstream,
 		Policies:     gate.SnapshotPolicies(s.store),
 		Registerer:   reg,
@@ -382,6 +388,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		Logger:       log.With("component", "webhook"),
 		ExistingPods: c.existingPods,
 		PodNamespace: c.namespace, // binder pods live beside the policies
+		OnRefused:    tally.Refused,
 	}); err != nil {
 		return nil, fmt.Errorf("setting up the admission webhooks: %w", err)
 	}
@@ -404,6 +411,9 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		manager.RunnableFunc(func(ctx context.Context) error { return relay.run(ctx, writer, log.With("component", "status")) }),
 		manager.RunnableFunc(func(ctx context.Context) error {
 			return s.reportLive(ctx, counters, log.With("component", "live-status"))
+		}),
+		everyReplica(func(ctx context.Context) error {
+			return s.reportBans(ctx, tally, log.With("component", "ban-counters"))
 		}),
 	} {
 		if err := s.mgr.Add(r); err != nil {
@@ -448,6 +458,32 @@ func (s *inCluster) reportLive(ctx context.Context, w *live.Writer, log *slog.Lo
 		}
 		if n, err := w.Write(ctx, lps.Items, loads); err != nil && ctx.Err() == nil {
 			log.Warn("writing live counters", "err", err, "written", n)
+		}
+	}
+}
+
+// reportBans runs on every replica until ctx ends: every liveInterval it
+// adds what RepoBans blocked and refused here since the last report to
+// their status (one write per ban with new counts: bounded by the
+// interval however busy a ban is), and once more as it stops, so a
+// rollout loses no counts.
+func (s *inCluster) reportBans(ctx context.Context, t *live.Tally, log *slog.Logger) error {
+	tick := time.NewTicker(s.cfg.liveInterval)
+	defer tick.Stop()
+	flush := func(ctx context.Context) {
+		if _, err := t.FlushBans(ctx, s.mgr.GetClient(), s.mgr.GetAPIReader(), log, time.Now()); err != nil {
+			log.Warn("adding ban counters to RepoBan status", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			flush(fctx)
+			return nil
+		case <-tick.C:
+			flush(ctx)
 		}
 	}
 }
