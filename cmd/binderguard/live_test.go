@@ -109,7 +109,7 @@ func storm(ctx context.Context, gateURL, path string, n int) <-chan string {
 func TestServeReportsHeldLaunchesInLaunchPolicyStatus(t *testing.T) {
 	const ns = "binderhub"
 	const launches = 30
-	fb, err := fakebinder.New(fakebinder.Config{BuildTime: 8 * time.Second, LaunchTime: 10 * time.Millisecond, KeepaliveInterval: time.Second})
+	fb, err := fakebinder.New(fakebinder.Config{BuildTime: 15 * time.Second, LaunchTime: 10 * time.Millisecond, KeepaliveInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +140,11 @@ func TestServeReportsHeldLaunchesInLaunchPolicyStatus(t *testing.T) {
 	}
 
 	t.Logf("storm starts at %s", time.Now().Format(time.StampMilli))
+	// The build (15 s) outlasts the wait for the report (10 s), so the
+	// launches are still held when it is checked.
 	phases := storm(ctx, "http://"+s.gateLis.Addr().String(), "/build/gh/hot/repo/HEAD", launches)
 	// One leader builds; the other launches are held.
-	testenv.Eventually(t, 6*time.Second, "kubectl get launchpolicies shows the held launches", func() error {
+	testenv.Eventually(t, 10*time.Second, "kubectl get launchpolicies shows the held launches", func() error {
 		got := waiting()
 		if got["hot"] != strconv.Itoa(launches-1) || got["quiet"] != "0" {
 			return fmt.Errorf("Waiting column %v, want hot %d and quiet 0", got, launches-1)
@@ -163,7 +165,7 @@ func TestServeReportsHeldLaunchesInLaunchPolicyStatus(t *testing.T) {
 	}
 
 	// The build ends, the held launches are released and launch.
-	testenv.Eventually(t, 20*time.Second, "the Waiting column drops back to 0", func() error {
+	testenv.Eventually(t, 30*time.Second, "the Waiting column drops back to 0", func() error {
 		got := waiting()
 		if got["hot"] != "0" || got["quiet"] != "0" {
 			return fmt.Errorf("Waiting column %v, want 0 and 0", got)
