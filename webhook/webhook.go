@@ -60,6 +60,9 @@ type Config struct {
 	// PodNamespace limits the onExisting scan to one namespace ("" = all
 	// namespaces); set it when binderguard runs with a namespaced Role.
 	PodNamespace string
+	// OnRefused is passed to admission.Config: called per policy that
+	// made the validating webhook deny a pod.
+	OnRefused func(policy string)
 }
 
 // PolicySource reads the latest snapshot from store for each review.
@@ -88,6 +91,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		Recorder:   mgr.GetEventRecorder("binderguard-webhook"),
 		Registerer: cfg.Registerer,
 		Logger:     cfg.Logger.With("component", "admission"),
+		OnRefused:  cfg.OnRefused,
 	})
 	if err != nil {
 		return fmt.Errorf("building the admission handlers: %w", err)

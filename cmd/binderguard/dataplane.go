@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -38,10 +40,16 @@ func edgeBase(listen ir.Endpoint, xffHops uint32, upstream *url.URL, gateAt ir.E
 }
 
 // newGateServer serves the gate's launches, the /healthz Envoy's active
-// health check polls (over HTTP/1.1 and h2c), and POST /drain.
+// health check polls (over HTTP/1.1 and h2c), POST /drain and GET /state.
 func newGateServer(g *gate.Gate) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	// The elected replica sums every gate's held launches into
+	// LaunchPolicy status (see liveStatus); each gate knows only its own.
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(gateLoad(g.State()))
+	})
 	mux.Handle("/build/", g)
 	// A replica that is shutting down asks every gate to end, with a
 	// retry, the launches that reach it through its own Envoy, which goes
@@ -128,4 +136,68 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// gateLoad is the part of a gate's State that LaunchPolicy status shows.
+func gateLoad(st gate.State) live.Load {
+	l := live.Load{Waiters: st.PolicyWaiters}
+	for _, h := range st.Hot {
+		s := live.Spec{Key: h.Key, Policy: h.Policy, Waiters: h.Waiters}
+		if h.Breaker == "open" {
+			s.BreakerOpenUntil = &h.OpenUntil
+		}
+		l.Hot = append(l.Hot, s)
+	}
+	return l
+}
+
+// gatherLoads returns what every replica's gate holds: GET /state from
+// each gate the name peers.Host resolves to with lookup (the headless gate
+// Service, this replica included), or only this replica's gate g when
+// there are no peers (peers on loopback: local mode, tests). One gate
+// that cannot be read fails the whole: a partial sum would under-report
+// the storm.
+func gatherLoads(ctx context.Context, g *gate.Gate, peers ir.Endpoint, lookup func(context.Context, string) ([]string, error)) ([]live.Load, error) {
+	if peers.Host == "" || peers.Host == "127.0.0.1" {
+		return []live.Load{gateLoad(g.State())}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ips, err := lookup(ctx, peers.Host)
+	if err != nil {
+		return nil, fmt.Errorf("resolving the gates %s: %w", peers.Host, err)
+	}
+	loads := make([]live.Load, len(ips))
+	errs := make([]error, len(ips))
+	var wg sync.WaitGroup
+	for i, ip := range ips {
+		wg.Go(func() {
+			loads[i], errs[i] = readLoad(ctx, "http://"+net.JoinHostPort(ip, strconv.Itoa(int(peers.Port)))+"/state")
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return loads, nil
+}
+
+func readLoad(ctx context.Context, url string) (live.Load, error) {
+	var l live.Load
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return l, fmt.Errorf("reading gate state %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return l, fmt.Errorf("reading gate state: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return l, fmt.Errorf("reading gate state %s: status %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&l); err != nil {
+		return l, fmt.Errorf("decoding gate state from %s: %w", url, err)
+	}
+	return l, nil
 }

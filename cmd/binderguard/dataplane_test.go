@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
@@ -102,5 +106,85 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Errorf("%s is still held 10 s after the shutdown", name)
 		}
+	}
+}
+
+// The elected replica sums the held launches of every replica's gate,
+// read over GET /state from each address the gate Service resolves to.
+func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
+	sim, err := fakebinder.New(fakebinder.Config{BuildTime: time.Minute, KeepaliveInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simSrv := httptest.NewServer(sim.Handler())
+	defer simSrv.Close()
+	defer sim.Close()
+	up, _ := url.Parse(simSrv.URL)
+	log := slog.New(slog.DiscardHandler)
+	const policy = "LaunchPolicy/binderhub/hot"
+	pols := gate.PoliciesFunc(func(providerSpec string, _ time.Time) (gate.Policy, error) {
+		return gate.Policy{Key: providerSpec, Name: policy, Launch: gate.DefaultLaunch()}, nil
+	})
+	// Two replicas' gates on one port, as a headless Service has them: on
+	// 127.0.0.2 and 127.0.0.1.
+	first, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := first.Addr().(*net.TCPAddr).Port
+	second, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		first.Close()
+		t.Skipf("port %d is taken on 127.0.0.1: %v", port, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var served sync.WaitGroup
+	defer func() { cancel(); served.Wait() }()
+	var gates []*gate.Gate
+	for _, lis := range []net.Listener{first, second} {
+		g, err := gate.New(gate.Config{Upstream: up, Policies: pols, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gates = append(gates, g)
+		served.Go(func() { _ = serveGate(ctx, g, lis, time.Second, ir.Endpoint{}, log) })
+		served.Go(func() { _ = g.Run(ctx) })
+	}
+	held := []int{3, 5}
+	for i, lis := range []net.Listener{first, second} {
+		for range held[i] + 1 { // a leader and the held launches
+			served.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lis.Addr().String()+"/build/gh/hot/repo/HEAD", nil)
+				req.Header.Set("Accept", "text/event-stream")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gates[0].State().WaitersTotal != held[0] || gates[1].State().WaitersTotal != held[1] {
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d and %d, want %v", gates[0].State().WaitersTotal, gates[1].State().WaitersTotal, held)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	lookup := func(context.Context, string) ([]string, error) { return []string{"127.0.0.2", "127.0.0.1"}, nil }
+	loads, err := gatherLoads(ctx, gates[0], ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := live.Sum(loads)[policy]
+	if got.Waiters != 8 || len(got.Hot) != 1 || got.Hot[0].Spec != "gh/hot/repo/HEAD" || got.Hot[0].Waiters != 8 {
+		t.Errorf("summed over both gates: %+v, want 8 held launches of gh/hot/repo/HEAD", got)
+	}
+
+	// A gate that does not answer fails the round instead of
+	// under-reporting.
+	gone := func(context.Context, string) ([]string, error) { return []string{"127.0.0.1", "127.0.0.3"}, nil }
+	if _, err := gatherLoads(ctx, gates[0], ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}, gone); err == nil {
+		t.Error("gathering with one gate unreachable succeeded")
 	}
 }

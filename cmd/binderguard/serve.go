@@ -25,6 +25,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -37,6 +38,7 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/status"
+	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/webhook"
 	"github.com/binderguard/binderguard/webhook/certs"
@@ -75,7 +77,20 @@ type serveConfig struct {
 	leaderElect               bool
 	existingPods              bool
 	logLevel                  slog.Level
+	// liveInterval spaces the reports of live counters into LaunchPolicy
+	// and RepoBan status (liveStatusInterval; shorter in tests).
+	liveInterval time.Duration
 }
+
+// liveStatusInterval is how often the elected replica gathers every
+// gate's held launches and writes the counters that changed into
+// LaunchPolicy status, and how often each replica adds what RepoBans
+// blocked and refused on it to their status. Each report is one GET per replica and at most one
+// status write per LaunchPolicy, and a storm changes the count on nearly
+// every report, so this is also the most often one object is written:
+// fresh enough to watch a storm with `kubectl get launchpolicies -w`,
+// rare enough that a storm does not become a load on the API server.
+const liveStatusInterval = 5 * time.Second
 
 // parseServe reads the flags; getenv supplies POD_NAMESPACE (the downward
 // API), the default namespace to watch and to hold the Lease in.
@@ -104,7 +119,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	c := serveConfig{
 		gateAddr: *gateAddr, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr, healthAddr: *healthAddr,
 		webhookPort: *webhookPort, certDir: *certDir, namespace: *namespace,
-		leaderElect: *leaderElect, existingPods: *existing,
+		leaderElect: *leaderElect, existingPods: *existing, liveInterval: liveStatusInterval,
 	}
 	if *upstream == "" {
 		return c, usageErr("--upstream is required (BinderHub's Service URL, e.g. http://binder.<namespace>.svc)")
@@ -321,6 +336,10 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	if err != nil {
 		return nil, err
 	}
+	counters, err := live.NewWriter(s.mgr.GetClient(), log.With("component", "live-status"), nil)
+	if err != nil {
+		return nil, err
+	}
 	health.readyz["policies"] = func(*http.Request) error {
 		select {
 		case <-src.Ready():
@@ -330,8 +349,13 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		}
 	}
 
+	// What each RepoBan blocked and refused on this replica, added to its
+	// status by this replica (see reportBans).
+	tally := &live.Tally{}
+
 	// The launch gate.
 	if s.gate, err = gate.New(gate.Config{
+		OnBanned:     tally.Blocked,
 		Upstream:     c.upstream,
 		Policies:     gate.SnapshotPolicies(s.store),
 		Registerer:   reg,
@@ -364,6 +388,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		Logger:       log.With("component", "webhook"),
 		ExistingPods: c.existingPods,
 		PodNamespace: c.namespace, // binder pods live beside the policies
+		OnRefused:    tally.Refused,
 	}); err != nil {
 		return nil, fmt.Errorf("setting up the admission webhooks: %w", err)
 	}
@@ -384,6 +409,12 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.metricsSrv, s.metricsLis, time.Second, nil) }),
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.healthSrv, s.healthLis, time.Second, nil) }),
 		manager.RunnableFunc(func(ctx context.Context) error { return relay.run(ctx, writer, log.With("component", "status")) }),
+		manager.RunnableFunc(func(ctx context.Context) error {
+			return s.reportLive(ctx, counters, log.With("component", "live-status"))
+		}),
+		everyReplica(func(ctx context.Context) error {
+			return s.reportBans(ctx, tally, log.With("component", "ban-counters"))
+		}),
 	} {
 		if err := s.mgr.Add(r); err != nil {
 			return nil, fmt.Errorf("adding a component to the manager: %w", err)
@@ -399,6 +430,62 @@ func (s *inCluster) run(ctx context.Context) error {
 		return fmt.Errorf("running: %w", err)
 	}
 	return nil
+}
+
+// reportLive runs on the elected replica until ctx ends: every
+// liveInterval it sums the held launches of every replica's gate and
+// writes the LaunchPolicy counters that changed. A round that cannot read
+// every gate, or list the policies, writes nothing (the status keeps its
+// last, timestamped report) and is retried at the next tick.
+func (s *inCluster) reportLive(ctx context.Context, w *live.Writer, log *slog.Logger) error {
+	tick := time.NewTicker(s.cfg.liveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		loads, err := gatherLoads(ctx, s.gate, s.cfg.gateEndpoint, net.DefaultResolver.LookupHost)
+		if err != nil {
+			log.Warn("gathering the gates' held launches", "err", err)
+			continue
+		}
+		var lps v1alpha1.LaunchPolicyList
+		if err := s.mgr.GetClient().List(ctx, &lps, client.InNamespace(s.cfg.namespace)); err != nil {
+			log.Warn("listing LaunchPolicies", "err", err)
+			continue
+		}
+		if n, err := w.Write(ctx, lps.Items, loads); err != nil && ctx.Err() == nil {
+			log.Warn("writing live counters", "err", err, "written", n)
+		}
+	}
+}
+
+// reportBans runs on every replica until ctx ends: every liveInterval it
+// adds what RepoBans blocked and refused here since the last report to
+// their status (one write per ban with new counts: bounded by the
+// interval however busy a ban is), and once more as it stops, so a
+// rollout loses no counts.
+func (s *inCluster) reportBans(ctx context.Context, t *live.Tally, log *slog.Logger) error {
+	tick := time.NewTicker(s.cfg.liveInterval)
+	defer tick.Stop()
+	flush := func(ctx context.Context) {
+		if _, err := t.FlushBans(ctx, s.mgr.GetClient(), s.mgr.GetAPIReader(), log, time.Now()); err != nil {
+			log.Warn("adding ban counters to RepoBan status", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			flush(fctx)
+			return nil
+		case <-tick.C:
+			flush(ctx)
+		}
+	}
 }
 
 func (s *inCluster) closeListeners() {

@@ -36,6 +36,10 @@ type Config struct {
 	// TrustedPeers may set X-Real-Ip; empty trusts every peer (see the
 	// package doc for the trust model).
 	TrustedPeers []netip.Prefix
+	// OnBanned, if set, is called with Ban.Policy for each launch the gate
+	// refuses for an Enforce-mode ban (RepoBan status counts them). It must
+	// not block.
+	OnBanned func(policy string)
 
 	// KeepaliveInterval spaces ":keepalive" comments to held followers;
 	// default 15 s, inside every idle timeout on the path (Envoy's stream
@@ -126,6 +130,7 @@ type Gate struct {
 type flight struct {
 	key       string
 	paths     []string
+	policy    string // Policy.Name of the leader's launch, for State
 	launch    Launch
 	stage     collapse.Stage
 	leader    *leadership
@@ -333,6 +338,9 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		if b.Enforce {
 			g.classify(w, "banned")
 			g.m.shed.WithLabelValues("banned").Inc()
+			if g.cfg.OnBanned != nil {
+				g.cfg.OnBanned(b.Policy)
+			}
 			g.reject(w, 403, b.Message, 0)
 			return nil
 		}
@@ -456,6 +464,7 @@ func contains(ss []string, s string) bool {
 func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 	f := &flight{
 		key:    key,
+		policy: pol.Name,
 		launch: pol.Launch,
 		stage:  collapse.Starting,
 		ring:   newRing(g.cfg.ReplayEvents, g.cfg.ReplayBytes),

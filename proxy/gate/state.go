@@ -22,11 +22,18 @@ type State struct {
 	WaitersTotal int
 	StreamsTotal int
 	Global       Global
+	// PolicyWaiters counts held launches by the Policy.Name that governs
+	// their flight, over every flight (Hot is cut to Config.HotSpecs);
+	// policies holding none are absent.
+	PolicyWaiters map[string]int
 }
 
 // HotSpec is one build key the edge may want to answer for the gate.
 type HotSpec struct {
 	Key string
+	// Policy is the Policy.Name that governs the key's flight ("" for a
+	// spec listed only for its open breaker).
+	Policy string
 	// Paths are the request paths ("/build/<provider>/<spec>") seen for
 	// the key, at most a few spellings.
 	Paths []string
@@ -72,7 +79,13 @@ func (g *Gate) State() State {
 		(g.global.MaxConcurrentTotal > 0 && g.streamsTotal >= g.global.MaxConcurrentTotal)
 	seen := make(map[string]bool, len(g.flights))
 	for key, f := range g.flights {
-		h := HotSpec{Key: key, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: "closed"}
+		if n := f.followers.Len(); n > 0 {
+			if st.PolicyWaiters == nil {
+				st.PolicyWaiters = make(map[string]int)
+			}
+			st.PolicyWaiters[f.policy] += n
+		}
+		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: "closed"}
 		h.Full = h.MaxWaiters > 0 && h.Waiters >= h.MaxWaiters
 		if b := g.breakers[key]; b != nil {
 			s, until := b.state()

@@ -41,6 +41,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnRefused, if set, is called once per policy whose Enforce-mode
+	// finding made the validating webhook deny a pod (not for dry runs):
+	// RepoBan status counts them. It must not block.
+	OnRefused func(policy string)
 }
 
 // Hooks are the mutating and validating pod handlers.
@@ -193,6 +197,7 @@ func (h *validating) handle(req cradmission.Request) (cradmission.Response, eval
 	v := check(pod, pols)
 	h.record(req, pod, v)
 	if !v.Allowed {
+		h.refused(req, v)
 		return cradmission.Denied(v.Reason).WithWarnings(v.Warnings...), v.Kind
 	}
 	return cradmission.Allowed(v.Reason).WithWarnings(v.Warnings...), v.Kind
@@ -214,6 +219,21 @@ func (h *validating) record(req cradmission.Request, pod *corev1.Pod, v evaluate
 		regarding := &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: podName(pod)}
 		h.cfg.Recorder.Eventf(regarding, PolicyRef(f.Policy), corev1.EventTypeWarning, "PolicyAudit", "Admit",
 			"%s (Audit mode: allowed)", evaluate.Truncate(f.Message, 900))
+	}
+}
+
+// refused reports each policy whose Enforce-mode finding denied the pod,
+// once per pod, outside dry runs.
+func (h *validating) refused(req cradmission.Request, v evaluate.Verdict) {
+	if h.cfg.OnRefused == nil || (req.DryRun != nil && *req.DryRun) {
+		return
+	}
+	seen := map[string]bool{}
+	for _, f := range v.Findings {
+		if f.Mode == evaluate.ModeEnforce && !seen[f.Policy] {
+			seen[f.Policy] = true
+			h.cfg.OnRefused(f.Policy)
+		}
 	}
 }
 

@@ -308,3 +308,48 @@ func series(t *testing.T, g prometheus.Gatherer, name string) int {
 	}
 	return 0
 }
+
+func TestValidatingReportsRefusals(t *testing.T) {
+	tests := map[string]struct {
+		mode    evaluate.Mode
+		pod     *corev1.Pod
+		dryRun  bool
+		want    []string
+		allowed bool
+	}{
+		"a pod denied by an Enforce ban is reported once for the ban": {
+			mode: evaluate.ModeEnforce, pod: within(build("https://github.com/bad/miner")),
+			want: []string{"RepoBan/binder/crypto"},
+		},
+		"a dry run is not reported": {
+			mode: evaluate.ModeEnforce, pod: within(build("https://github.com/bad/miner")), dryRun: true,
+		},
+		"a Warn ban denies nothing and reports nothing": {
+			mode: evaluate.ModeWarn, pod: within(build("https://github.com/bad/miner")), allowed: true,
+		},
+		"an allowed pod reports nothing": {
+			mode: evaluate.ModeEnforce, pod: within(build("https://github.com/good/repo")), allowed: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			h, err := New(Config{
+				Policies:  func(time.Time) (evaluate.Policies, bool) { return policies(tc.mode), true },
+				OnRefused: func(policy string) { got = append(got, policy) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := request(admissionv1.Create, "", tc.pod)
+			req.DryRun = &tc.dryRun
+			resp := h.Validating.Handle(context.Background(), req)
+			if resp.Allowed != tc.allowed {
+				t.Errorf("allowed = %v, want %v (%s)", resp.Allowed, tc.allowed, resp.Result.Message)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("reported %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -2,57 +2,27 @@ package v1alpha1_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	testenv "github.com/binderguard/binderguard/test/envtest"
 )
 
-// table fetches what `kubectl get <resource>` shows: the server-side Table.
-func table(t *testing.T, env *testenv.Env, ns, resource string) metav1.Table {
+// cells is the one row's cells of what `kubectl get <resource>` shows.
+func cells(t *testing.T, env *testenv.Env, ns, resource string) map[string]string {
 	t.Helper()
-	hc, err := rest.HTTPClientFor(env.Config)
-	if err != nil {
-		t.Fatal(err)
+	rows := testenv.Cells(env.Table(t, ns, resource))
+	if len(rows) != 1 {
+		t.Fatalf("table has %d rows, want 1: %v", len(rows), rows)
 	}
-	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/%s", strings.TrimSuffix(env.Config.Host, "/"), v1alpha1.GroupVersion, ns, resource)
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, r := range rows {
+		return r
 	}
-	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("get %s table: %v", resource, err)
-	}
-	defer resp.Body.Close()
-	var tab metav1.Table
-	if err := json.NewDecoder(resp.Body).Decode(&tab); err != nil {
-		t.Fatalf("decode %s table: %v", resource, err)
-	}
-	return tab
-}
-
-// cells maps column name to the first row's cell, rendered as kubectl does
-// for strings and numbers.
-func cells(t *testing.T, tab metav1.Table) map[string]string {
-	t.Helper()
-	if len(tab.Rows) != 1 {
-		t.Fatalf("table has %d rows, want 1", len(tab.Rows))
-	}
-	out := map[string]string{}
-	for i, col := range tab.ColumnDefinitions {
-		out[col.Name] = fmt.Sprint(tab.Rows[0].Cells[i])
-	}
-	return out
+	return nil
 }
 
 func TestPrinterColumns(t *testing.T) {
@@ -69,7 +39,7 @@ func TestPrinterColumns(t *testing.T) {
 		if err := env.Client.Create(ctx, ban); err != nil {
 			t.Fatal(err)
 		}
-		got := cells(t, table(t, env, ns, "repobans"))
+		got := cells(t, env, ns, "repobans")
 		for col, want := range map[string]string{
 			"Repos":    "gh/jupyterlab/jupyterlab-demo",
 			"Patterns": ".*xmrig.*",
@@ -100,7 +70,7 @@ func TestPrinterColumns(t *testing.T) {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(lp), lp); err != nil {
 			t.Fatal(err)
 		}
-		got := cells(t, table(t, env, ns, "launchpolicies"))
+		got := cells(t, env, ns, "launchpolicies")
 		for col, want := range map[string]string{
 			"Selector": "gh/jupyterlab/jupyterlab-demo",
 			"Patterns": "^binder-examples/.*",

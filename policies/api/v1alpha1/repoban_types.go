@@ -167,6 +167,32 @@ type RepoBanStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MatchedPodCount int32 `json:"matchedPodCount,omitempty"`
+
+	// BlockedLaunches counts launches this ban refused at binderguard's
+	// launch gate (Enforce mode), added up over every replica. It is a
+	// lower bound of the launches the ban stopped: Envoy answers launches
+	// on the ban's edge rules (its repositories' canonical launch paths)
+	// itself, and counts those only by class, not per ban
+	// (envoy_binderguard_launches{class="banned"}). What reaches the gate
+	// and is counted here is, for example, other spellings of a banned
+	// repository, pattern matches, and launches in the moments before a
+	// new ban reaches Envoy.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	BlockedLaunches int64 `json:"blockedLaunches,omitempty"`
+
+	// RefusedPods counts pods the validating webhook denied because of this
+	// ban (Enforce mode; dry runs excluded), added up by every replica.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	RefusedPods int64 `json:"refusedPods,omitempty"`
+
+	// CountersReportedAt is when BlockedLaunches or RefusedPods last grew.
+	//
+	// +optional
+	CountersReportedAt *metav1.Time `json:"countersReportedAt,omitempty"`
 }
 
 // RepoBanList is a list of RepoBans.
