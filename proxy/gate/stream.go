@@ -174,6 +174,10 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	if ev := cut(); ev != nil {
 		_ = sw.Write(*ev)
 	}
+	// Let go of BinderHub's stream before a follower opens its own, so the
+	// build has one watcher at a time.
+	cancel()
+	_ = resp.Body.Close()
 	// Hands the flight on when the leader left or was cut from it alone
 	// (DrainPeer); a no-op when the cut ended the flight.
 	g.leaderGone(f, me)
