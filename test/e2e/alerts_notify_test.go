@@ -35,10 +35,14 @@ func storm(s *stack, n int) {
 func TestAlertsReachTheTeam(t *testing.T) {
 	s := failingStack(t)
 	rcv := startReceiver(t)
-	startAlerting(t, s, alerting{scrape: 500 * time.Millisecond, eval: 500 * time.Millisecond, shortFor: "2s", groupWait: "1s"}, rcv)
+	promURL := startAlerting(t, s, alerting{scrape: 500 * time.Millisecond, eval: 500 * time.Millisecond, shortFor: "2s", groupWait: "1s"}, rcv)
 
-	// Quiet while healthy: several evaluations, past every for: and group_wait.
-	time.Sleep(4 * time.Second)
+	// Quiet while healthy: several evaluations, past every for: and
+	// group_wait, and no alert even pending.
+	time.Sleep(5 * time.Second)
+	if v := promQuery(t, promURL, "count(ALERTS)"); v != -1 {
+		t.Fatalf("%v alerts pending or firing while healthy (see %s/alerts)", v, promURL)
+	}
 	rcv.mu.Lock()
 	early := rcv.got
 	rcv.mu.Unlock()
