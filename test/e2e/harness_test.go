@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
@@ -109,6 +111,11 @@ type stack struct {
 	xdsDone   chan struct{}
 	ctl       *controller.Controller
 
+	// reg holds the gate's and xDS server's metrics, as binderguard's
+	// /metrics serves them; metricsURL serves it on loopback.
+	reg        *prometheus.Registry
+	metricsURL string
+
 	envoy    *envoyproc.Supervisor
 	envoyLog string
 	edgeURL  string
@@ -160,7 +167,7 @@ func startStack(t testing.TB, o options) *stack {
 	t.Helper()
 	bin := envoyBinary(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &stack{t: t, ctx: ctx, opts: o}
+	s := &stack{t: t, ctx: ctx, opts: o, reg: prometheus.NewRegistry()}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		cancel()
@@ -189,6 +196,14 @@ func startStack(t testing.TB, o options) *stack {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = bsrv.Serve(bl) }()
 	context.AfterFunc(ctx, func() { fb.Close(); bsrv.Close() })
+
+	// binderguard's /metrics.
+	ml, mep := listen(t)
+	s.metricsURL = "http://" + mep.String() + "/metrics"
+	msrv := &http.Server{Handler: promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = msrv.Serve(ml) }()
+	context.AfterFunc(ctx, func() { msrv.Close() })
 
 	// Launch gate.
 	s.startGate(&wg, log)
@@ -260,7 +275,7 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Logger: log.With("component", "gate")})
+	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate")})
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)
 	}
@@ -299,7 +314,9 @@ func (s *stack) startXDS(wg *sync.WaitGroup, addr string, log *slog.Logger) {
 		s.t.Fatalf("xds listen: %v", err)
 	}
 	s.xdsAddr = lis.Addr().String()
-	s.xds = server.New(server.Options{Logger: log.With("component", "xds")})
+	// A restarted server's metrics clash with the first one's: logged, not
+	// registered, as in a restarted binderguard process they would be fresh.
+	s.xds = server.New(server.Options{Logger: log.With("component", "xds"), Registerer: s.reg})
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.xdsCancel, s.xdsDone = cancel, make(chan struct{})
 	done := s.xdsDone

@@ -35,28 +35,7 @@ func testNACK(t *testing.T, delta bool) {
 	s.waitRouteAcked()
 	goodRDS := s.xds.Acked(resource.RouteType)
 
-	// A virtual cluster with a regex RE2 cannot compile: valid per field,
-	// rejected by Envoy.
-	res := s.resources()
-	bad := proto.Clone(res.Routes[0]).(*routev3.RouteConfiguration)
-	bad.VirtualHosts[0].VirtualClusters = []*routev3.VirtualCluster{{
-		Name: "broken",
-		Headers: []*routev3.HeaderMatcher{{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
-			StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
-				SafeRegex: &matcherv3.RegexMatcher{Regex: "(unclosed"}}}}}},
-	}}
-	res.Routes[0] = bad
-	changed, err := s.xds.Set(s.ctx, res.ByType())
-	if err != nil || !changed {
-		t.Fatalf("publishing the bad route: changed %v, err %v", changed, err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.xds.NACKs() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("envoy never NACKed the invalid cluster")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.publishUncompilableRoute()
 	time.Sleep(200 * time.Millisecond)
 	if got := s.xds.Acked(resource.RouteType); got != goodRDS {
 		t.Errorf("acked route version moved to %q after a NACK, want %q", got, goodRDS)
@@ -75,6 +54,35 @@ func testNACK(t *testing.T, delta bool) {
 	}
 	s.waitAcked(10 * time.Second)
 }
+
+// publishUncompilableRoute publishes a route Envoy must reject and waits
+// for the NACK. A virtual cluster with a regex RE2 cannot compile: valid
+// per field, rejected by Envoy.
+func (s *stack) publishUncompilableRoute() {
+	s.t.Helper()
+	res := s.resources()
+	bad := proto.Clone(res.Routes[0]).(*routev3.RouteConfiguration)
+	bad.VirtualHosts[0].VirtualClusters = []*routev3.VirtualCluster{{
+		Name: "broken",
+		Headers: []*routev3.HeaderMatcher{{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
+			StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
+				SafeRegex: &matcherv3.RegexMatcher{Regex: "(unclosed"}}}}}},
+	}}
+	res.Routes[0] = bad
+	changed, err := s.xds.Set(s.ctx, res.ByType())
+	if err != nil || !changed {
+		s.t.Fatalf("publishing the bad route: changed %v, err %v", changed, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.xds.NACKs() == 0 {
+		if time.Now().After(deadline) {
+			s.t.Fatal("envoy never NACKed the invalid cluster")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *stack) binderURL() string { return "http://" + s.binderAddr.String() }
 
 // Killing the gate in the middle of a storm: new launches still reach
 // BinderHub, through the aggregate cluster's fallback.

@@ -311,8 +311,7 @@ func (s *Server) watch(st *stream, im *image) (failed bool, err error) {
 	if failed {
 		status = "failure"
 	}
-	s.metrics.buildTime.WithLabelValues(status).Observe(time.Since(start).Seconds())
-	s.metrics.buildCount.WithLabelValues(status, providerName(im.t.Provider), im.t.RepoURL).Inc()
+	s.metrics.observeBuild(status, providerName(im.t.Provider), im.t.RepoURL, time.Since(start))
 	return failed, nil
 }
 

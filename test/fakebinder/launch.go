@@ -53,7 +53,7 @@ func (s *Server) launch(st *stream, l launchReq) bool {
 	}
 	username := uniqueName(l.t.RepoURL)
 	delay := s.cfg.LaunchRetryDelay
-	repoLabels := []string{providerName(l.t.Provider), l.t.RepoURL}
+	provider := providerName(l.t.Provider)
 	for i := range s.cfg.LaunchRetries {
 		start := time.Now()
 		ok, err := s.launchAttempt(st, username)
@@ -61,8 +61,8 @@ func (s *Server) launch(st *stream, l launchReq) bool {
 			return false
 		}
 		if ok {
-			s.metrics.launchTime.WithLabelValues("success", strconv.Itoa(i)).Observe(time.Since(start).Seconds())
-			s.metrics.launchCount.WithLabelValues(append([]string{"success"}, repoLabels...)...).Inc()
+			s.metrics.observeLaunchTime("success", strconv.Itoa(i), time.Since(start))
+			s.metrics.countLaunch("success", provider, l.t.RepoURL)
 			break
 		}
 		last := i+1 == s.cfg.LaunchRetries
@@ -70,9 +70,9 @@ func (s *Server) launch(st *stream, l launchReq) bool {
 		if last {
 			status = "failure"
 		}
-		s.metrics.launchTime.WithLabelValues(status, "-1").Observe(time.Since(start).Seconds())
+		s.metrics.observeLaunchTime(status, "-1", time.Since(start))
 		if last {
-			s.metrics.launchCount.WithLabelValues(append([]string{"failure"}, repoLabels...)...).Inc()
+			s.metrics.countLaunch("failure", provider, l.t.RepoURL)
 			s.mu.Lock()
 			s.stats.LaunchFailures++
 			s.mu.Unlock()

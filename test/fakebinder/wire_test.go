@@ -15,6 +15,9 @@ import (
 
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -411,16 +414,43 @@ func TestWireOtherEndpoints(t *testing.T) {
 		t.Fatalf("launch: %v %v", r.phases(), r.Err)
 	}
 	_, metrics := get("/metrics")
-	for _, name := range []string{
-		"binderhub_build_time_seconds", "binderhub_build_count", "binderhub_launch_time_seconds",
-		"binderhub_launch_count", "binderhub_inprogress_builds", "binderhub_inprogress_launches",
-	} {
-		if !strings.Contains(metrics, "\n"+name) {
-			t.Errorf("/metrics lacks %s", name)
-		}
+	// What BinderHub's /metrics serves after one launch (prometheus_client
+	// names: a Counter gets _total and a _created gauge; see metrics.go).
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(metrics))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, metrics)
 	}
-	if !strings.Contains(metrics, `binderhub_build_count{provider="GitHub",repo="https://github.com/org/repo",status="success"} 1`) {
-		t.Errorf("/metrics lacks the build count of the launch:\n%s", metrics)
+	want := map[string]string{
+		"binderhub_build_time_seconds":          "HISTOGRAM",
+		"binderhub_build_time_seconds_created":  "GAUGE",
+		"binderhub_build_count_total":           "COUNTER",
+		"binderhub_build_count_created":         "GAUGE",
+		"binderhub_launch_time_seconds":         "HISTOGRAM",
+		"binderhub_launch_time_seconds_created": "GAUGE",
+		"binderhub_launch_count_total":          "COUNTER",
+		"binderhub_launch_count_created":        "GAUGE",
+		"binderhub_inprogress_builds":           "GAUGE",
+		"binderhub_inprogress_launches":         "GAUGE",
+		"binderhub_github_rate_limit_remaining": "GAUGE",
+	}
+	got := map[string]string{}
+	for name, f := range families {
+		got[name] = f.GetType().String()
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("/metrics families (-want +got):\n%s", diff)
+	}
+	for _, line := range []string{
+		`binderhub_build_count_total{provider="GitHub",repo="https://github.com/org/repo",status="success"} 1`,
+		`binderhub_launch_count_total{provider="GitHub",repo="https://github.com/org/repo",status="success"} 1`,
+		`binderhub_launch_count_created{provider="GitHub",repo="https://github.com/org/repo",status="success"} `,
+		`binderhub_launch_time_seconds_bucket{retries="0",status="success",le="600"} 1`,
+		`binderhub_build_time_seconds_bucket{status="success",le="7200"} 1`,
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %s:\n%s", line, metrics)
+		}
 	}
 
 	var stats map[string]any

@@ -53,7 +53,8 @@ if want etcd; then
 fi
 
 if want promtool; then
-	# promtool and amtool check the alert rules and the notifier's routing.
+	# promtool and amtool check the alert rules and the notifier's routing; the
+	# same packages' prometheus and prometheus-alertmanager run them in test/e2e.
 	for t in promtool:prometheus amtool:prometheus-alertmanager; do
 		if command -v "${t%%:*}" >/dev/null; then
 			say "${t%%:*}: already installed"
