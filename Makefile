@@ -7,7 +7,7 @@ export KUBEBUILDER_ASSETS ?= $(TOOLS)/bin
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BINARIES := binderguard fakebinder launchstorm
 
-.PHONY: help build images tools test bench run lint manifests golden clean cluster-up cluster-down
+.PHONY: help build images tools test bench run lint manifests dashboards golden clean cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ cluster-down: ## stop the test cluster and remove all its state (safe when none 
 
 manifests: ## regenerate CRDs and deepcopy code from the Go types in policies/
 	$(CONTROLLER_GEN) object paths=./policies/api/... && $(CONTROLLER_GEN) crd paths=./policies/api/... output:crd:artifacts:config=manifests/crds
+
+dashboards: ## regenerate manifests/dashboards/binderguard.json from manifests/dashboards/gen
+	$(GO) run ./manifests/dashboards/gen -o manifests/dashboards/binderguard.json
 
 golden: ## regenerate the xDS translator's golden files (xds/translate/testdata/out)
 	$(GO) test ./xds/translate -run TestGolden -args -update
