@@ -19,7 +19,7 @@ const dashboardFile = "../../manifests/dashboards/binderguard.json"
 
 // panelQuery is one target of one panel in the dashboard JSON.
 type panelQuery struct {
-	panel, refID, expr string
+	panel, refID, expr, legend string
 }
 
 // mayBeEmpty lists the queries that cannot have data in this test, each
@@ -45,8 +45,9 @@ func loadQueries(t *testing.T) []panelQuery {
 	type panel struct {
 		Title   string `json:"title"`
 		Targets []struct {
-			RefID string `json:"refId"`
-			Expr  string `json:"expr"`
+			RefID  string `json:"refId"`
+			Expr   string `json:"expr"`
+			Legend string `json:"legendFormat"`
 		} `json:"targets"`
 		Panels []json.RawMessage `json:"panels"`
 	}
@@ -65,7 +66,7 @@ func loadQueries(t *testing.T) []panelQuery {
 				t.Fatalf("decoding a panel: %v", err)
 			}
 			for _, q := range p.Targets {
-				out = append(out, panelQuery{panel: p.Title, refID: q.RefID, expr: q.Expr})
+				out = append(out, panelQuery{panel: p.Title, refID: q.RefID, expr: q.Expr, legend: q.Legend})
 			}
 			walk(p.Panels)
 		}
@@ -90,15 +91,19 @@ func storm(t *testing.T, s *stack) {
 	t.Helper()
 	var wg sync.WaitGroup
 	results := make(chan sse.Payload, 40)
-	for range cap(results) {
+	for range cap(results) { // arriving over two seconds, as users do
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			results <- launch(s.edgeURL, "gh/storm/repo/HEAD", 30*time.Second)
 		}()
+		time.Sleep(50 * time.Millisecond)
 	}
-	if p := launch(s.edgeURL, "gh/banned/repo/HEAD", 5*time.Second); p.Phase != sse.PhaseFailed {
-		t.Errorf("banned launch ended with %+v, want failed", p)
+	for range 5 {
+		if p := launch(s.edgeURL, "gh/banned/repo/HEAD", 5*time.Second); p.Phase != sse.PhaseFailed {
+			t.Errorf("banned launch ended with %+v, want failed", p)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if p := launch(s.edgeURL, "gh/fail/repo/HEAD", 20*time.Second); p.Phase != sse.PhaseFailed {
 		t.Errorf("launch of a failing build ended with %+v, want failed", p)
@@ -164,6 +169,7 @@ func TestEveryPanelHasDataDuringAStorm(t *testing.T) {
 		FailSpecs:  "gh/fail/",
 	})
 	p := startPrometheus(t, s.targets)
+	p.waitScraped(t, 4)
 	from := time.Now()
 	storm(t, s)
 	time.Sleep(3 * scrapeInterval) // the last samples of the storm
@@ -195,6 +201,12 @@ func TestEveryPanelHasDataDuringAStorm(t *testing.T) {
 		if !seen[key] {
 			t.Errorf("mayBeEmpty names %q, which is not a query of the dashboard", key)
 		}
+	}
+	if *render != "" {
+		if err := renderPanels(p, queries, from, to, *render); err != nil {
+			t.Errorf("rendering the panels: %v", err)
+		}
+		t.Logf("panels rendered to %s", *render)
 	}
 }
 

@@ -154,3 +154,25 @@ func (p *prom) latestData(expr string, from, to time.Time) ([]sample, time.Time,
 	}
 	return nil, time.Time{}, nil
 }
+
+// waitScraped waits until every one of the jobs has been scraped and is up,
+// plus two more scrapes, so the storm's first increases show in rate().
+func (p *prom) waitScraped(t *testing.T, jobs int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := p.query("count(up == 1)", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) == 1 && s[0].Value[1] == strconv.Itoa(jobs) {
+			time.Sleep(2 * scrapeInterval)
+			return
+		}
+		if time.Now().After(deadline) {
+			up, _ := p.query("up", time.Now())
+			t.Fatalf("prometheus has not scraped all %d jobs after 30 s: up = %v", jobs, up)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
