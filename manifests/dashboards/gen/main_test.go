@@ -6,6 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 )
 
 const committed = "../binderguard.json"
@@ -74,4 +78,40 @@ func TestEveryQueryUsesTheVariables(t *testing.T) {
 	if queries == 0 {
 		t.Fatal("no queries found in the dashboard JSON")
 	}
+}
+
+// The JSON reads back into the SDK's Grafana schema types with every panel
+// and query typed (not left as raw maps): what Grafana's importer expects.
+func TestDashboardReadsBackIntoGrafanaTypes(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	b, err := os.ReadFile(committed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard.Dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("the committed dashboard does not decode as a Grafana dashboard: %v", err)
+	}
+	panels := 0
+	for _, p := range d.Panels {
+		if p.Panel == nil {
+			continue
+		}
+		panels++
+		for _, q := range p.Panel.Targets {
+			if _, ok := q.(*prometheus.Dataquery); !ok {
+				t.Errorf("panel %q: a query decodes as %T, want a Prometheus query", deref(p.Panel.Title), q)
+			}
+		}
+	}
+	if panels == 0 {
+		t.Fatal("no panels decoded")
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
