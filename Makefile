@@ -7,7 +7,7 @@ export KUBEBUILDER_ASSETS ?= $(TOOLS)/bin
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BINARIES := binderguard fakebinder launchstorm
 
-.PHONY: help build images tools test bench run lint manifests golden clean cluster-up cluster-down
+.PHONY: help build images tools test bench run lint manifests dashboards dashboard-png golden clean cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ cluster-down: ## stop the test cluster and remove all its state (safe when none 
 
 manifests: ## regenerate CRDs and deepcopy code from the Go types in policies/
 	$(CONTROLLER_GEN) object paths=./policies/api/... && $(CONTROLLER_GEN) crd paths=./policies/api/... output:crd:artifacts:config=manifests/crds
+
+dashboards: ## regenerate manifests/dashboards/binderguard.json from manifests/dashboards/gen
+	$(GO) run ./manifests/dashboards/gen -o manifests/dashboards/binderguard.json
+
+dashboard-png: ## render the dashboard's panels from a local storm (real Envoy, Prometheus) to manifests/dashboards/binderguard.png
+	$(GO) test ./test/dashboard -run TestEveryPanelHasDataDuringAStorm -count=1 -args -render $(CURDIR)/manifests/dashboards/binderguard.png
 
 golden: ## regenerate the xDS translator's golden files (xds/translate/testdata/out)
 	$(GO) test ./xds/translate -run TestGolden -args -update
