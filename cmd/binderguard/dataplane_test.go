@@ -25,14 +25,7 @@ import (
 // retry, the launches that came through its pod (here: from 127.0.0.1, the
 // address it asks from), before its Envoy goes away with it.
 func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
-	sim, err := fakebinder.New(fakebinder.Config{BuildTime: time.Minute, KeepaliveInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim.Handler())
-	defer simSrv.Close()
-	defer sim.Close()
-	up, _ := url.Parse(simSrv.URL)
+	up := startBuildingSim(t)
 	log := slog.New(slog.DiscardHandler)
 	newGate := func() (*gate.Gate, net.Listener) {
 		g, err := gate.New(gate.Config{Upstream: up, Policies: gate.StaticPolicies(gate.DefaultLaunch(), gate.Global{}), Logger: log})
@@ -112,14 +105,7 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 // The elected replica sums the held launches of every replica's gate,
 // read over GET /state from each address the gate Service resolves to.
 func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
-	sim, err := fakebinder.New(fakebinder.Config{BuildTime: time.Minute, KeepaliveInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim.Handler())
-	defer simSrv.Close()
-	defer sim.Close()
-	up, _ := url.Parse(simSrv.URL)
+	up := startBuildingSim(t)
 	log := slog.New(slog.DiscardHandler)
 	const policy = "LaunchPolicy/binderhub/hot"
 	pols := gate.PoliciesFunc(func(providerSpec string, _ time.Time) (gate.Policy, error) {
@@ -187,4 +173,18 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 	if _, err := gatherLoads(ctx, gates[0], ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}, gone); err == nil {
 		t.Error("gathering with one gate unreachable succeeded")
 	}
+}
+
+// startBuildingSim serves a simulator whose builds outlast the test, so
+// launches stay held; it stops at cleanup.
+func startBuildingSim(t *testing.T) *url.URL {
+	t.Helper()
+	sim, err := fakebinder.New(fakebinder.Config{BuildTime: time.Minute, KeepaliveInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	up, _ := url.Parse(srv.URL)
+	return up
 }
