@@ -30,8 +30,6 @@ func mayBeEmpty() map[string]string {
 			"the test cluster (test/cluster) is the place to see them",
 		"Fail-open fallback launches/A": "a fallback needs the gate down while Envoy runs; `binderguard local` runs the gate in its own process, " +
 			"so it cannot be stopped alone here (test/e2e TestGateKilledMidStormFallsBackToBinder checks the class=\"\" series this counts)",
-		"xDS pushes, ACKs and NACKs/C": "binderguard_xds_nacks_total{type} has a series only after Envoy rejects a config, " +
-			"and binderguard validates every config before pushing it (xds/server tests NACKs)",
 	}
 }
 

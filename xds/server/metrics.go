@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,6 +33,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "binderguard_xds_streams", Help: "Open ADS streams.",
 		}),
+	}
+	// Zero series for the types binderguard serves, so "no NACKs" reads as
+	// 0 on dashboards and in rules rather than as no data.
+	for _, typ := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType} {
+		m.acks.WithLabelValues(shortType(typ))
+		m.nacks.WithLabelValues(shortType(typ))
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.pushes, m.unchanged, m.invalid, m.acks, m.nacks, m.streams} {
