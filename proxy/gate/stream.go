@@ -31,6 +31,11 @@ func (s *launchStream) end() {
 	}
 }
 
+// promoteDelay is how long a promoted follower waits before attaching to
+// the running build: enough for BinderHub to see the old leader's
+// connection close, negligible next to a build.
+const promoteDelay = 250 * time.Millisecond
+
 // heldToken is the build_token a held launch (released or promoted)
 // presents to BinderHub: never one that expired while it was held (see
 // collapse.Tokens.ForHeld).
@@ -65,6 +70,13 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	token := r.URL.Query().Get("build_token")
 	if promoted {
 		token = g.heldToken(f, r, providerSpec)
+		// The old leader's stream to BinderHub is closed, but BinderHub
+		// notices that only on its side of the connection: attaching at
+		// once would briefly make two watchers of one build.
+		select {
+		case <-time.After(promoteDelay):
+		case <-ctx.Done():
+		}
 	}
 	g.mu.Lock()
 	me.cancel = cancel
