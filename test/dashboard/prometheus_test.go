@@ -90,38 +90,51 @@ type sample struct {
 	Value  [2]any            `json:"value"`
 }
 
-// query evaluates expr at time at through /api/v1/query and returns the
-// series of the vector it gives (a scalar or string counts as one).
-func (p *prom) query(expr string, at time.Time) ([]sample, error) {
-	v := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
-	resp, err := http.Get(p.url + "/api/v1/query?" + v.Encode())
+// api GETs one Prometheus HTTP API endpoint and decodes its data into
+// data; expr only names the query in errors.
+func (p *prom) api(endpoint string, v url.Values, expr string, data any) error {
+	resp, err := http.Get(p.url + endpoint + "?" + v.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("querying prometheus: %w", err)
+		return fmt.Errorf("querying prometheus: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("reading prometheus's answer: %w", err)
+		return fmt.Errorf("reading prometheus's answer: %w", err)
 	}
 	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding prometheus's answer %q: %w", b, err)
+		return fmt.Errorf("decoding prometheus's answer %q: %w", b, err)
 	}
 	if r.Status != "success" {
-		return nil, fmt.Errorf("prometheus refused %s: %s", expr, r.Error)
+		return fmt.Errorf("prometheus refused %s: %s", expr, r.Error)
 	}
-	if r.Data.ResultType != "vector" {
+	if err := json.Unmarshal(r.Data, data); err != nil {
+		return fmt.Errorf("decoding the data for %s: %w", expr, err)
+	}
+	return nil
+}
+
+// query evaluates expr at time at through /api/v1/query and returns the
+// series of the vector it gives (a scalar or string counts as one).
+func (p *prom) query(expr string, at time.Time) ([]sample, error) {
+	v := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	var d struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := p.api("/api/v1/query", v, expr, &d); err != nil {
+		return nil, err
+	}
+	if d.ResultType != "vector" {
 		return []sample{{}}, nil
 	}
 	var out []sample
-	if err := json.Unmarshal(r.Data.Result, &out); err != nil {
+	if err := json.Unmarshal(d.Result, &out); err != nil {
 		return nil, fmt.Errorf("decoding the vector for %s: %w", expr, err)
 	}
 	return out, nil

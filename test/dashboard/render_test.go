@@ -1,12 +1,9 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image/color"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -38,32 +35,16 @@ func (p *prom) queryRange(expr string, from, to time.Time) ([]struct {
 }, error) {
 	v := url.Values{"query": {expr}, "start": {strconv.FormatInt(from.Unix(), 10)}, "end": {strconv.FormatInt(to.Unix(), 10)},
 		"step": {strconv.FormatFloat(scrapeInterval.Seconds(), 'f', -1, 64)}}
-	resp, err := http.Get(p.url + "/api/v1/query_range?" + v.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("querying prometheus: %w", err)
+	var d struct {
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+			Values [][2]any          `json:"values"`
+		} `json:"result"`
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("reading prometheus's answer: %w", err)
+	if err := p.api("/api/v1/query_range", v, expr, &d); err != nil {
+		return nil, err
 	}
-	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Values [][2]any          `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding prometheus's answer: %w", err)
-	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("prometheus refused %s: %s", expr, r.Error)
-	}
-	return r.Data.Result, nil
+	return d.Result, nil
 }
 
 var legendLabel = regexp.MustCompile(`\{\{\s*(\w+)\s*\}\}`)
