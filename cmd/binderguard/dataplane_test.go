@@ -113,16 +113,8 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 	})
 	// Two replicas' gates on one port, as a headless Service has them: on
 	// 127.0.0.2 and 127.0.0.1.
-	first, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, second := samePortPair(t)
 	port := first.Addr().(*net.TCPAddr).Port
-	second, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		first.Close()
-		t.Skipf("port %d is taken on 127.0.0.1: %v", port, err)
-	}
 	ctx, cancel := context.WithCancel(t.Context())
 	var served sync.WaitGroup
 	defer func() { cancel(); served.Wait() }()
@@ -187,4 +179,24 @@ func startBuildingSim(t *testing.T) *url.URL {
 	t.Cleanup(func() { sim.Close(); srv.Close() })
 	up, _ := url.Parse(srv.URL)
 	return up
+}
+
+// samePortPair listens on 127.0.0.2 and 127.0.0.1 at one port, trying
+// ports until one is free on both.
+func samePortPair(t *testing.T) (net.Listener, net.Listener) {
+	t.Helper()
+	for range 20 {
+		first, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		second, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			return first, second
+		}
+		first.Close()
+	}
+	t.Fatal("no port free on both 127.0.0.2 and 127.0.0.1 in 20 tries")
+	return nil, nil
 }
