@@ -38,7 +38,6 @@ lint: ## gofmt check and go vet
 	$(GO) vet ./...
 
 # The test cluster imports the archives `make images` writes to bin/images/.
-# TODO(merge): depend on images instead of build once that target lands here.
 cluster-up: tools build images ## start the single-node test cluster (root); prints KUBECONFIG= and BINDER_URL=
 	@test/cluster/up.sh
 
