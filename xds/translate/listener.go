@@ -86,11 +86,11 @@ func edgeHCM(e *ir.Edge) *hcmv3.HttpConnectionManager {
 			InitialConnectionWindowSize: wrapperspb.UInt32(initialConnectionWindow),
 		},
 		RequestHeadersTimeout: durationpb.New(cmp.Or(e.Listener.RequestHeadersTimeout, defaultRequestHeadersTimeout)),
-		NormalizePath:       wrapperspb.Bool(true),
-		MergeSlashes:        true,
-		StreamIdleTimeout:   durationpb.New(streamIdleTimeout),
-		LocalReplyConfig:    localReply(e.Launch),
-		AccessLog:           []*accesslogv3.AccessLog{launchStats()},
+		NormalizePath:         wrapperspb.Bool(true),
+		MergeSlashes:          true,
+		StreamIdleTimeout:     durationpb.New(streamIdleTimeout),
+		LocalReplyConfig:      localReply(e.Launch),
+		AccessLog:             []*accesslogv3.AccessLog{launchStats()},
 	}
 	if d := e.Listener.ConnectionIdleTimeout; d > 0 {
 		h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(d)}
