@@ -24,6 +24,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/webhook/admission"
 	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/webhook/evaluate"
@@ -63,16 +64,19 @@ type Config struct {
 	// OnRefused is passed to admission.Config: called per policy that
 	// made the validating webhook deny a pod.
 	OnRefused func(policy string)
+	// Parser names the site's extra provider prefixes for BINDER_REQUEST
+	// values; nil knows BinderHub's built-in providers only.
+	Parser *spec.Parser
 }
 
 // PolicySource reads the latest snapshot from store for each review.
-func PolicySource(store *snapshot.Store) admission.PolicySource {
+func PolicySource(store *snapshot.Store, parser *spec.Parser) admission.PolicySource {
 	return func(now time.Time) (evaluate.Policies, bool) {
 		s := store.Load()
 		if s == nil {
 			return nil, false
 		}
-		return evaluate.FromSnapshot(s, now), true
+		return evaluate.FromSnapshot(s, parser, now), true
 	}
 }
 
@@ -87,7 +91,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	hooks, err := admission.New(admission.Config{
-		Policies:   PolicySource(cfg.Store),
+		Policies:   PolicySource(cfg.Store, cfg.Parser),
 		Recorder:   mgr.GetEventRecorder("binderguard-webhook"),
 		Registerer: cfg.Registerer,
 		Logger:     cfg.Logger.With("component", "admission"),
@@ -128,7 +132,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		return fmt.Errorf("adding the webhook readiness check: %w", err)
 	}
 	if cfg.ExistingPods {
-		if err := existing.Setup(mgr, cfg.PodNamespace, cfg.Logger.With("component", "existing-pods")); err != nil {
+		if err := existing.Setup(mgr, cfg.PodNamespace, cfg.Parser, cfg.Logger.With("component", "existing-pods")); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/binderguard/binderguard/policies/spec"
 )
 
 // parseFlags parses a subcommand's flags quietly: a bad flag or a stray
@@ -29,6 +32,24 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage func(io
 		return usageErr("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// extraProvidersUsage is the help of --extra-providers (serve and local).
+const extraProvidersUsage = "comma-separated provider prefixes your BinderHub adds to its built-in ones (BinderHub.repo_providers), e.g. custom,myforge: their launches are passed through, collapsed per spec as received, and banned by RepoBan patterns without a provider (default: BinderHub's built-in providers only)"
+
+// parseExtraProviders reads --extra-providers into a spec parser.
+func parseExtraProviders(s string) (*spec.Parser, error) {
+	var names []string
+	for n := range strings.SplitSeq(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	p, err := spec.NewParser(names...)
+	if err != nil {
+		return nil, usageErr("--extra-providers: %v", err)
+	}
+	return p, nil
 }
 
 // printPolicyUsage is the -h text of the policy subcommands.

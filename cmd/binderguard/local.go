@@ -20,6 +20,7 @@ import (
 
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/file"
+	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/bootstrap"
 	"github.com/binderguard/binderguard/xds/controller"
@@ -37,6 +38,7 @@ type localConfig struct {
 	delta                                    bool
 	envoyLogLevel                            string
 	logLevel                                 slog.Level
+	providers                                *spec.Parser
 }
 
 func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
@@ -53,6 +55,7 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	delta := fs.Bool("delta", false, "Envoy uses incremental (delta) xDS")
 	envoyLog := fs.String("envoy-log-level", "warn", "Envoy's --log-level")
 	logLevel := fs.String("log-level", "info", "binderguard log level: debug, info, warn, error")
+	extra := fs.String("extra-providers", "", extraProvidersUsage)
 	if err := parseFlags(fs, args, stdout, nil); err != nil {
 		return localConfig{}, err
 	}
@@ -65,6 +68,9 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 		return c, usageErr("--upstream %q: want an http or https URL with a host", *upstream)
 	}
 	c.upstream = u
+	if c.providers, err = parseExtraProviders(*extra); err != nil {
+		return c, err
+	}
 	if st, err := os.Stat(*policies); err != nil || !st.IsDir() {
 		return c, usageErr("--policies %q is not a directory", *policies)
 	}
@@ -135,7 +141,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	// The gate.
 	g, err := gate.New(gate.Config{
 		Upstream:     c.upstream,
-		Policies:     gate.SnapshotPolicies(store),
+		Policies:     gate.SnapshotPolicies(store, c.providers),
 		Registerer:   reg,
 		Logger:       log.With("component", "gate"),
 		TrustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -148,6 +154,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	// The control plane.
 	xdsSrv := server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
 	ctl := controller.New(localEdgeBase(c), xdsSrv, log.With("component", "controller"))
+	ctl.SetExtraProviders(c.providers.Extra())
 	ctl.ApplySnapshot(store.Load(), time.Now())
 	if err := ctl.Sync(ctx); err != nil {
 		return fmt.Errorf("building the first edge config: %w", err)

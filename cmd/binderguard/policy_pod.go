@@ -21,5 +21,5 @@ func evaluatePod(snap *snapshot.Snapshot, manifest []byte, now time.Time) (any, 
 	if pod.Kind != "" && pod.Kind != "Pod" {
 		return nil, usageErr("-f: kind %q is not Pod", pod.Kind)
 	}
-	return evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, now)), nil
+	return evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, nil, now)), nil
 }

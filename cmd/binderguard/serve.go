@@ -37,6 +37,7 @@ import (
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
+	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/policies/status"
 	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/gate"
@@ -77,6 +78,8 @@ type serveConfig struct {
 	leaderElect               bool
 	existingPods              bool
 	logLevel                  slog.Level
+	// providers knows the site's extra provider prefixes.
+	providers *spec.Parser
 	// liveInterval spaces the reports of live counters into LaunchPolicy
 	// and RepoBan status (liveStatusInterval; shorter in tests).
 	liveInterval time.Duration
@@ -113,6 +116,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	leaderElect := fs.Bool("leader-elect", true, "elect one replica to write policy status and act on running pods (Lease in $POD_NAMESPACE)")
 	existing := fs.Bool("existing-pods", true, "act on running pods of a newly banned repository (RepoBan onExisting: Report/Delete)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	extra := fs.String("extra-providers", "", extraProvidersUsage)
 	if err := parseFlags(fs, args, stdout, nil); err != nil {
 		return serveConfig{}, err
 	}
@@ -129,6 +133,9 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 		return c, usageErr("--upstream %q: want an http or https URL with a host and no path", *upstream)
 	}
 	c.upstream = u
+	if c.providers, err = parseExtraProviders(*extra); err != nil {
+		return c, err
+	}
 	for _, a := range []struct{ name, val string }{
 		{"gate-addr", c.gateAddr}, {"xds-addr", c.xdsAddr}, {"metrics-addr", c.metricsAddr}, {"health-addr", c.healthAddr},
 	} {
@@ -357,7 +364,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	if s.gate, err = gate.New(gate.Config{
 		OnBanned:     tally.Blocked,
 		Upstream:     c.upstream,
-		Policies:     gate.SnapshotPolicies(s.store),
+		Policies:     gate.SnapshotPolicies(s.store, c.providers),
 		Registerer:   reg,
 		Logger:       log.With("component", "gate"),
 		TrustedPeers: c.trustedPeers,
@@ -368,6 +375,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	// The control plane for this pod's Envoy.
 	s.xds = server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
 	s.ctl = controller.New(edgeBase(s.cfg.envoyListen, s.cfg.xffHops, s.cfg.upstream, s.cfg.gateEndpoint), s.xds, log.With("component", "controller"))
+	s.ctl.SetExtraProviders(c.providers.Extra())
 	s.ctl.ApplySnapshot(s.store.Load(), time.Now())
 	health.readyz["xds"] = func(*http.Request) error {
 		if s.xds.Version(resource.ListenerType) == "" {
@@ -389,6 +397,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		ExistingPods: c.existingPods,
 		PodNamespace: c.namespace, // binder pods live beside the policies
 		OnRefused:    tally.Refused,
+		Parser:       c.providers,
 	}); err != nil {
 		return nil, fmt.Errorf("setting up the admission webhooks: %w", err)
 	}

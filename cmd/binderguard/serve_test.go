@@ -124,6 +124,26 @@ func TestParseServe(t *testing.T) {
 				}
 			},
 		},
+		"extra provider prefixes are read": {
+			args: append(slices.Clone(good), "--extra-providers", " custom, my.forge"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if got := c.providers.Extra(); !slices.Equal(got, []string{"custom", "my.forge"}) {
+					t.Errorf("extra providers %q, want custom and my.forge", got)
+				}
+			},
+		},
+		"no extra providers by default": {
+			args: good, env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.providers.Known("custom") || !c.providers.Known("gh") {
+					t.Errorf("default providers %q", c.providers.Providers())
+				}
+			},
+		},
+		"an extra provider that is built in is refused": {
+			args: append(slices.Clone(good), "--extra-providers", "custom,gh"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			wantErr: `--extra-providers: extra provider "gh" is one of BinderHub's built-in providers`,
+		},
 		"a headless gate Service can be named as the gate endpoint": {
 			args: append(slices.Clone(good), "--gate-endpoint", "binderguard-gate.ns.svc:8081", "--gate-trusted-peers", "10.0.0.0/8, fd00::/8"),
 			env:  map[string]string{"POD_NAMESPACE": "binder"},

@@ -288,3 +288,23 @@ func TestPrefilterAgreesWithBruteForce(t *testing.T) {
 		}
 	}
 }
+
+func TestWholePrefixIsOnlyForPrefixRules(t *testing.T) {
+	for src, want := range map[string]string{
+		"^evil/.*":      "evil/",
+		"evil/":         "evil/",
+		"Evil/.*$":      "Evil/",
+		`^evil\.org/.*`: "evil.org/",
+		"(evil/).*":     "evil/",
+		"^evil/$":       "",
+		".*xmrig.*":     "",
+		"evil/[a-z]+":   "",
+		"evil|good":     "",
+		"(?i)evil":      "",
+		"evil/.+":       "",
+	} {
+		if got := MustCompileRegex(src).WholePrefix(); got != want {
+			t.Errorf("WholePrefix(%q) = %q, want %q", src, got, want)
+		}
+	}
+}

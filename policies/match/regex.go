@@ -16,6 +16,7 @@ type Regex struct {
 	re     *regexp.Regexp
 	prefix string // folded literal prefix every match starts with ("" if none)
 	needle string // folded literal every match contains ("" if none known)
+	whole  string // see WholePrefix
 }
 
 // maxPrefix caps the literal prefix used for pre-filtering: longer prefixes
@@ -65,7 +66,52 @@ func CompileRegex(src string) (*Regex, error) {
 		return &Regex{src: src, re: re}, nil
 	}
 	simple := parsed.Simplify()
-	return &Regex{src: src, re: re, prefix: literalPrefix(simple), needle: requiredLiteral(simple)}, nil
+	r := &Regex{src: src, re: re, prefix: literalPrefix(simple), needle: requiredLiteral(simple)}
+	if asWritten, err := syntax.Parse(translated, syntax.Perl); err == nil {
+		r.whole = wholePrefix(asWritten.Simplify())
+	}
+	return r, nil
+}
+
+// WholePrefix returns the literal L, as written, when the pattern matches
+// exactly the texts that start with L (ignoring case): "^evil/.*",
+// "evil/", "evil/.*$". re.match anchors only at the start, so such a
+// pattern is a prefix rule an Envoy prefix match can apply (in L's letter
+// case). It returns "" for any other pattern.
+func (r *Regex) WholePrefix() string { return r.whole }
+
+// wholePrefix is WholePrefix on the pattern parsed without case folding
+// (folding would store each letter as its smallest case variant).
+func wholePrefix(re *syntax.Regexp) string {
+	var subs []*syntax.Regexp
+	var flatten func(*syntax.Regexp)
+	flatten = func(re *syntax.Regexp) {
+		switch re.Op {
+		case syntax.OpCapture, syntax.OpConcat:
+			for _, s := range re.Sub {
+				flatten(s)
+			}
+		default:
+			subs = append(subs, re)
+		}
+	}
+	flatten(re)
+	var lit strings.Builder
+	i := 0
+	for ; i < len(subs) && (subs[i].Op == syntax.OpBeginText || subs[i].Op == syntax.OpBeginLine); i++ {
+	}
+	for ; i < len(subs) && subs[i].Op == syntax.OpLiteral && subs[i].Flags&syntax.FoldCase == 0; i++ {
+		lit.WriteString(string(subs[i].Rune))
+	}
+	if i < len(subs) && subs[i].Op == syntax.OpStar && (subs[i].Sub[0].Op == syntax.OpAnyChar || subs[i].Sub[0].Op == syntax.OpAnyCharNotNL) {
+		i++
+		for ; i < len(subs) && (subs[i].Op == syntax.OpEndText || subs[i].Op == syntax.OpEndLine); i++ {
+		}
+	}
+	if i != len(subs) {
+		return ""
+	}
+	return lit.String()
 }
 
 // MustCompileRegex is CompileRegex for patterns known to be valid (tests,

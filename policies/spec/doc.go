@@ -34,6 +34,10 @@
 // because BinderHub hashes the build slug before lowercasing: Org/Repo and
 // org/repo are two builds there, and the gate must not hold one for the other.
 //
+// A site whose BinderHub has extra repo providers names their prefixes in a
+// Parser; their specs are taken whole (see Parser), since only the
+// provider's own code knows how to read them.
+//
 // Invalid input yields *Error with a message fit to show a user. A spec that
 // does not parse is one BinderHub could not launch either; callers should
 // reject it rather than pass it through, so that no spelling this package

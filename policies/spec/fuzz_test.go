@@ -22,8 +22,13 @@ func FuzzParse(f *testing.F) {
 		"hydroshare/0123456789abcdef0123456789abcdef",
 		"ckan/https%3A%2F%2Fx%2Fdataset%2Fy%2Fhistory%2Fz",
 		"%", "gh/%%%/%/%", "git/%", "/build/", "v2/gh/a/b/c",
+		"custom/Org/Repo%2Dx/HEAD", "custom/%2565vil", "custom/a%00b", "v2/custom/x",
 	} {
 		f.Add(s)
+	}
+	extra, err := NewParser("custom")
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		sp, err := Parse(in)
@@ -49,5 +54,21 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("ParseRequest(%q) returned %T, want *Error", in, err)
 		}
 		_, _ = ParseRepo(in)
+
+		// An extra provider: the same contract, and a built-in spec
+		// parses exactly as without the Parser.
+		xsp, xerr := extra.Parse(in)
+		if xerr != nil && !errors.As(xerr, &e) {
+			t.Fatalf("Parser.Parse(%q) returned %T, want *Error", in, xerr)
+		}
+		if xerr == nil && xsp.Provider != "custom" && (err != nil || xsp != sp) {
+			t.Fatalf("Parser.Parse(%q) = %+v, %v; the package Parse gives %+v, %v", in, xsp, xerr, sp, err)
+		}
+		if xerr == nil && xsp.Provider == "custom" && (xsp.BuildKey() != "custom/"+xsp.Raw || !printable(string(xsp.Repo))) {
+			t.Fatalf("Parser.Parse(%q) = key %q repo %q, want the raw spec as key and a printable identity", in, xsp.BuildKey(), xsp.Repo)
+		}
+		if _, err := extra.ParseRequest(in); err != nil && !errors.As(err, &e) {
+			t.Fatalf("Parser.ParseRequest(%q) returned %T, want *Error", in, err)
+		}
 	})
 }

@@ -213,13 +213,17 @@ func looksLikeDOI(s string) bool {
 	return ok
 }
 
-// cleanDOI lowercases a DOI and removes "doi:" or a doi.org URL in front.
+// cleanDOI lowercases a DOI, removes "doi:" or a doi.org URL in front and
+// resolves dot segments.
 func cleanDOI(s string) (string, bool) {
 	d := strings.ToLower(strings.TrimSpace(s))
 	for _, p := range []string{"doi:", "https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "http://dx.doi.org/"} {
 		d = strings.TrimPrefix(d, p)
 	}
-	d = strings.TrimRight(d, "/")
+	// Dot segments and empty segments go as in a URL path, so the spec
+	// "10.0/./x" and the URL https://doi.org/10.0/./x (which clients
+	// normalise before sending) are one identity.
+	d = strings.Join(splitPath(d), "/")
 	return d, doiRE.MatchString(d)
 }
 

@@ -37,8 +37,9 @@ func KnownProvider(p string) bool {
 // Repo is a canonical repository identity, the same whichever provider or
 // spelling reached it: "github.com/jupyterlab/jupyterlab-demo",
 // "gitlab.com/group/project", "gist.github.com/<id>", "doi.org/10.5281/zenodo.3242074",
-// "hydroshare.org/resource/<id>", or "<host>/<path>" for any other git host or
-// CKAN dataset. Always lowercase (see the package comment for why).
+// "hydroshare.org/resource/<id>", "<host>/<path>" for any other git host or
+// CKAN dataset, or "<provider>:<decoded spec>" for an extra provider (see
+// Parser). Always lowercase (see the package comment for why).
 type Repo string
 
 func (r Repo) String() string { return string(r) }
@@ -46,7 +47,8 @@ func (r Repo) String() string { return string(r) }
 // Spec is one parsed launch spec.
 type Spec struct {
 	// Provider is the provider prefix: "gh", "gist", "git", "gl", "zenodo",
-	// "figshare", "hydroshare", "dataverse" or "ckan".
+	// "figshare", "hydroshare", "dataverse", "ckan", or an extra provider
+	// a Parser was given.
 	Provider string
 	// Raw is the spec without the provider, as received (still
 	// percent-encoded), with trailing slashes removed as BinderHub does.
@@ -60,6 +62,7 @@ type Spec struct {
 
 	build string // BuildKey, computed by Parse
 	canon string // canonical spelling within Provider, for pattern matching
+	extra bool   // an extra provider (see Parser): no cross-provider spellings
 }
 
 // BuildKey is the collapse key: two specs with the same key are one build in
@@ -98,7 +101,9 @@ const maxInput = 4096
 
 // Parse parses "<provider>/<spec>", the path after "/build/" (a leading
 // "/build/" is also accepted). The query string must already be removed.
-func Parse(providerSpec string) (Spec, error) {
+func Parse(providerSpec string) (Spec, error) { return (*Parser)(nil).parse(providerSpec) }
+
+func (p *Parser) parse(providerSpec string) (Spec, error) {
 	in := providerSpec
 	s := strings.TrimPrefix(in, "/build/")
 	if err := checkChars(in, s); err != nil {
@@ -108,8 +113,8 @@ func Parse(providerSpec string) (Spec, error) {
 	if !ok || provider == "" {
 		return Spec{}, errf(in, "a launch spec has the form <provider>/<spec>, e.g. gh/binder-examples/requirements/HEAD")
 	}
-	if !KnownProvider(provider) {
-		return Spec{}, errf(in, "no provider found for prefix %q (known: %s)", provider, strings.Join(Providers(), ", "))
+	if !p.Known(provider) {
+		return Spec{}, errf(in, "no provider found for prefix %q (known: %s)", provider, strings.Join(p.Providers(), ", "))
 	}
 	rest = strings.TrimRight(rest, "/")
 	if rest == "" {
@@ -134,6 +139,8 @@ func Parse(providerSpec string) (Spec, error) {
 		sp, err = parseHydroshare(rest)
 	case ProviderCKAN:
 		sp, err = parseCKAN(rest)
+	default:
+		sp, err = parseExtra(provider, rest)
 	}
 	if err == nil && !printable(string(sp.Repo)) {
 		err = &Error{Reason: "the repository name contains a space or control character once decoded"}
@@ -178,7 +185,9 @@ func checkChars(in, s string) *Error {
 
 // ParseRequest parses a BINDER_REQUEST or BINDER_PERSISTENT_REQUEST value,
 // "v2/<provider>/<spec>" (a leading "/" and a query string are tolerated).
-func ParseRequest(r string) (Spec, error) {
+func ParseRequest(r string) (Spec, error) { return (*Parser)(nil).parseRequest(r) }
+
+func (p *Parser) parseRequest(r string) (Spec, error) {
 	s := strings.TrimPrefix(strings.TrimSpace(r), "/")
 	if i := strings.IndexAny(s, "?#"); i >= 0 {
 		s = s[:i]
@@ -187,7 +196,7 @@ func ParseRequest(r string) (Spec, error) {
 	if !ok {
 		return Spec{}, errf(r, "a launch request has the form v2/<provider>/<spec>")
 	}
-	sp, err := Parse(rest)
+	sp, err := p.parse(rest)
 	if err != nil {
 		if e, ok := err.(*Error); ok {
 			e.Input = r

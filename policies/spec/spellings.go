@@ -27,6 +27,9 @@ func (s Spec) Spellings() []Spelling {
 		out = append(out, Spelling{Provider: s.Provider, Text: s.Raw},
 			Spelling{Provider: s.Provider, Text: s.canon, Canonical: true})
 	}
+	if s.extra { // binderguard does not know which other providers reach it
+		return out
+	}
 	for _, sp := range s.Repo.spellings(s.Ref, true) {
 		if sp.Provider != s.Provider {
 			out = append(out, sp)

@@ -11,10 +11,12 @@ import (
 // SnapshotPolicies resolves each launch against the latest policy
 // snapshot in store: the spec is parsed with policies/spec (so every
 // spelling of a repository meets the same bans), keyed by its BuildKey,
-// checked against the bans and given its LaunchPolicy settings.
-func SnapshotPolicies(store *snapshot.Store) Policies {
+// checked against the bans and given its LaunchPolicy settings. parser
+// names the site's extra provider prefixes; nil knows BinderHub's built-in
+// providers only.
+func SnapshotPolicies(store *snapshot.Store, parser *spec.Parser) Policies {
 	return PoliciesFunc(func(providerSpec string, now time.Time) (Policy, error) {
-		sp, err := spec.Parse(providerSpec)
+		sp, err := parser.Parse(providerSpec)
 		if err != nil {
 			return Policy{}, err
 		}

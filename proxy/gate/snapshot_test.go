@@ -8,6 +8,7 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/policies/spec"
 )
 
 func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
@@ -28,7 +29,7 @@ func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	pols := SnapshotPolicies(snapshot.NewStore(snap))
+	pols := SnapshotPolicies(snapshot.NewStore(snap), nil)
 	now := time.Now()
 	tests := map[string]struct {
 		spec       string
@@ -76,5 +77,45 @@ func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 				t.Errorf("collapse %v, global %+v", p.Launch.Collapse, p.Global)
 			}
 		})
+	}
+}
+
+func TestSnapshotPoliciesPassExtraProvidersAndBanThemByPattern(t *testing.T) {
+	snap, errs := snapshot.New([]v1alpha1.RepoBan{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: "miner"},
+			Spec: v1alpha1.RepoBanSpec{Patterns: []v1alpha1.SpecPattern{{Regex: "^evil/.*"}}}},
+	}, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	parser, err := spec.NewParser("custom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols := SnapshotPolicies(snapshot.NewStore(snap), parser)
+	now := time.Now()
+	tests := map[string]struct {
+		spec   string
+		key    string
+		banned bool
+	}{
+		"the raw spec is the key":                   {spec: "custom/Org/Repo/HEAD", key: "custom/Org/Repo/HEAD"},
+		"a ban pattern applies":                     {spec: "custom/evil/x", key: "custom/evil/x", banned: true},
+		"case does not evade the pattern":           {spec: "custom/EVIL/x", key: "custom/EVIL/x", banned: true},
+		"percent-encoding does not evade it either": {spec: "custom/%2565vil/x", key: "custom/%2565vil/x", banned: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, err := pols.Resolve(tc.spec, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Key != tc.key || (p.Ban != nil && p.Ban.Enforce) != tc.banned {
+				t.Errorf("Resolve(%q) = key %q ban %+v; want key %q banned %v", tc.spec, p.Key, p.Ban, tc.key, tc.banned)
+			}
+		})
+	}
+	if _, err := SnapshotPolicies(snapshot.NewStore(snap), nil).Resolve("custom/a/b", now); err == nil {
+		t.Error("without the extra provider, custom/ must be refused")
 	}
 }

@@ -172,7 +172,7 @@ func (s *stack) startWebhook(t *testing.T) {
 		t.Fatalf("loading policies for the webhook: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	hooks, err := admission.New(admission.Config{Policies: webhook.PolicySource(store), Registerer: reg})
+	hooks, err := admission.New(admission.Config{Policies: webhook.PolicySource(store, nil), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,10 @@ type options struct {
 	policies     gate.Policies // the gate's; nil: StaticPolicies of launch
 	xffHops      uint32
 	logLevel     string
+	// headersTimeout is the edge's request headers timeout (0: default);
+	// maxConnections Envoy's global downstream connection cap (0: default).
+	headersTimeout time.Duration
+	maxConnections int64
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -217,10 +221,11 @@ func startStack(t testing.TB, o options) *stack {
 	s.statsURL = fmt.Sprintf("http://127.0.0.1:%d", statsPort)
 	s.edgeURL = fmt.Sprintf("http://127.0.0.1:%d", edgePort)
 	base := ir.Edge{
-		Listener: ir.Listener{Address: ir.Endpoint{Host: "127.0.0.1", Port: edgePort}, XFFNumTrustedHops: o.xffHops},
-		Binder:   ir.Upstream{Endpoint: s.binderAddr},
-		Gate:     ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
-		Launch:   o.edgeLaunch,
+		Listener: ir.Listener{Address: ir.Endpoint{Host: "127.0.0.1", Port: edgePort}, XFFNumTrustedHops: o.xffHops,
+			RequestHeadersTimeout: o.headersTimeout},
+		Binder: ir.Upstream{Endpoint: s.binderAddr},
+		Gate:   ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
+		Launch: o.edgeLaunch,
 	}
 	s.ctl = controller.New(base, s.xds, log)
 	if err := s.ctl.Sync(ctx); err != nil {
@@ -233,8 +238,9 @@ func startStack(t testing.TB, o options) *stack {
 	xdsAddr, _ := bootstrap.ParseAddr(s.xdsAddr)
 	y, err := bootstrap.YAML(bootstrap.Options{
 		NodeID: "e2e-" + t.Name(), XDS: xdsAddr, Delta: o.delta,
-		Admin: bootstrap.Addr{Host: "127.0.0.1", Port: adminPort},
-		Stats: bootstrap.Addr{Host: "127.0.0.1", Port: statsPort},
+		Admin:          bootstrap.Addr{Host: "127.0.0.1", Port: adminPort},
+		Stats:          bootstrap.Addr{Host: "127.0.0.1", Port: statsPort},
+		MaxConnections: o.maxConnections,
 	})
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)

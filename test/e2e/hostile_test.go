@@ -42,6 +42,7 @@ func rawExchange(addr, req string) (*http.Response, []byte, error) {
 // not a launch at all) or a clean close; none lets a banned repository
 // reach BinderHub, and the next normal launch works.
 func TestHostileRequestsGetAClearAnswer(t *testing.T) {
+	leakFree(t)
 	// The gate checks bans on every spelling through the one spec parser,
 	// as in serve and local; the edge answers the canonical spellings.
 	s := startStack(t, options{policies: gate.PoliciesFunc(func(providerSpec string, _ time.Time) (gate.Policy, error) {
@@ -58,6 +59,7 @@ func TestHostileRequestsGetAClearAnswer(t *testing.T) {
 	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
 	s.waitRouteAcked()
 	addr := strings.TrimPrefix(s.edgeURL, "http://")
+	base := measure()
 	get := func(target string, extra ...string) string {
 		return "GET " + target + " HTTP/1.1\r\nHost: binder.test\r\nAccept: text/event-stream\r\nConnection: close\r\n" + strings.Join(extra, "") + "\r\n"
 	}
@@ -76,24 +78,35 @@ func TestHostileRequestsGetAClearAnswer(t *testing.T) {
 		want  string
 		codes []int
 	}{
-		"dot segments around a banned repository":  {req: get("/build/gh/x/../evil/repo/HEAD"), want: "either", codes: []int{400, 403}},
-		"encoded dot segments":                     {req: get("/build/gh/evil/%2e%2e/evil/repo/HEAD"), want: "either", codes: []int{400, 403}},
-		"a traversal out of /build/":               {req: get("/build/../../etc/passwd"), want: "either", codes: []int{400, 404}},
-		"invalid percent-encoding":                 {req: get("/build/gh/%zz/x/HEAD"), want: "event", codes: []int{400}},
-		"double percent-encoding of a banned repo": {req: get("/build/gh/%2565vil/repo/HEAD"), want: "either", codes: []int{400, 403}},
-		"an overlong percent-encoded spec":         {req: get("/build/gh/" + strings.Repeat("%41", 3000) + "/x/HEAD"), want: "either", codes: []int{400, 414, 431}},
-		"a NUL byte in the path":                   {req: get("/build/gh/a%00b/c/HEAD"), want: "either", codes: []int{400}},
-		"a raw control character in the path":      {req: get("/build/gh/a\x01b/c/HEAD"), want: "status"},
-		"non-UTF-8 in the path":                    {req: get("/build/gh/a%ff%fe/c/HEAD"), want: "either", codes: []int{400}},
-		"a 64 KiB path":                            {req: get("/build/gh/" + strings.Repeat("a", 64<<10) + "/x/HEAD"), want: "either", codes: []int{400, 414, 431}},
-		"a 64 KiB header":                          {req: get("/build/gh/org/repo/HEAD", "X-Big: "+strings.Repeat("b", 64<<10)+"\r\n"), want: "status"},
-		"10,000 query parameters":                  {req: get("/build/gh/evil/repo/HEAD?" + many(10000, func(i int) string { return fmt.Sprintf("p%d=%d&", i, i) })), want: "either", codes: []int{403, 414, 431}},
-		"a header flood":                           {req: get("/build/gh/org/repo/HEAD", many(2000, func(i int) string { return fmt.Sprintf("X-H%d: v\r\n", i) })), want: "status"},
-		"HTTP/1.0 to a banned repository":          {req: "GET /build/gh/evil/repo/HEAD HTTP/1.0\r\nHost: binder.test\r\nAccept: text/event-stream\r\n\r\n", want: "event", codes: []int{403}},
-		"HTTP/1.0 without a Host":                  {req: "GET /build/gh/evil/repo/HEAD HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n", want: "either", codes: []int{403}},
-		"POST on /build/":                          {req: "POST /build/gh/org/repo/HEAD HTTP/1.1\r\nHost: binder.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", want: "status"},
-		"OPTIONS on /build/":                       {req: "OPTIONS /build/gh/org/repo/HEAD HTTP/1.1\r\nHost: binder.test\r\nConnection: close\r\n\r\n", want: "either"},
-		"HEAD on /build/":                          {req: "HEAD /build/gh/org/repo/HEAD HTTP/1.1\r\nHost: binder.test\r\nConnection: close\r\n\r\n", want: "either"},
+		"dot segments around a banned repository":    {req: get("/build/gh/x/../evil/repo/HEAD"), want: "either", codes: []int{400, 403}},
+		"encoded dot segments":                       {req: get("/build/gh/evil/%2e%2e/evil/repo/HEAD"), want: "either", codes: []int{400, 403}},
+		"a traversal out of /build/":                 {req: get("/build/../../etc/passwd"), want: "either", codes: []int{400, 404}},
+		"invalid percent-encoding":                   {req: get("/build/gh/%zz/x/HEAD"), want: "event", codes: []int{400}},
+		"double percent-encoding of a banned repo":   {req: get("/build/gh/%2565vil/repo/HEAD"), want: "either", codes: []int{400, 403}},
+		"an overlong percent-encoded spec":           {req: get("/build/gh/" + strings.Repeat("%41", 3000) + "/x/HEAD"), want: "either", codes: []int{400, 414, 431}},
+		"a NUL byte in the path":                     {req: get("/build/gh/a%00b/c/HEAD"), want: "either", codes: []int{400}},
+		"a raw control character in the path":        {req: get("/build/gh/a\x01b/c/HEAD"), want: "status"},
+		"non-UTF-8 in the path":                      {req: get("/build/gh/a%ff%fe/c/HEAD"), want: "either", codes: []int{400}},
+		"a 64 KiB path":                              {req: get("/build/gh/" + strings.Repeat("a", 64<<10) + "/x/HEAD"), want: "either", codes: []int{400, 414, 431}},
+		"a 64 KiB header":                            {req: get("/build/gh/org/repo/HEAD", "X-Big: "+strings.Repeat("b", 64<<10)+"\r\n"), want: "status"},
+		"10,000 query parameters":                    {req: get("/build/gh/evil/repo/HEAD?" + many(10000, func(i int) string { return fmt.Sprintf("p%d=%d&", i, i) })), want: "either", codes: []int{403, 414, 431}},
+		"a header flood":                             {req: get("/build/gh/org/repo/HEAD", many(2000, func(i int) string { return fmt.Sprintf("X-H%d: v\r\n", i) })), want: "status"},
+		"a dot segment before the provider":          {req: get("/build/./gh/evil/repo/HEAD"), want: "event", codes: []int{403}},
+		"double-encoded dot segments":                {req: get("/build/gh/evil/%252e%252e/evil/repo/HEAD"), want: "either", codes: []int{400, 403}},
+		"an encoded backslash traversal":             {req: get("/build/gh/..%5c..%5cetc/passwd/HEAD"), want: "either", codes: []int{400}},
+		"overlong UTF-8 dots":                        {req: get("/build/gh/%c0%ae%c0%ae/evil/repo/HEAD"), want: "either", codes: []int{400}},
+		"an encoded slash inside a banned owner":     {req: get("/build/gh/evil%2Frepo/HEAD"), want: "either", codes: []int{400, 403}},
+		"raw non-UTF-8 bytes in the path":            {req: get("/build/gh/a\xff\xfe/c/HEAD"), want: "either", codes: []int{400}},
+		"a raw NUL byte in the path":                 {req: get("/build/gh/a\x00b/c/HEAD"), want: "status"},
+		"a spec just over the gate's limit":          {req: get("/build/gh/o/" + strings.Repeat("r", gate.MaxSpecBytes) + "/HEAD"), want: "either", codes: []int{400, 414}},
+		"a NUL byte in a header":                     {req: get("/build/gh/org/repo/HEAD", "X-A: a\x00b\r\n"), want: "status"},
+		"request smuggling: length and chunked":      {req: get("/build/gh/evil/repo/HEAD", "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"), want: "either", codes: []int{403}},
+		"10,000 query parameters on a normal launch": {req: get("/build/gh/org/repo/HEAD?" + many(10000, func(i int) string { return fmt.Sprintf("p%d=%d&", i, i) })), want: "status"},
+		"HTTP/1.0 to a banned repository":            {req: "GET /build/gh/evil/repo/HEAD HTTP/1.0\r\nHost: binder.test\r\nAccept: text/event-stream\r\n\r\n", want: "event", codes: []int{403}},
+		"HTTP/1.0 without a Host":                    {req: "GET /build/gh/evil/repo/HEAD HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n", want: "either", codes: []int{403}},
+		"POST on /build/":                            {req: "POST /build/gh/org/repo/HEAD HTTP/1.1\r\nHost: binder.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", want: "status"},
+		"OPTIONS on /build/":                         {req: "OPTIONS /build/gh/org/repo/HEAD HTTP/1.1\r\nHost: binder.test\r\nConnection: close\r\n\r\n", want: "either"},
+		"HEAD on /build/":                            {req: "HEAD /build/gh/org/repo/HEAD HTTP/1.1\r\nHost: binder.test\r\nConnection: close\r\n\r\n", want: "either"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -143,4 +156,5 @@ func TestHostileRequestsGetAClearAnswer(t *testing.T) {
 	if a := launch(s.ctx, s.edgeURL, "gh/org/repo/HEAD", 20*time.Second); a.final().Phase != sse.PhaseReady {
 		t.Fatalf("the next normal launch got %+v (err %v), want ready", a.events, a.err)
 	}
+	s.settle(t, base)
 }

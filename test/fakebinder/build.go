@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,12 +163,19 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		h.Set("X-Ratelimit-Limit", strconv.Itoa(s.limiter.limit))
 	}
 	begin()
-	if !knownProvider(provider) {
+	extra := slices.Contains(s.cfg.ExtraProviders, provider)
+	if !knownProvider(provider) && !extra {
 		reject(sse.Payload{Phase: sse.PhaseFailed, Message: fmt.Sprintf("No provider found for prefix %s\n", provider)}, "provider")
 		return
 	}
 	spec := strings.TrimRight(rawSpec, "/")
-	t, err := parseTarget(provider, spec)
+	var t target
+	var err error
+	if extra {
+		t = parseExtra(provider, spec)
+	} else {
+		t, err = parseTarget(provider, spec)
+	}
 	if err != nil {
 		reject(sse.Payload{Phase: sse.PhaseFailed, Message: err.Error() + "\n"}, "spec")
 		return

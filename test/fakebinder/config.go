@@ -79,6 +79,13 @@ type Config struct {
 	// HubURL is the prefix of the fake user-server URLs in ready events.
 	HubURL string
 
+	// ExtraProviders are provider prefixes registered beside the built-in
+	// ones, as a site adds entries to BinderHub.repo_providers (app.py).
+	// Each stands for a RepoProvider subclass shaped like BinderHub's
+	// FakeProvider (repoproviders.py) that takes the spec whole: the
+	// resolved ref is a hash of the spec, so one spec is one image.
+	ExtraProviders []string
+
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }

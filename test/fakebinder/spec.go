@@ -65,6 +65,23 @@ func parseTarget(provider, spec string) (target, error) {
 	return t, nil
 }
 
+// parseExtra is an ExtraProviders entry: like BinderHub's FakeProvider,
+// with the spec as the repository.
+func parseExtra(provider, spec string) target {
+	sha := fakeSHA(provider, spec, "")
+	t := target{
+		Provider:     provider,
+		Spec:         spec,
+		RepoURL:      "https://" + provider + ".invalid/" + spec,
+		RefURL:       "https://" + provider + ".invalid/" + spec + "/tree/" + sha,
+		ResolvedSpec: spec,
+		Slug:         provider + "-" + spec,
+		Ref:          sha,
+	}
+	t.Image = imageName(t.Slug, t.Ref)
+	return t
+}
+
 func parseGitHub(spec string) (target, error) {
 	parts := strings.SplitN(spec, "/", 3) // the ref may contain "/"
 	if len(parts) != 3 {

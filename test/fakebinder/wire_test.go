@@ -124,6 +124,33 @@ func TestWireConcurrentRequestsShareOneBuild(t *testing.T) {
 	}
 }
 
+func TestWireExtraProvidersLaunchTheirSpecWhole(t *testing.T) {
+	cfg := fast()
+	cfg.ExtraProviders = []string{"custom"}
+	cfg.BannedSpecs = "evil/.*"
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	r := ts.launch(ctx, "/build/custom/Org/Repo/v1", nil)
+	if r.Err != nil || r.last().Phase != sse.PhaseReady {
+		t.Fatalf("launch of an extra provider: err %v, phases %v", r.Err, r.phases())
+	}
+	if got := r.last().BinderRequest; got != "v2/custom/Org/Repo/v1" {
+		t.Errorf("binder_request = %q, want the spec whole", got)
+	}
+	if again := ts.launch(ctx, "/build/custom/Org/Repo/v1", nil); again.Events[0].Message != "Found built image, launching...\n" {
+		t.Errorf("the same spec again: %+v, want its image found", again.Events)
+	}
+	if other := ts.launch(ctx, "/build/custom/Org/Repo/v2", nil); collapse(other.phases())[0] != sse.PhaseWaiting {
+		t.Errorf("another spec: phases %v, want a build of its own", other.phases())
+	}
+	if banned := ts.launch(ctx, "/build/custom/Evil/x", nil); banned.last().Phase != sse.PhaseFailed {
+		t.Errorf("banned_specs apply to extra providers too: %+v", banned.Events)
+	}
+	if st := ts.Stats(); st.BuildsStarted != 2 || st.Banned != 1 {
+		t.Errorf("stats %+v, want 2 builds and 1 banned", st)
+	}
+}
+
 func TestWireFailedBuildIsNotCached(t *testing.T) {
 	cfg := fast()
 	cfg.FailSpecs = "broken"

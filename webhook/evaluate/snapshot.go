@@ -10,14 +10,16 @@ import (
 
 // FromSnapshot is the policy view of an immutable snapshot at now. Every
 // repository reference goes through the shared spec parser, so a pod meets
-// the same ban whichever way it spells the repository.
-func FromSnapshot(s *snapshot.Snapshot, now time.Time) Policies {
-	return snapView{s: s, now: now}
+// the same ban whichever way it spells the repository. parser names the
+// site's extra provider prefixes (nil: BinderHub's built-in ones only).
+func FromSnapshot(s *snapshot.Snapshot, parser *spec.Parser, now time.Time) Policies {
+	return snapView{s: s, parser: parser, now: now}
 }
 
 type snapView struct {
-	s   *snapshot.Snapshot
-	now time.Time
+	s      *snapshot.Snapshot
+	parser *spec.Parser
+	now    time.Time
 }
 
 func (v snapView) BanURL(u string) (Ban, bool, error) {
@@ -30,7 +32,7 @@ func (v snapView) BanURL(u string) (Ban, bool, error) {
 }
 
 func (v snapView) BanRequest(req string) (Ban, bool, error) {
-	sp, err := spec.ParseRequest(req)
+	sp, err := v.parser.ParseRequest(req)
 	if err != nil {
 		return Ban{}, false, err
 	}

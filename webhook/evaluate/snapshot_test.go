@@ -37,7 +37,7 @@ func realSnapshot(t *testing.T) *snapshot.Snapshot {
 
 func TestSnapshotSpellings(t *testing.T) {
 	s := realSnapshot(t)
-	pols := FromSnapshot(s, time.Now())
+	pols := FromSnapshot(s, nil, time.Now())
 	tests := map[string]struct {
 		pod     *corev1.Pod
 		allowed bool
@@ -64,7 +64,7 @@ func TestSnapshotSpellings(t *testing.T) {
 }
 
 func TestSnapshotBuildLimits(t *testing.T) {
-	pols := FromSnapshot(realSnapshot(t), time.Now())
+	pols := FromSnapshot(realSnapshot(t), nil, time.Now())
 	tests := map[string]struct {
 		repo     string
 		policy   string

@@ -31,6 +31,7 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/webhook/evaluate"
 )
 
@@ -46,6 +47,8 @@ type Reconciler struct {
 	// Namespace limits the pods scanned to one namespace ("" = all), for
 	// installs whose RBAC is a namespaced Role.
 	Namespace string
+	// Parser names the site's extra provider prefixes (nil: built-in only).
+	Parser *spec.Parser
 	// Logger is the component logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -55,8 +58,8 @@ type Reconciler struct {
 // Setup registers the reconciler with mgr, scanning pods in namespace (""
 // = all). It reacts to RepoBan creation and spec changes (generation), not
 // to its own status writes.
-func Setup(mgr manager.Manager, namespace string, logger *slog.Logger) error {
-	r := &Reconciler{Client: mgr.GetClient(), Pods: mgr.GetAPIReader(), Namespace: namespace, Logger: logger}
+func Setup(mgr manager.Manager, namespace string, parser *spec.Parser, logger *slog.Logger) error {
+	r := &Reconciler{Client: mgr.GetClient(), Pods: mgr.GetAPIReader(), Namespace: namespace, Parser: parser, Logger: logger}
 	err := builder.ControllerManagedBy(mgr).
 		Named("binderguard-existing-pods").
 		For(&v1alpha1.RepoBan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -118,7 +121,7 @@ func (r *Reconciler) scan(ctx context.Context, rb *v1alpha1.RepoBan) ([]hit, err
 		// An invalid ban is reported on its status by the policy source.
 		return nil, nil
 	}
-	pols := evaluate.FromSnapshot(snap, r.now())
+	pols := evaluate.FromSnapshot(snap, r.Parser, r.now())
 	req, err := labels.NewRequirement(evaluate.LabelComponent, selection.In, []string{evaluate.ComponentBuild, evaluate.ComponentUser})
 	if err != nil {
 		return nil, fmt.Errorf("building the pod selector: %w", err)

@@ -118,7 +118,7 @@ func benchReviews() []struct {
 func BenchmarkAdmissionTLS(b *testing.B) {
 	snap := benchSnapshot(b)
 	hooks, err := admission.New(admission.Config{Policies: func(now time.Time) (evaluate.Policies, bool) {
-		return evaluate.FromSnapshot(snap, now), true
+		return evaluate.FromSnapshot(snap, nil, now), true
 	}})
 	if err != nil {
 		b.Fatal(err)
@@ -268,7 +268,7 @@ func (t *timing) quantile(q float64) float64 {
 func BenchmarkValidateHandler(b *testing.B) {
 	snap := benchSnapshot(b)
 	hooks, err := admission.New(admission.Config{Policies: func(now time.Time) (evaluate.Policies, bool) {
-		return evaluate.FromSnapshot(snap, now), true
+		return evaluate.FromSnapshot(snap, nil, now), true
 	}})
 	if err != nil {
 		b.Fatal(err)

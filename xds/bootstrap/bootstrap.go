@@ -43,7 +43,10 @@ const (
 
 // DefaultMaxConnections caps downstream connections per Envoy. Each held SSE
 // launch is a connection; beyond this Envoy stops accepting rather than
-// running out of memory or file descriptors.
+// running out of memory or file descriptors. The monitor only refuses
+// connections: an overload action triggered on it never fires (Envoy
+// 1.40), so launches past capacity are turned into failed events with
+// Retry-After by the gate cluster's breakers and the gate, not here.
 const DefaultMaxConnections = 50000
 
 // Addr is a host and port.

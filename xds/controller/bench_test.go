@@ -63,5 +63,5 @@ func BenchmarkSnapshotToCache(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/publish")
 	b.ReportMetric(snapMS, "snapshot_ms")
-	b.ReportMetric(float64(len(BanBlocks(snap, time.Now()))), "edge_prefixes")
+	b.ReportMetric(float64(len(BanBlocks(snap, time.Now(), nil))), "edge_prefixes")
 }

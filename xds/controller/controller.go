@@ -33,6 +33,7 @@ type Controller struct {
 	hot     []ir.Block
 	kick    chan struct{} // one pending change, coalesced
 	skipped string        // last report of skipped blocks, to log each once
+	extra   []string      // the site's extra provider prefixes, for BanBlocks
 }
 
 // New returns a Controller for the static parts in base.
@@ -42,6 +43,14 @@ func New(base ir.Edge, srv *server.Server, log *slog.Logger) *Controller {
 	}
 	base.Blocks = nil
 	return &Controller{srv: srv, log: log, base: base, kick: make(chan struct{}, 1)}
+}
+
+// SetExtraProviders names the site's extra provider prefixes, which the
+// next ApplySnapshot bans by pattern at the edge (see BanBlocks).
+func (c *Controller) SetExtraProviders(extra []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.extra = slices.Clone(extra)
 }
 
 // SetBans replaces the banned prefixes (from the policy snapshot).

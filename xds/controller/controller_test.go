@@ -36,8 +36,9 @@ func snap(t *testing.T, bans ...v1alpha1.RepoBan) *snapshot.Snapshot {
 
 func TestBanBlocks(t *testing.T) {
 	tests := map[string]struct {
-		bans []v1alpha1.RepoBan
-		want []string // prefixes blocked
+		bans  []v1alpha1.RepoBan
+		extra []string
+		want  []string // prefixes blocked
 	}{
 		"no bans block nothing": {},
 		"an enforced ban blocks every canonical spelling of the repository": {
@@ -50,6 +51,24 @@ func TestBanBlocks(t *testing.T) {
 		"an Audit ban does not block at the edge": {
 			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) { s.Mode = v1alpha1.ModeAudit })},
 		},
+		"a prefix pattern blocks under each extra provider": {
+			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) {
+				s.Repos, s.Patterns = nil, []v1alpha1.SpecPattern{{Regex: "^evil/.*"}, {Regex: ".*xmrig.*"}, {Regex: "^sp%61ce/.*"}}
+			})},
+			extra: []string{"custom", "other"},
+			want:  []string{"/build/custom/evil/", "/build/other/evil/"},
+		},
+		"a pattern scoped to a built-in provider does not block extra ones": {
+			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) {
+				s.Repos, s.Patterns = nil, []v1alpha1.SpecPattern{{Regex: "^evil/.*", Provider: v1alpha1.ProviderGitHub}}
+			})},
+			extra: []string{"custom"},
+		},
+		"without extra providers, patterns stay with the gate": {
+			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) {
+				s.Repos, s.Patterns = nil, []v1alpha1.SpecPattern{{Regex: "^evil/.*"}}
+			})},
+		},
 		"an expired ban does not block": {
 			bans: []v1alpha1.RepoBan{ban("a", func(s *v1alpha1.RepoBanSpec) { s.Expires = &metav1.Time{Time: t0.Add(-time.Minute)} })},
 		},
@@ -57,7 +76,7 @@ func TestBanBlocks(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var got []string
-			for _, b := range BanBlocks(snap(t, tc.bans...), t0) {
+			for _, b := range BanBlocks(snap(t, tc.bans...), t0, tc.extra) {
 				if err := b.Validate(); err != nil {
 					t.Errorf("invalid block %+v: %v", b, err)
 				}

@@ -25,13 +25,29 @@ const (
 
 // BanBlocks turns the snapshot's active Enforce-mode bans into edge rules,
 // one per canonical path prefix. Warn and Audit bans do not block.
-func BanBlocks(snap *snapshot.Snapshot, now time.Time) []ir.Block {
+//
+// The site's extra providers (extra) have no repository identity a ban
+// could list, so patterns are how they are banned: a pattern that is a
+// plain prefix rule ("^evil/.*", see match.Regex.WholePrefix) and applies
+// to every provider becomes "/build/<extra>/<prefix>" for each of them.
+// Other patterns, and other letter cases, are the gate's to catch.
+func BanBlocks(snap *snapshot.Snapshot, now time.Time, extra []string) []ir.Block {
 	var out []ir.Block
 	for _, b := range snap.Bans(now) {
 		if b.Mode != match.ModeEnforce {
 			continue
 		}
-		for _, p := range b.Prefixes {
+		prefixes := b.Prefixes
+		for _, pat := range b.Patterns {
+			lit := pat.Regex.WholePrefix()
+			if pat.Provider != "" || !pathSafe(lit) {
+				continue
+			}
+			for _, e := range extra {
+				prefixes = append(prefixes, ir.LaunchPrefix+e+"/"+lit)
+			}
+		}
+		for _, p := range prefixes {
 			msg := b.Message
 			if msg == "" {
 				msg = match.DefaultBanMessage(strings.TrimSuffix(strings.TrimPrefix(p, ir.LaunchPrefix), "/"))
@@ -40,6 +56,25 @@ func BanBlocks(snap *snapshot.Snapshot, now time.Time) []ir.Block {
 		}
 	}
 	return out
+}
+
+// pathSafe reports whether s is non-empty and reaches Envoy's :path as
+// written: RFC 3986 path characters, no "%" (an encoded spelling is the
+// gate's to decode), no "//" or dot segment the edge normalises away.
+func pathSafe(s string) bool {
+	if s == "" || strings.HasPrefix(s, "/") || strings.Contains(s, "//") || strings.Contains(s, "./") || strings.HasSuffix(s, ".") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // EdgeLaunch is the launch route's settings from the site-wide launch
@@ -84,7 +119,7 @@ func EdgeBreakers(g snapshot.Global) (binder, gate ir.Breakers) {
 func (c *Controller) ApplySnapshot(snap *snapshot.Snapshot, now time.Time) {
 	binder, gate := EdgeBreakers(snap.Global())
 	c.update(func() {
-		c.bans = BanBlocks(snap, now)
+		c.bans = BanBlocks(snap, now, c.extra)
 		c.base.Launch = EdgeLaunch(snap)
 		c.base.Binder.Breakers, c.base.Gate.Breakers = binder, gate
 	})

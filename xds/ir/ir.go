@@ -154,6 +154,9 @@ type Listener struct {
 	XFFNumTrustedHops uint32
 	// ConnectionIdleTimeout closes idle downstream connections.
 	ConnectionIdleTimeout time.Duration
+	// RequestHeadersTimeout bounds how long a client may take to send its
+	// request headers (slowloris); zero means the translator's default.
+	RequestHeadersTimeout time.Duration
 }
 
 // Block is one launch the edge answers itself with one SSE failed event.
@@ -214,7 +217,7 @@ func (e *Edge) Validate() error {
 	}
 	errs = append(errs, e.Binder.Validate(), e.Gate.Validate())
 	if e.Launch.MaxStreamDuration < 0 || e.Launch.IdleTimeout < 0 || e.Launch.RetryAfter < 0 ||
-		e.Launch.ClientRate.PerSecond < 0 || e.Listener.ConnectionIdleTimeout < 0 {
+		e.Launch.ClientRate.PerSecond < 0 || e.Listener.ConnectionIdleTimeout < 0 || e.Listener.RequestHeadersTimeout < 0 {
 		errs = append(errs, fmt.Errorf("launch: %w", ErrNegative))
 	}
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -23,11 +24,31 @@ const StatPrefixEdge = "edge"
 // gate send a keepalive every 25 s, so this only reaps dead streams.
 const streamIdleTimeout = 5 * time.Minute
 
+// Limits for hostile clients, after Envoy's edge best practices; see
+// test/e2e/hostile_test.go for what each one answers.
+const (
+	// defaultRequestHeadersTimeout closes a connection whose request
+	// headers have not all arrived (slowloris); Envoy has no such bound by
+	// default, so a client trickling a header line a second holds a
+	// connection, and its buffers, for as long as it likes.
+	defaultRequestHeadersTimeout = 10 * time.Second
+	// maxConcurrentStreams caps one HTTP/2 client's streams (Envoy's
+	// default is 2^31-1): a browser needs a handful, and each stream is a
+	// launch held open for minutes.
+	maxConcurrentStreams = 100
+	// Flow-control windows and the per-connection buffer bound what one
+	// client can make Envoy hold in memory.
+	initialStreamWindow     = 64 << 10
+	initialConnectionWindow = 1 << 20
+	perConnectionBuffer     = 32 << 10
+)
+
 // edgeListener is the public listener: one HCM, routes over ADS.
 func edgeListener(e *ir.Edge) *listenerv3.Listener {
 	return &listenerv3.Listener{
-		Name:    ListenerName,
-		Address: socketAddress(e.Listener.Address),
+		Name:                          ListenerName,
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(perConnectionBuffer),
+		Address:                       socketAddress(e.Listener.Address),
 		FilterChains: []*listenerv3.FilterChain{{
 			Filters: []*listenerv3.Filter{{
 				Name:       "envoy.filters.network.http_connection_manager",
@@ -57,11 +78,19 @@ func edgeHCM(e *ir.Edge) *hcmv3.HttpConnectionManager {
 		// speak it (plain nginx does upstream by default); Envoy would
 		// answer 426.
 		HttpProtocolOptions: &corev3.Http1ProtocolOptions{AcceptHttp_10: true},
-		NormalizePath:       wrapperspb.Bool(true),
-		MergeSlashes:        true,
-		StreamIdleTimeout:   durationpb.New(streamIdleTimeout),
-		LocalReplyConfig:    localReply(e.Launch),
-		AccessLog:           []*accesslogv3.AccessLog{launchStats()},
+		// The codec is AUTO: HTTP/2 over TLS from an ingress, or h2c with
+		// prior knowledge, meets these limits.
+		Http2ProtocolOptions: &corev3.Http2ProtocolOptions{
+			MaxConcurrentStreams:        wrapperspb.UInt32(maxConcurrentStreams),
+			InitialStreamWindowSize:     wrapperspb.UInt32(initialStreamWindow),
+			InitialConnectionWindowSize: wrapperspb.UInt32(initialConnectionWindow),
+		},
+		RequestHeadersTimeout: durationpb.New(cmp.Or(e.Listener.RequestHeadersTimeout, defaultRequestHeadersTimeout)),
+		NormalizePath:         wrapperspb.Bool(true),
+		MergeSlashes:          true,
+		StreamIdleTimeout:     durationpb.New(streamIdleTimeout),
+		LocalReplyConfig:      localReply(e.Launch),
+		AccessLog:             []*accesslogv3.AccessLog{launchStats()},
 	}
 	if d := e.Listener.ConnectionIdleTimeout; d > 0 {
 		h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(d)}
