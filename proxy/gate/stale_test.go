@@ -1,7 +1,11 @@
 package gate_test
 
 import (
+	"bufio"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +40,12 @@ type buildingStack struct {
 }
 
 func startBuilding(t *testing.T, pol gate.Policies, bBuild time.Duration) *buildingStack {
+	return startBuildingVia(t, pol, bBuild, nil)
+}
+
+// startBuildingVia is startBuilding with the gate's upstream wrapped by
+// via (nil: none), for faults injected between the gate and the simulator.
+func startBuildingVia(t *testing.T, pol gate.Policies, bBuild time.Duration, via func(http.Handler) http.Handler) *buildingStack {
 	t.Helper()
 	sim := fastSim()
 	sim.BuildTime = 300 * time.Millisecond // A's build
@@ -44,7 +54,19 @@ func startBuilding(t *testing.T, pol gate.Policies, bBuild time.Duration) *build
 	// pass straight through for BuiltTTL: keep that shorter than the wait
 	// before the push below.
 	const builtTTL = 50 * time.Millisecond
-	s := &buildingStack{stack: startStack(t, sim, pol, func(c *gate.Config) { c.BuiltTTL = builtTTL }), spec: "gh/org/repo/HEAD",
+	tweak := func(c *gate.Config) {
+		c.BuiltTTL = builtTTL
+		if via != nil {
+			sim := c.Upstream
+			p := httptest.NewServer(via(&httputil.ReverseProxy{
+				Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(sim); r.Out.Host = r.In.Host },
+				FlushInterval: -1,
+			}))
+			t.Cleanup(p.Close)
+			c.Upstream, _ = url.Parse(p.URL)
+		}
+	}
+	s := &buildingStack{stack: startStack(t, sim, pol, tweak), spec: "gh/org/repo/HEAD",
 		origin: http.Header{"Origin": {"https://binder.test"}}, leader: make(chan result, 1)}
 	ctx := t.Context()
 	if err := s.sim.SetRef(s.spec, commitA, 0); err != nil {
@@ -240,4 +262,64 @@ func TestStaleLaunchOfAMissingImageFallsBackToBeingHeld(t *testing.T) {
 	if persistent(l) != commitB {
 		t.Errorf("leader got %q, want B", persistent(l))
 	}
+}
+
+// cutAfterBuilt ends BinderHub's answer to launches of commit A right
+// after its built event, as if the binder pod went away mid-launch.
+func cutAfterBuilt(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/"+commitA) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &cutWriter{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// cutWriter passes writes through until one carries a built event, then
+// fails every later write, which makes the proxy drop the stream.
+type cutWriter struct {
+	http.ResponseWriter
+	cut bool
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if c.cut {
+		return 0, http.ErrAbortHandler
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"phase": "built"`) || strings.Contains(sc.Text(), `"phase":"built"`) {
+			c.cut = true
+		}
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *cutWriter) Flush() { c.ResponseWriter.(http.Flusher).Flush() }
+
+// A stale launch whose launch fails after BinderHub found the image is
+// held behind the build on the stream it has, and launched with B.
+func TestStaleLaunchThatFailsAfterBuiltIsHeld(t *testing.T) {
+	const bBuild = 3 * time.Second
+	n := 10
+	s := startBuildingVia(t, gate.StaticPolicies(staleLaunch(true), gate.Global{}), bBuild, cutAfterBuilt)
+	results := s.storm(t, n)
+	for _, r := range results {
+		if got := persistent(r); got != commitB || r.err != nil {
+			t.Errorf("client %s got commit %q (err %v), want B; phases %v", r.ip, got, r.err, r.phases())
+			continue
+		}
+		if !hasMessage(&r.events[0], staleNotice) || r.count(sse.PhaseReady) != 1 {
+			t.Errorf("client %s: phases %v, want the notice first and one ready", r.ip, r.phases())
+		}
+		if r.ready.BinderClientIP != r.ip {
+			t.Errorf("client %s got the ready event of %s", r.ip, r.ready.BinderClientIP)
+		}
+	}
+	if got := metricValue(t, s.reg, "binderguard_stale_fallbacks_total", "reason", "failed"); got != float64(n) {
+		t.Errorf(`binderguard_stale_fallbacks_total{reason="failed"} = %v, want %d`, got, n)
+	}
+	<-s.leader
 }
