@@ -43,6 +43,7 @@ type options struct {
 	policies     gate.Policies // the gate's; nil: StaticPolicies of launch
 	xffHops      uint32
 	logLevel     string
+	builtTTL     time.Duration // the gate's Config.BuiltTTL; 0: its default
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -275,7 +276,7 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate")})
+	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL})
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)
 	}
