@@ -43,8 +43,8 @@ type Launch struct {
 	MaxBuild        time.Duration // 0: no limit
 
 	// Stale launches the last commit of the spec's ref that reached ready,
-	// no longer ago than StaleMaxAge, while a newer one builds (see
-	// stale.go).
+	// no longer ago than StaleMaxAge (0: no commit qualifies), while a
+	// newer one builds (see stale.go).
 	Stale       bool
 	StaleMaxAge time.Duration
 }

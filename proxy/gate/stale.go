@@ -215,10 +215,12 @@ func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
 			return staleMissing // the new image is built (or the build over): admit it again
 		}
 		sl.turn = collapse.NextStale(f.stale)
-		if sl.turn == collapse.StaleProbe {
+		switch sl.turn {
+		case collapse.StaleProbe:
 			g.startProbeLocked(f, sl)
+		case collapse.StaleWait:
+			sl.probe = f.staleProbe // a launch that waited too became the probe
 		}
-		probe := sl.probe
 		g.mu.Unlock()
 		switch sl.turn {
 		case collapse.StaleGo, collapse.StaleProbe:
@@ -226,7 +228,6 @@ func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
 		case collapse.StaleHold:
 			return staleMissing
 		}
-		sl.probe = probe
 	}
 }
 

@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -320,6 +321,42 @@ func TestStaleLaunchThatFailsAfterBuiltIsHeld(t *testing.T) {
 	}
 	if got := metricValue(t, s.reg, "binderguard_stale_fallbacks_total", "reason", "failed"); got != float64(n) {
 		t.Errorf(`binderguard_stale_fallbacks_total{reason="failed"} = %v, want %d`, got, n)
+	}
+	<-s.leader
+}
+
+// If the probing stale launch's client leaves before BinderHub answers,
+// one of the launches waiting for it probes instead, and all go stale.
+func TestStaleProbeWhoseClientLeavesIsReplaced(t *testing.T) {
+	slowA := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/"+commitA) {
+				select {
+				case <-time.After(500 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s := startBuildingVia(t, gate.StaticPolicies(staleLaunch(true), gate.Global{}), 5*time.Second, slowA)
+	probeCtx, leave := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer leave()
+	probe := make(chan result, 1)
+	go func() { probe <- s.launch(probeCtx, s.withToken(t), clientIP(100), s.origin, nil) }()
+	time.Sleep(50 * time.Millisecond)
+	results := s.storm(t, 5)
+	if p := <-probe; p.ready != nil {
+		t.Errorf("the probe whose client left got ready: %+v", p.ready)
+	}
+	for _, r := range results {
+		if got := persistent(r); got != commitA || len(r.events) == 0 || !hasMessage(&r.events[0], staleNotice) {
+			t.Errorf("client %s: commit %q, phases %v; want A after the notice", r.ip, got, r.phases())
+		}
+	}
+	if got := metricValue(t, s.reg, "binderguard_stale_fallbacks_total"); got != 0 {
+		t.Errorf("binderguard_stale_fallbacks_total = %v, want 0", got)
 	}
 	<-s.leader
 }
