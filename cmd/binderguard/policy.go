@@ -96,6 +96,10 @@ type launchView struct {
 		Resources             corev1.ResourceRequirements `json:"resources"`
 		ActiveDeadlineSeconds *int64                      `json:"activeDeadlineSeconds,omitempty"`
 	} `json:"build"`
+	StaleWhileBuilding struct {
+		Enabled bool   `json:"enabled"`
+		MaxAge  string `json:"maxAge"`
+	} `json:"staleWhileBuilding"`
 }
 
 func newLaunchView(l snapshot.Launch) *launchView {
@@ -106,6 +110,7 @@ func newLaunchView(l snapshot.Launch) *launchView {
 	v.Breaker.ConsecutiveFailures = l.Breaker.ConsecutiveFailures
 	v.Breaker.OpenDuration, v.Breaker.MaxBuildDuration = l.Breaker.OpenDuration.String(), l.Breaker.MaxBuildDuration.String()
 	v.Build.Resources, v.Build.ActiveDeadlineSeconds = l.Build.Resources, l.Build.ActiveDeadlineSeconds
+	v.StaleWhileBuilding.Enabled, v.StaleWhileBuilding.MaxAge = l.Stale.Enabled, l.Stale.MaxAge.String()
 	return v
 }
 

@@ -218,6 +218,8 @@ func TestPolicyTestSpellsLaunchSettingsLikeTheCRD(t *testing.T) {
 		{"breaker", "openDuration", "10m0s"},
 		{"breaker", "maxBuildDuration", "30m0s"},
 		{"build", "activeDeadlineSeconds", 2700.0},
+		{"staleWhileBuilding", "enabled", false},
+		{"staleWhileBuilding", "maxAge", "168h0m0s"},
 	} {
 		var section map[string]any
 		if err := json.Unmarshal(v.Launch[c.section], &section); err != nil {

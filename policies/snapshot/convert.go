@@ -138,6 +138,13 @@ func validateLaunchPolicy(lp *v1alpha1.LaunchPolicy) (launchPolicy, field.ErrorL
 		errs = append(errs, setDuration(&l.Breaker.OpenDuration, p.Child("openDuration"), b.OpenDuration)...)
 		errs = append(errs, setDuration(&l.Breaker.MaxBuildDuration, p.Child("maxBuildDuration"), b.MaxBuildDuration)...)
 	}
+	if st := s.StaleWhileBuilding; st != nil {
+		p := sp.Child("staleWhileBuilding")
+		if st.Enabled != nil {
+			l.Stale.Enabled = *st.Enabled
+		}
+		errs = append(errs, setDuration(&l.Stale.MaxAge, p.Child("maxAge"), st.MaxAge)...)
+	}
 	if b := s.Build; b != nil {
 		p := sp.Child("build")
 		if b.Resources != nil {

@@ -48,6 +48,14 @@ const (
 	// minutes); BinderHub's own build_max_age of 4 h is far too late to
 	// protect the site.
 	DefaultMaxBuildDuration = time.Hour
+	// Stale while building is off: users would get older content than
+	// they asked for, a choice for the site to make per repository. When
+	// on, a week bounds how old that content may be: a repository popular
+	// enough to need it is launched far more often than weekly, so its
+	// last good commit is fresher than that, and a registry's clean-up
+	// policy rarely deletes an image younger than that.
+	DefaultStaleEnabled = false
+	DefaultStaleMaxAge  = 168 * time.Hour
 )
 
 // DefaultLaunch is the Launch used when no LaunchPolicy selects a spec.
@@ -75,6 +83,7 @@ func DefaultLaunch() Launch {
 			MaxBuildDuration:    DefaultMaxBuildDuration,
 		},
 		Build: Build{Resources: corev1.ResourceRequirements{}},
+		Stale: Stale{Enabled: DefaultStaleEnabled, MaxAge: DefaultStaleMaxAge},
 	}
 }
 

@@ -28,6 +28,13 @@ type Launch struct {
 	Shed     Shed
 	Breaker  Breaker
 	Build    Build
+	Stale    Stale
+}
+
+// Stale launches the last good commit of a ref while a newer one builds.
+type Stale struct {
+	Enabled bool
+	MaxAge  time.Duration // how long after it was last seen ready a commit may still be launched
 }
 
 // Collapse holds repeat launches of a building spec behind one build.

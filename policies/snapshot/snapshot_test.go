@@ -142,6 +142,7 @@ func TestLaunchResolvesTheWinnerOverDefaults(t *testing.T) {
 			p.Collapse = &v1alpha1.CollapseSpec{MaxWaiters: i32(500), ReleaseRate: qty("500m")}
 			p.Breaker = &v1alpha1.BreakerSpec{MaxBuildDuration: dur(20 * time.Minute)}
 			p.Shed = &v1alpha1.ShedSpec{MaxConcurrentTotal: i32(4000)}
+			p.StaleWhileBuilding = &v1alpha1.StaleWhileBuildingSpec{Enabled: ptr(true)}
 		}),
 		policy("dry-run", func(p *v1alpha1.LaunchPolicySpec) {
 			p.Mode = v1alpha1.ModeAudit
@@ -158,11 +159,14 @@ func TestLaunchResolvesTheWinnerOverDefaults(t *testing.T) {
 		pop.Breaker.ConsecutiveFailures != DefaultConsecutiveFailures || !pop.Collapse.Enabled {
 		t.Errorf("popular = %+v", pop)
 	}
+	if !pop.Stale.Enabled || pop.Stale.MaxAge != DefaultStaleMaxAge {
+		t.Errorf("popular stale = %+v, want enabled with the default maxAge", pop.Stale)
+	}
 	if len(pop.Build.Resources.Limits) != 0 {
 		t.Errorf("settings must not merge from the site policy: %+v", pop.Build)
 	}
 	site := s.Launch(mustSpec(t, "gh/someone/else/HEAD"))
-	if site.Policy != "LaunchPolicy/binder/site" || !site.Build.Resources.Limits.Cpu().Equal(resource.MustParse("1")) {
+	if site.Policy != "LaunchPolicy/binder/site" || !site.Build.Resources.Limits.Cpu().Equal(resource.MustParse("1")) || site.Stale.Enabled {
 		t.Errorf("site = %+v", site)
 	}
 	if dry := s.Launch(mustSpec(t, "gh/binder-examples/conda/HEAD")); dry.Mode != match.ModeAudit {
@@ -224,6 +228,9 @@ func TestInvalidObjectsAreLeftOutAndNamed(t *testing.T) {
 			p.Selector.Repos = []v1alpha1.RepoRef{"gh/o/r"}
 			p.Shed = &v1alpha1.ShedSpec{ClientIPRate: qty("1")}
 		})), field: "spec.shed.clientIPRate"},
+		"a zero stale maxAge": {policy: ptr(policy("p", func(p *v1alpha1.LaunchPolicySpec) {
+			p.StaleWhileBuilding = &v1alpha1.StaleWhileBuildingSpec{Enabled: ptr(true), MaxAge: dur(0)}
+		})), field: "spec.staleWhileBuilding.maxAge"},
 		"a priority out of range": {policy: ptr(policy("p", func(p *v1alpha1.LaunchPolicySpec) { p.Priority = 5000 })), field: "spec.priority"},
 		"a selector regex that does not compile": {policy: ptr(policy("p", func(p *v1alpha1.LaunchPolicySpec) {
 			p.Selector.Patterns = []v1alpha1.SpecPattern{{Regex: "(unclosed"}}

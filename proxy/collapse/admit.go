@@ -17,6 +17,10 @@ const (
 	// Pass sends the request straight to BinderHub: its image is built, or
 	// collapsing is off for its spec.
 	Pass
+	// Stale sends the request to BinderHub as its own launch of the last
+	// commit of its ref that reached ready, while a newer commit builds
+	// (the policy's staleWhileBuilding).
+	Stale
 )
 
 func (r Role) String() string {
@@ -27,6 +31,8 @@ func (r Role) String() string {
 		return "follow"
 	case Pass:
 		return "pass"
+	case Stale:
+		return "stale"
 	default:
 		return "reject"
 	}
@@ -85,6 +91,9 @@ type Limits struct {
 	MaxConcurrentTotal int
 	// ShedRetryAfter is what a shed client is told to wait before retrying.
 	ShedRetryAfter time.Duration
+	// Stale: the spec's policy launches the last good commit while a newer
+	// one builds.
+	Stale bool
 }
 
 // Situation is what the gate knows about the request's spec when it arrives.
@@ -97,6 +106,10 @@ type Situation struct {
 	// streams at the gate (leader, released followers, pass-throughs).
 	Waiters, WaitersTotal int
 	Streams, StreamsTotal int
+	// LastGood: a commit of the spec's ref reached ready recently enough
+	// to be launched while the flight builds, and no stale launch of this
+	// flight has found it missing.
+	LastGood bool
 }
 
 // Decision is the answer to one request.
@@ -122,7 +135,17 @@ func Admit(s Situation, l Limits, now time.Time) Decision {
 	shed := func(reason string) Decision {
 		return Decision{Role: Reject, StatusCode: 429, Reason: reason, RetryAfter: atLeast(l.ShedRetryAfter)}
 	}
+	roomUpstream := (l.MaxConcurrent <= 0 || s.Streams < l.MaxConcurrent) &&
+		(l.MaxConcurrentTotal <= 0 || s.StreamsTotal < l.MaxConcurrentTotal)
 	if s.Stage != NoFlight {
+		// Only while the leader's stream shows a build: before its first
+		// event the image may turn out to exist, and once built the wait
+		// is short. A stale launch is an upstream stream, so it needs room
+		// under the stream caps; without room holding is the cheaper
+		// answer, and waiters are not shed for a stale launch's sake.
+		if l.Stale && s.LastGood && s.Stage == Building && roomUpstream {
+			return Decision{Role: Stale}
+		}
 		// Holding costs the gate a stream and BinderHub nothing, so only
 		// the waiter caps apply; the releaser honours the stream caps.
 		switch {

@@ -11,6 +11,8 @@ import (
 
 var t0 = time.Date(2026, 7, 30, 12, 0, 0, 0, time.UTC)
 
+func withStale(l Limits) Limits { l.Stale = true; return l }
+
 func TestAdmitDecidesRoles(t *testing.T) {
 	caps := Limits{Collapse: true, MaxWaiters: 10, MaxWaitersTotal: 100, MaxConcurrent: 5, MaxConcurrentTotal: 50, ShedRetryAfter: 30 * time.Second}
 	tests := map[string]struct {
@@ -65,6 +67,34 @@ func TestAdmitDecidesRoles(t *testing.T) {
 		"too many launch streams in total shed a would-be leader": {
 			s: Situation{StreamsTotal: 50}, l: caps,
 			want: Decision{Role: Reject, StatusCode: 429, Reason: ReasonConcurrentTotal, RetryAfter: 30 * time.Second},
+		},
+		"a launch while a newer commit builds goes stale when the policy says so": {
+			s: Situation{Stage: Building, Waiters: 3, LastGood: true}, l: withStale(caps), want: Decision{Role: Stale},
+		},
+		"a stale launch is not shed by a full spec's waiter cap": {
+			s: Situation{Stage: Building, Waiters: 10, LastGood: true}, l: withStale(caps), want: Decision{Role: Stale},
+		},
+		"with the policy off a launch with a last good commit follows": {
+			s: Situation{Stage: Building, LastGood: true}, l: caps, want: Decision{Role: Follow},
+		},
+		"a spec never seen ready follows": {
+			s: Situation{Stage: Building}, l: withStale(caps), want: Decision{Role: Follow},
+		},
+		"before the leader's first phase a launch follows, the image may exist": {
+			s: Situation{Stage: Starting, LastGood: true}, l: withStale(caps), want: Decision{Role: Follow},
+		},
+		"once the new image is built a launch follows into the release": {
+			s: Situation{Stage: Releasing, LastGood: true}, l: withStale(caps), want: Decision{Role: Follow},
+		},
+		"without room for another stream of the spec a stale launch is held": {
+			s: Situation{Stage: Building, LastGood: true, Streams: 5}, l: withStale(caps), want: Decision{Role: Follow},
+		},
+		"without room for another stream in total a stale launch is held": {
+			s: Situation{Stage: Building, LastGood: true, StreamsTotal: 50}, l: withStale(caps), want: Decision{Role: Follow},
+		},
+		"an open breaker rejects a would-be stale launch": {
+			s: Situation{Breaker: Open, OpenUntil: t0.Add(time.Second), Stage: Building, LastGood: true}, l: withStale(caps),
+			want: Decision{Role: Reject, StatusCode: 503, Reason: ReasonBreakerOpen, RetryAfter: time.Second},
 		},
 		"stream caps do not apply to followers": {
 			s: Situation{Stage: Building, Streams: 5, StreamsTotal: 50}, l: caps, want: Decision{Role: Follow},

@@ -1,5 +1,6 @@
 // Package collapse holds the pure decisions of the launch gate: who of the
-// launches of one spec leads, follows, passes straight through or is shed;
+// launches of one spec leads, follows, passes straight through, goes to
+// the last good commit while a newer one builds (stale) or is shed;
 // what a leader's upstream event means for the spec's followers; how fast
 // held followers are released; and which build_token, if any, a held
 // launch presents when it is released or promoted.

@@ -3,7 +3,8 @@
 // stream open to BinderHub while the repository builds, holds the other
 // launches of it on live SSE streams fed with the leader's build log,
 // releases them at the policy's pace as their own upstream requests once
-// the image is built, and sheds with one SSE failed event what it cannot
+// the image is built (or, where the policy says so, launches them at once
+// with the last good commit: stale.go), and sheds with one SSE failed event what it cannot
 // hold: banned specs (403), open circuit breakers (503), caps (429).
 //
 // The decisions live in proxy/collapse; this package does the streaming,
@@ -71,6 +72,17 @@
 //     official client's source intends, does not hammer a struggling
 //     BinderHub; other statuses pass unchanged. For a leader it ends the flight and
 //     counts a breaker failure, as an unreachable BinderHub does.
+//   - Stale while building (a policy's Launch.Stale): the gate remembers,
+//     per build key, the commit the key's ref last resolved to in a ready
+//     event (binder_persistent_request, else built's image tag). While
+//     the leader's stream shows a build, a launch of the key is sent to
+//     BinderHub as its own launch of that commit, without its
+//     build_token (which names the ref), and gets one notice event first.
+//     The first such launch of a flight probes alone; the rest wait for
+//     it. If BinderHub's first event for it is not built (the image is
+//     gone, or it is the commit building), the gate forgets the commit
+//     and that flight's launches are held as usual; a stale launch that
+//     fails before ready is held too, on the stream it has.
 //   - A spec that Policies cannot parse is answered with a 400 failed
 //     event: a spec the gate cannot read is a spec it cannot check
 //     against the bans.

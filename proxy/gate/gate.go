@@ -69,6 +69,10 @@ type Config struct {
 	// evicted after BreakerIdle. Defaults 10,000 and 10 min.
 	MaxBreakers int
 	BreakerIdle time.Duration
+	// LastGoodSpecs bounds the build keys whose last good commit is kept
+	// for stale launches (only keys whose policy has them on); the one
+	// seen longest ago is forgotten first. Default 10,000 (about 2 MiB).
+	LastGoodSpecs int
 }
 
 func (c *Config) setDefaults() {
@@ -93,6 +97,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.HotSpecs, 100)
 	defInt(&c.MetricSpecs, 10)
 	defInt(&c.MaxBreakers, 10000)
+	defInt(&c.LastGoodSpecs, 10000)
 }
 
 // Gate is the launch gate. It is an http.Handler for /build/; Run
@@ -116,7 +121,8 @@ type Gate struct {
 	streamsTotal int
 	waitersTotal int
 	breakers     map[string]*breaker
-	global       Global // last seen, for State
+	lastGood     map[string]*lastGood // by key, for stale launches (stale.go)
+	global       Global               // last seen, for State
 	dirty        atomic.Bool
 
 	subsMu sync.Mutex
@@ -141,6 +147,10 @@ type flight struct {
 	buildTime *time.Timer
 	releasing bool
 	sawLog    bool
+
+	start      time.Time // the leader's arrival: when the build began, as users are told
+	stale      collapse.StaleFlight
+	staleProbe chan struct{} // closed when the probing stale launch answers
 }
 
 // leadership is one request's turn as a flight's leader.
@@ -212,6 +222,7 @@ func New(cfg Config) (*Gate, error) {
 		builtUntil: make(map[string]time.Time),
 		streams:    make(map[string]int),
 		breakers:   make(map[string]*breaker),
+		lastGood:   make(map[string]*lastGood),
 		subs:       make(map[*subscriber]struct{}),
 	}, nil
 }
@@ -293,11 +304,13 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch a.d.Role {
 	case collapse.Pass:
-		g.pass(w, r, a.key)
+		g.pass(w, r, a.key, a.learn)
 	case collapse.Lead:
 		g.lead(w, nil, r, a.f, a.lead, a.providerSpec, false)
 	case collapse.Follow:
 		g.follow(w, r, a)
+	case collapse.Stale:
+		g.serveStale(w, r, a)
 	}
 }
 
@@ -350,7 +363,9 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		pol.Key = providerSpec // a Policies that sets no key must not merge every spec into one
 	}
 	a := g.admit(r, providerSpec, pol, now)
-	g.classify(w, a.d.Role.String())
+	if a.d.Role != collapse.Stale { // classified once BinderHub shows the image exists
+		g.classify(w, a.d.Role.String())
+	}
 	if a.d.Role == collapse.Reject {
 		g.m.shed.WithLabelValues(a.d.Reason).Inc()
 		g.reject(w, a.d.StatusCode, shedMessage(a.d, pol.Key), a.d.RetryAfter)
@@ -360,7 +375,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 }
 
 // ClassHeader names what the gate did with a launch (lead, follow, pass,
-// reject, banned, invalid) on its answer, so Envoy's stats access logger
+// stale, reject, banned, invalid) on its answer, so Envoy's stats access logger
 // counts launches by class without a stat per spec.
 const ClassHeader = "X-Binderguard-Class"
 
@@ -379,6 +394,8 @@ type admission struct {
 	f            *flight
 	fo           *follower
 	lead         *leadership
+	stale        *staleLaunch // for a Stale launch
+	learn        bool         // its policy launches stale: learn the commit its ready resolves to
 }
 
 func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.Time) *admission {
@@ -390,6 +407,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		MaxConcurrent:      pol.Launch.MaxConcurrent,
 		MaxConcurrentTotal: pol.Global.MaxConcurrentTotal,
 		ShedRetryAfter:     g.cfg.ShedRetryAfter,
+		Stale:              pol.Launch.Stale,
 	}
 	token := r.URL.Query().Get("build_token")
 
@@ -404,14 +422,20 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		StreamsTotal: g.streamsTotal,
 	}
 	sit.Breaker, sit.OpenUntil = br.state()
+	var lg *lastGood
 	if f != nil {
 		sit.Stage = f.stage
 		sit.Waiters = f.followers.Len()
+		if pol.Launch.Stale && !f.stale.Failed {
+			lg = g.lastGoodLocked(key, providerSpec, pol.Launch.StaleMaxAge, now)
+			sit.LastGood = lg != nil
+		}
 	}
 	d := collapse.Admit(sit, limits, now)
 	var (
 		fo   *follower
 		lead *leadership
+		sl   *staleLaunch
 	)
 	switch d.Role {
 	case collapse.Lead:
@@ -433,6 +457,12 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		g.dirty.Store(true)
 	case collapse.Pass:
 		g.addStreamLocked(key)
+	case collapse.Stale:
+		sl = &staleLaunch{target: lg.target, version: lg.since, started: f.start, turn: collapse.NextStale(f.stale), probe: f.staleProbe, pol: pol}
+		if sl.turn == collapse.StaleProbe {
+			g.startProbeLocked(f, sl)
+		}
+		g.addStreamLocked(key)
 	}
 	if len(br.paths) < maxPaths && !contains(br.paths, providerSpec) {
 		br.paths = append(br.paths, providerSpec)
@@ -446,7 +476,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		}
 	}
 	g.mu.Unlock()
-	return &admission{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead}
+	return &admission{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead, stale: sl, learn: pol.Launch.Stale}
 }
 
 // maxPaths bounds the spellings of a key kept for State.
@@ -469,6 +499,7 @@ func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 		stage:  collapse.Starting,
 		ring:   newRing(g.cfg.ReplayEvents, g.cfg.ReplayBytes),
 		done:   done,
+		start:  time.Now(),
 	}
 	if pol.Launch.MaxBuild > 0 {
 		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, func() { g.buildTooLong(f) })

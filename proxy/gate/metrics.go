@@ -15,6 +15,8 @@ type metrics struct {
 	breakersOpen    prometheus.Gauge
 	hotWaiters      *prometheus.GaugeVec
 	expiredTokens   *prometheus.CounterVec
+	stale           *prometheus.CounterVec
+	staleFallbacks  *prometheus.CounterVec
 }
 
 // newMetrics registers the gate's metrics on reg (a private registry when
@@ -27,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		launches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "binderguard_launches_total",
-			Help: "Launch requests at the gate by what it did with them: lead, follow, pass, reject, banned, invalid.",
+			Help: "Launch requests at the gate by what it did with them: lead, follow, pass, stale, reject, banned, invalid.",
 		}, []string{"outcome"}),
 		waiters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "binderguard_waiters",
@@ -65,8 +67,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "binderguard_expired_build_tokens_total",
 			Help: "Held launches whose build_token expired while they were held (or would have before reaching BinderHub), by what the gate sent instead: refreshed (the newest token seen for the same spec and origin) or dropped (no token: BinderHub counts the launch once against its user's address in its per-IP rate limit).",
 		}, []string{"action"}),
+		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_stale_launches_total",
+			Help: "Launches served the last good commit of their ref while a newer commit was building (LaunchPolicy staleWhileBuilding), by launch policy.",
+		}, []string{"policy"}),
+		staleFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_stale_fallbacks_total",
+			Help: "Launches admitted as stale that were held (or passed) after all, by reason: probe (the flight's first stale launch did not find the last good image, or did not answer in time), failed (this launch did not find it, or its launch failed before ready).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens} {
+	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens, m.stale, m.staleFallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -41,6 +41,12 @@ type Launch struct {
 	BreakerFailures int           // consecutive build failures that open the breaker
 	BreakerOpen     time.Duration // how long it stays open before a probe
 	MaxBuild        time.Duration // 0: no limit
+
+	// Stale launches the last commit of the spec's ref that reached ready,
+	// no longer ago than StaleMaxAge (0: no commit qualifies), while a
+	// newer one builds (see stale.go).
+	Stale       bool
+	StaleMaxAge time.Duration
 }
 
 // Global are the site-wide caps.

@@ -43,7 +43,8 @@ func FromSnapshot(snap *snapshot.Snapshot, sp spec.Spec, now time.Time) Policy {
 // launchFrom maps a resolved LaunchPolicy to the gate's settings. A policy
 // in Warn or Audit mode only reports: the gate still collapses (invisible
 // to users, and the point of the gate) but sheds nothing for it: no
-// per-spec caps, no hold timeout, and a breaker that never opens.
+// per-spec caps, no hold timeout, a breaker that never opens, and no
+// stale launches.
 func launchFrom(l snapshot.Launch) Launch {
 	out := Launch{
 		Collapse:        l.Collapse.Enabled,
@@ -55,9 +56,13 @@ func launchFrom(l snapshot.Launch) Launch {
 		BreakerFailures: l.Breaker.ConsecutiveFailures,
 		BreakerOpen:     l.Breaker.OpenDuration,
 		MaxBuild:        l.Breaker.MaxBuildDuration,
+		Stale:           l.Stale.Enabled,
+		StaleMaxAge:     l.Stale.MaxAge,
 	}
 	if l.Mode == match.ModeWarn || l.Mode == match.ModeAudit {
+		// Stale launches change what users get, so they are off too.
 		out.MaxWaiters, out.MaxConcurrent, out.HoldTimeout, out.MaxBuild = 0, 0, 0, 0
+		out.Stale = false
 		out.BreakerFailures = neverTrip
 	}
 	return out

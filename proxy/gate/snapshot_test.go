@@ -13,6 +13,8 @@ import (
 
 func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 	maxW := int32(7)
+	on := true
+	stale := &v1alpha1.StaleWhileBuildingSpec{Enabled: &on, MaxAge: &metav1.Duration{Duration: 2 * time.Hour}}
 	snap, errs := snapshot.New([]v1alpha1.RepoBan{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: "miner"},
 			Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"gh/evil/miner"}, Message: "mining is not allowed"}},
@@ -21,10 +23,10 @@ func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 	}, []v1alpha1.LaunchPolicy{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: "popular"},
 			Spec: v1alpha1.LaunchPolicySpec{Selector: v1alpha1.SpecSelector{Repos: []v1alpha1.RepoRef{"gh/jupyterlab/jupyterlab-demo"}},
-				Collapse: &v1alpha1.CollapseSpec{MaxWaiters: &maxW}}},
+				Collapse: &v1alpha1.CollapseSpec{MaxWaiters: &maxW}, StaleWhileBuilding: stale}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "binder", Name: "trial"},
 			Spec: v1alpha1.LaunchPolicySpec{Selector: v1alpha1.SpecSelector{Repos: []v1alpha1.RepoRef{"gh/trial/repo"}},
-				Mode: v1alpha1.ModeAudit, Collapse: &v1alpha1.CollapseSpec{MaxWaiters: &maxW}}},
+				Mode: v1alpha1.ModeAudit, Collapse: &v1alpha1.CollapseSpec{MaxWaiters: &maxW}, StaleWhileBuilding: stale}},
 	})
 	if len(errs) > 0 {
 		t.Fatal(errs)
@@ -39,6 +41,7 @@ func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 		enforce    bool
 		maxWaiters int
 		policy     string
+		stale      time.Duration // StaleMaxAge when stale launches are on
 	}{
 		"an enforced ban is found under another spelling": {
 			spec: "git/https%3A%2F%2Fgithub.com%2Fevil%2Fminer.git/HEAD", key: "git/https://github.com/evil/miner.git/HEAD", banned: true, enforce: true,
@@ -49,8 +52,9 @@ func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 		},
 		"a launch policy sets the spec's caps": {
 			spec: "gh/jupyterlab/jupyterlab-demo/HEAD", key: "gh/jupyterlab/jupyterlab-demo/HEAD", maxWaiters: 7, policy: "LaunchPolicy/binder/popular",
+			stale: 2 * time.Hour,
 		},
-		"an audit-mode launch policy sheds nothing": {
+		"an audit-mode launch policy sheds nothing and launches nothing stale": {
 			spec: "gh/trial/repo/HEAD", key: "gh/trial/repo/HEAD", maxWaiters: 0, policy: "LaunchPolicy/binder/trial",
 		},
 		"an unknown provider is an error": {spec: "nope/x/y", wantErr: true},
@@ -69,6 +73,9 @@ func TestSnapshotPoliciesResolveBansKeysAndSettings(t *testing.T) {
 			}
 			if p.Key != tc.key || (p.Ban != nil) != tc.banned || p.Launch.MaxWaiters != tc.maxWaiters || p.Name != tc.policy {
 				t.Errorf("Resolve(%q) = key %q ban %+v maxWaiters %d policy %q", tc.spec, p.Key, p.Ban, p.Launch.MaxWaiters, p.Name)
+			}
+			if p.Launch.Stale != (tc.stale > 0) || (tc.stale > 0 && p.Launch.StaleMaxAge != tc.stale) {
+				t.Errorf("stale %v maxAge %v, want maxAge %v (0: off)", p.Launch.Stale, p.Launch.StaleMaxAge, tc.stale)
 			}
 			if p.Ban != nil && p.Ban.Enforce != tc.enforce {
 				t.Errorf("ban enforce = %v, want %v", p.Ban.Enforce, tc.enforce)

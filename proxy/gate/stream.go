@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/binderguard/binderguard/proxy/collapse"
@@ -17,11 +18,16 @@ func isSSE(resp *http.Response) bool {
 	return resp.StatusCode == http.StatusOK && mt == "text/event-stream"
 }
 
-// launchStream counts one upstream launch stream until its launch ends.
+// launchStream counts one upstream launch stream until its launch ends,
+// and learns from it the commit its ref resolved to (see stale.go).
 type launchStream struct {
 	g    *Gate
 	key  string
 	done bool
+
+	learn bool   // the spec's policy launches stale
+	spec  string // the launch's provider spec, as requested
+	tag   string // the tag of built's imageName
 }
 
 func (s *launchStream) end() {
@@ -61,7 +67,7 @@ func (g *Gate) heldToken(f *flight, r *http.Request, providerSpec string) string
 // f's followers. sw is nil for a first leader (headers not yet sent) and
 // set for a promoted follower.
 func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, me *leadership, providerSpec string, promoted bool) {
-	ls := &launchStream{g: g, key: f.key}
+	ls := &launchStream{g: g, key: f.key, learn: f.launch.Stale, spec: providerSpec}
 	defer ls.end()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -159,6 +165,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 				continue // the client already has the gate's waiting event
 			}
 		}
+		ls.observe(e)
 		switch kind {
 		case collapse.BuildFailed:
 			// Shared first: the failure stands even if this client is gone.
@@ -218,7 +225,7 @@ func (g *Gate) roundTrip(ctx context.Context, r *http.Request, token string) (*h
 // launchReleased runs a released follower's own upstream request; its
 // headers are sent, so only its events continue the stream.
 func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *follower) {
-	ls := &launchStream{g: g, key: f.key}
+	ls := &launchStream{g: g, key: f.key, learn: f.launch.Stale, spec: fo.providerSpec}
 	defer ls.end()
 	resp, err := g.roundTrip(r.Context(), r, g.heldToken(f, r, fo.providerSpec))
 	if err != nil {
@@ -252,6 +259,7 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 			}
 			dropWaiting = false
 		}
+		ls.observe(e)
 		if sw.Write(e) != nil {
 			return
 		}
@@ -264,9 +272,10 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 	}
 }
 
-// pass sends a launch straight to BinderHub.
-func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string) {
-	ls := &launchStream{g: g, key: key}
+// pass sends a launch straight to BinderHub; learn: its policy launches
+// stale.
+func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string, learn bool) {
+	ls := &launchStream{g: g, key: key, learn: learn, spec: strings.TrimRight(strings.TrimPrefix(r.URL.EscapedPath(), "/build/"), "/")}
 	defer ls.end()
 	resp, err := g.roundTrip(r.Context(), r, r.URL.Query().Get("build_token"))
 	if err != nil {

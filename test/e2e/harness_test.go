@@ -47,6 +47,7 @@ type options struct {
 	// maxConnections Envoy's global downstream connection cap (0: default).
 	headersTimeout time.Duration
 	maxConnections int64
+	builtTTL     time.Duration // the gate's Config.BuiltTTL; 0: its default
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -281,7 +282,7 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate")})
+	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL})
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)
 	}

@@ -15,16 +15,17 @@ import (
 // image is one image name's build: a build in progress, or the marker of a
 // built image. Fields are guarded by Server.mu.
 type image struct {
-	state    imageState
-	t        target
-	fail     bool          // --fail-specs: the build will fail
-	started  bool          // a watcher got pool slots: the build pod exists
-	watchers int           // requests attached to this build
-	events   []sse.Payload // events the build has sent so far
-	changed  chan struct{} // closed and replaced when events grows or the build ends
-	done     chan struct{} // closed when the build ends
-	ended    bool
-	failed   bool
+	state     imageState
+	t         target
+	fail      bool          // --fail-specs: the build will fail
+	buildTime time.Duration // how long the build runs (Config.BuildTime, or SetRef's)
+	started   bool          // a watcher got pool slots: the build pod exists
+	watchers  int           // requests attached to this build
+	events    []sse.Payload // events the build has sent so far
+	changed   chan struct{} // closed and replaced when events grows or the build ends
+	done      chan struct{} // closed when the build ends
+	ended     bool
+	failed    bool
 }
 
 // stream is one /build response: events and keepalive comments from one
@@ -174,7 +175,9 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	if extra {
 		t = parseExtra(provider, spec)
 	} else {
-		t, err = parseTarget(provider, spec)
+		s.mu.Lock()
+		t, err = resolveTarget(provider, spec, s.movedLocked)
+		s.mu.Unlock()
 	}
 	if err != nil {
 		reject(sse.Payload{Phase: sse.PhaseFailed, Message: err.Error() + "\n"}, "spec")
@@ -221,11 +224,12 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		return
 	case arriveStartBuild:
 		im = &image{
-			state:   next,
-			t:       t,
-			fail:    s.cfg.fail != nil && s.cfg.fail.MatchString(key),
-			changed: make(chan struct{}),
-			done:    make(chan struct{}),
+			state:     next,
+			t:         t,
+			fail:      s.cfg.fail != nil && s.cfg.fail.MatchString(key),
+			buildTime: s.buildTimeLocked(t.Image),
+			changed:   make(chan struct{}),
+			done:      make(chan struct{}),
 		}
 		s.images[t.Image] = im
 	}
@@ -396,7 +400,7 @@ func (s *Server) burnCPU() {
 // Server: it ends with the build or with Close, whatever the watchers do.
 func (s *Server) runBuild(im *image) {
 	defer s.wg.Done()
-	script := buildScript(s.cfg.BuildTime, im.t, im.fail)
+	script := buildScript(im.buildTime, im.t, im.fail)
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -422,7 +426,7 @@ func (s *Server) runBuild(im *image) {
 		s.mu.Unlock()
 	}
 	if ok {
-		ok = sleepUntil(s.cfg.BuildTime)
+		ok = sleepUntil(im.buildTime)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -34,9 +34,11 @@ type Server struct {
 	pool    *pool
 	limiter *rateLimiter // nil when RateLimit is 0
 
-	mu     sync.Mutex
-	images map[string]*image // by image name: building or built
-	stats  Stats
+	mu         sync.Mutex
+	images     map[string]*image        // by image name: building or built
+	refs       map[refKey]string        // refs moved by SetRef, to their commit
+	buildTimes map[string]time.Duration // by image name, from SetRef
+	stats      Stats
 }
 
 // New validates cfg and returns a Server. Call Close when done.
@@ -53,14 +55,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering fakebinder metrics: %w", err)
 	}
 	s := &Server{
-		cfg:     c,
-		log:     c.Logger,
-		ctx:     ctx,
-		cancel:  cancel,
-		reg:     reg,
-		metrics: m,
-		pool:    newPool(c.Pool),
-		images:  map[string]*image{},
+		cfg:        c,
+		log:        c.Logger,
+		ctx:        ctx,
+		cancel:     cancel,
+		reg:        reg,
+		metrics:    m,
+		pool:       newPool(c.Pool),
+		images:     map[string]*image{},
+		refs:       map[refKey]string{},
+		buildTimes: map[string]time.Duration{},
 	}
 	if c.RateLimit > 0 {
 		s.limiter = newRateLimiter(c.RateLimit, c.RateLimitPeriod, time.Now())
@@ -75,7 +79,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Handler returns the HTTP handler of the simulator: /build/, /health,
-// /versions, /metrics and the /_sim/ test endpoints. Streams it serves end
+// /versions, /metrics and the /_sim/ test endpoints (GET /_sim/stats,
+// POST /_sim/reset, POST /_sim/refs to move a ref: see SetRef). Streams it serves end
 // with their request or with Close; when serving it on your own
 // http.Server (or httptest.Server), call Close first so held streams (the
 // 60 s ready hold) do not keep that server's shutdown waiting.
@@ -117,6 +122,8 @@ func (s *Server) Handler() http.Handler {
 			}
 			s.Reset()
 			writeJSON(w, s.Stats())
+		case path == "/_sim/refs":
+			s.serveRefs(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -179,8 +186,8 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Reset zeroes the counters and forgets built images and rate-limit
-// windows, for tests that reuse
+// Reset zeroes the counters and forgets built images, moved refs and
+// rate-limit windows, for tests that reuse
 // one Server. Builds and streams in flight go on; the gauges (active
 // streams, watchers, queue) keep counting them. Prometheus metrics are not
 // reset: they are monotonic by contract.
@@ -192,6 +199,8 @@ func (s *Server) Reset() {
 			delete(s.images, k)
 		}
 	}
+	clear(s.refs)
+	clear(s.buildTimes)
 	keep := s.stats
 	s.stats = Stats{
 		Pool:                keep.Pool,

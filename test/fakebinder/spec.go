@@ -25,6 +25,25 @@ type target struct {
 	Slug         string // provider.get_build_slug(), case preserved
 	Ref          string // resolved ref (a fake commit hash)
 	Image        string // image name; builds are deduplicated by it
+
+	ref refKey // the unresolved ref, as Server.SetRef moves it
+}
+
+// refKey names one unresolved ref of one repository as its provider
+// resolves it (GitHub: GET /repos/{user}/{repo}/commits/{ref}).
+type refKey struct{ provider, repo, ref string }
+
+// refs resolves the refs a test has moved (Server.SetRef) to their
+// commit; nil, or a ref it does not know, resolves as fakeSHA does.
+type refs func(refKey) (string, bool)
+
+func (r refs) resolve(k refKey) string {
+	if r != nil {
+		if sha, ok := r(k); ok {
+			return sha
+		}
+	}
+	return fakeSHA(k.provider, k.repo, k.ref)
 }
 
 // specError is a spec BinderHub's provider rejects; Message is the text
@@ -33,7 +52,7 @@ type specError struct{ Message string }
 
 func (e *specError) Error() string { return e.Message }
 
-var providers = map[string]func(spec string) (target, error){
+var providers = map[string]func(spec string, r refs) (target, error){
 	"gh":         parseGitHub,
 	"gist":       parseGist,
 	"git":        parseGit,
@@ -41,8 +60,13 @@ var providers = map[string]func(spec string) (target, error){
 	"zenodo":     parseDOI("zenodo"),
 	"figshare":   parseDOI("figshare"),
 	"dataverse":  parseDOI("dataverse"),
-	"hydroshare": parseHydroshare,
-	"ckan":       parseCKAN,
+	"hydroshare": noRefs(parseHydroshare),
+	"ckan":       noRefs(parseCKAN),
+}
+
+// noRefs adapts a provider without refs that a test could move.
+func noRefs(parse func(string) (target, error)) func(string, refs) (target, error) {
+	return func(spec string, _ refs) (target, error) { return parse(spec) }
 }
 
 // knownProvider reports whether BinderHub's default repo_providers has p.
@@ -51,12 +75,16 @@ func knownProvider(p string) bool { _, ok := providers[p]; return ok }
 // parseTarget does what BinderHub's provider constructor and ref
 // resolution do for spec (raw, after "/build/<provider>/"), locally: refs
 // "resolve" to a hash of repository and ref, so one ref is one image.
-func parseTarget(provider, spec string) (target, error) {
+func parseTarget(provider, spec string) (target, error) { return resolveTarget(provider, spec, nil) }
+
+// resolveTarget is parseTarget with the refs a test moved resolved to
+// their commits, as the provider's get_resolved_ref would after a push.
+func resolveTarget(provider, spec string, moved refs) (target, error) {
 	parse, ok := providers[provider]
 	if !ok {
 		return target{}, &specError{fmt.Sprintf("No provider found for prefix %s", provider)}
 	}
-	t, err := parse(spec)
+	t, err := parse(spec, moved)
 	if err != nil {
 		return target{}, err
 	}
@@ -82,7 +110,7 @@ func parseExtra(provider, spec string) target {
 	return t
 }
 
-func parseGitHub(spec string) (target, error) {
+func parseGitHub(spec string, r refs) (target, error) {
 	parts := strings.SplitN(spec, "/", 3) // the ref may contain "/"
 	if len(parts) != 3 {
 		msg := fmt.Sprintf(`Spec is not of the form "user/repo/ref", provided: "%s".`, spec)
@@ -92,8 +120,10 @@ func parseGitHub(spec string) (target, error) {
 		return target{}, &specError{msg}
 	}
 	user, repo, ref := parts[0], strings.TrimSuffix(parts[1], ".git"), parts[2]
-	sha := fakeSHA("gh", user+"/"+repo, ref)
+	k := refKey{"gh", user + "/" + repo, ref}
+	sha := r.resolve(k)
 	return target{
+		ref:          k,
 		RepoURL:      "https://github.com/" + user + "/" + repo,
 		RefURL:       "https://github.com/" + user + "/" + repo + "/tree/" + sha,
 		ResolvedSpec: user + "/" + repo + "/" + sha,
@@ -102,7 +132,7 @@ func parseGitHub(spec string) (target, error) {
 	}, nil
 }
 
-func parseGist(spec string) (target, error) {
+func parseGist(spec string, r refs) (target, error) {
 	parts := strings.Split(spec, "/")
 	if len(parts) < 2 {
 		return target{}, &specError{fmt.Sprintf("not enough values to unpack (expected at least 2, got %d)", len(parts))}
@@ -111,8 +141,10 @@ func parseGist(spec string) (target, error) {
 	if len(parts) > 2 {
 		ref = parts[2]
 	}
-	sha := fakeSHA("gist", user+"/"+id, ref)
+	k := refKey{"gist", user + "/" + id, ref}
+	sha := r.resolve(k)
 	return target{
+		ref:          k,
 		RepoURL:      "https://gist.github.com/" + user + "/" + id + ".git",
 		RefURL:       "https://gist.github.com/" + user + "/" + id + "/" + sha,
 		ResolvedSpec: user + "/" + id + "/" + sha,
@@ -123,7 +155,7 @@ func parseGist(spec string) (target, error) {
 
 var gitSSH = regexp.MustCompile(`^([\w\-]+@[^:]+):(.+)$`)
 
-func parseGit(spec string) (target, error) {
+func parseGit(spec string, r refs) (target, error) {
 	escaped, rawRef, ok := strings.Cut(spec, "/")
 	if !ok {
 		return target{}, &specError{"not enough values to unpack (expected 2, got 1)"}
@@ -151,8 +183,10 @@ func parseGit(spec string) (target, error) {
 	if ref == "" {
 		return target{}, &specError{"`unresolved_ref` must be specified in the url for the basic git provider"}
 	}
-	sha := fakeSHA("git", repo, ref)
+	k := refKey{"git", repo, ref}
+	sha := r.resolve(k)
 	return target{
+		ref:          k,
 		RepoURL:      repo,
 		RefURL:       repo,
 		ResolvedSpec: escaped + "/" + sha,
@@ -161,7 +195,7 @@ func parseGit(spec string) (target, error) {
 	}, nil
 }
 
-func parseGitLab(spec string) (target, error) {
+func parseGitLab(spec string, r refs) (target, error) {
 	quoted, rawRef, ok := strings.Cut(spec, "/")
 	if !ok {
 		return target{}, &specError{"not enough values to unpack (expected 2, got 1)"}
@@ -177,12 +211,14 @@ func parseGitLab(spec string) (target, error) {
 	if ref == "" {
 		return target{}, &specError{"An unresolved ref is required"}
 	}
-	sha := fakeSHA("gl", ns, ref)
+	k := refKey{"gl", ns, ref}
+	sha := r.resolve(k)
 	var slug []string
 	for p := range strings.SplitSeq(ns, "/") {
 		slug = append(slug, strings.ReplaceAll(p, "-", "_-"))
 	}
 	return target{
+		ref:          k,
 		RepoURL:      "https://gitlab.com/" + ns + ".git",
 		RefURL:       "https://gitlab.com/" + ns + "/tree/" + sha,
 		ResolvedSpec: quoted + "/" + sha,
@@ -195,8 +231,8 @@ var doiPattern = regexp.MustCompile(`^10\.\d+/.+`)
 
 // parseDOI covers the DOI providers. BinderHub resolves the DOI over the
 // network; a spec that is not a DOI fails to resolve.
-func parseDOI(provider string) func(string) (target, error) {
-	return func(spec string) (target, error) {
+func parseDOI(provider string) func(string, refs) (target, error) {
+	return func(spec string, _ refs) (target, error) {
 		if !doiPattern.MatchString(spec) {
 			return target{}, &specError{fmt.Sprintf("Could not resolve ref for %s:%s. Double check your URL.", provider, spec)}
 		}

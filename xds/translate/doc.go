@@ -67,8 +67,8 @@
 // # Stats
 //
 // Each answer carries an x-binderguard-class header (banned, breaker_open,
-// saturated, shed from Envoy, or whatever the gate sets: collapsed,
-// passed…); a stats access logger counts binderguard.launches by class,
+// saturated, shed from Envoy, or whatever the gate sets: lead, follow
+// (collapsed), pass, stale…); a stats access logger counts binderguard.launches by class,
 // route, upstream host (a binder host on the launch route = a fallback
 // launch) and response flags, so dashboards tell the classes apart without
 // a stat per ban. Prometheus: envoy_binderguard_launches{class,route,

@@ -11,7 +11,7 @@ const ri = "[$__rate_interval]"
 func launchesRow() row {
 	return row{"Launches", []cog.Builder[dashboard.Panel]{
 		graph("Launches by class at the edge",
-			"Envoy's count of /build/ answers by x-binderguard-class: banned, breaker_open, saturated, shed at the edge; lead, follow (collapsed), pass from the gate.",
+			"Envoy's count of /build/ answers by x-binderguard-class: banned, breaker_open, saturated, shed at the edge; lead, follow (collapsed), pass, stale (the last good commit while a newer one builds) from the gate.",
 			"reqps",
 			target{"sum by (class) (rate(" + sel("envoy_binderguard_launches") + ri + "))", "{{class}}"}),
 		graph("Fail-open fallback launches",
@@ -19,7 +19,7 @@ func launchesRow() row {
 			"reqps",
 			target{"sum by (upstream_host) (rate(" + sel("envoy_binderguard_launches", `route="launch"`, `class=""`, `upstream_host!=""`) + ri + "))", "{{upstream_host}}"}),
 		graph("Gate outcomes",
-			"What the gate did with each launch: lead (starts the build), follow (held behind a leader), pass, reject, banned, invalid.",
+			"What the gate did with each launch: lead (starts the build), follow (held behind a leader), pass, stale (the last good commit while a newer one builds), reject, banned, invalid.",
 			"reqps",
 			target{"sum by (outcome) (rate(" + sel("binderguard_launches_total") + ri + "))", "{{outcome}}"}),
 	}}

@@ -221,6 +221,10 @@ func launchPolicy(mutate func(*v1alpha1.LaunchPolicySpec)) *v1alpha1.LaunchPolic
 			},
 			ActiveDeadlineSeconds: ptr.To[int64](4 * 3600),
 		},
+		StaleWhileBuilding: &v1alpha1.StaleWhileBuildingSpec{
+			Enabled: ptr.To(true),
+			MaxAge:  &metav1.Duration{Duration: 168 * time.Hour},
+		},
 	}}
 	if mutate != nil {
 		mutate(&p.Spec)
@@ -263,6 +267,19 @@ func testLaunchPolicyCEL(t *testing.T, create createFunc) {
 		"a zero maximum build duration is refused": {
 			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Breaker.MaxBuildDuration = &metav1.Duration{} },
 			wantErrors: []string{"maxBuildDuration must be a positive duration"},
+		},
+		"a zero stale maxAge is refused": {
+			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.StaleWhileBuilding.MaxAge = &metav1.Duration{} },
+			wantErrors: []string{"maxAge must be a positive duration"},
+		},
+		"a negative stale maxAge is refused": {
+			mutate: func(s *v1alpha1.LaunchPolicySpec) {
+				s.StaleWhileBuilding.MaxAge = &metav1.Duration{Duration: -time.Hour}
+			},
+			wantErrors: []string{"maxAge must be a positive duration"},
+		},
+		"staleWhileBuilding without maxAge is accepted": {
+			mutate: func(s *v1alpha1.LaunchPolicySpec) { s.StaleWhileBuilding.MaxAge = nil },
 		},
 		"a zero release rate is refused": {
 			mutate:     func(s *v1alpha1.LaunchPolicySpec) { s.Collapse.ReleaseRate = ptr.To(resource.MustParse("0")) },
@@ -363,6 +380,10 @@ func testLaunchPolicyCEL(t *testing.T, create createFunc) {
 				"requests": map[string]any{"cpu": "1500m"},
 				"limits":   map[string]any{"cpu": int64(2)},
 			}}},
+		},
+		"a stale maxAge in days is refused": {
+			spec:       map[string]any{"staleWhileBuilding": map[string]any{"enabled": true, "maxAge": "7d"}},
+			wantErrors: []string{"maxAge must be a positive duration"},
 		},
 		"a hold timeout in days is refused": {
 			spec:       map[string]any{"collapse": map[string]any{"holdTimeout": "1d"}},

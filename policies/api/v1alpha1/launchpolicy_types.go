@@ -89,6 +89,33 @@ type LaunchPolicySpec struct {
 	//
 	// +optional
 	Build *BuildSpec `json:"build,omitempty"`
+
+	// StaleWhileBuilding launches the last commit of a ref that reached
+	// ready while a newer commit of it builds, instead of holding the
+	// launch for the whole build. Off by default: users get older content.
+	//
+	// +optional
+	StaleWhileBuilding *StaleWhileBuildingSpec `json:"staleWhileBuilding,omitempty"`
+}
+
+// StaleWhileBuildingSpec configures launching the last good image of a ref
+// (such as HEAD) while a newer commit of it is being built.
+type StaleWhileBuildingSpec struct {
+	// Enabled turns stale launches on for the selected specs. Defaults to
+	// false.
+	//
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// MaxAge is how long after the gate last saw a commit of the ref reach
+	// ready that commit may still be launched in place of a building one
+	// (a Go duration such as "168h"). Defaults to 168h (a week).
+	//
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxAge must be a positive duration"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // SpecSelector picks specs by repository or by pattern. A spec is selected
