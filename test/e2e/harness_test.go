@@ -47,7 +47,7 @@ type options struct {
 	// maxConnections Envoy's global downstream connection cap (0: default).
 	headersTimeout time.Duration
 	maxConnections int64
-	builtTTL     time.Duration // the gate's Config.BuiltTTL; 0: its default
+	builtTTL       time.Duration // the gate's Config.BuiltTTL; 0: its default
 }
 
 // hits counts requests per path prefix seen by a handler.
