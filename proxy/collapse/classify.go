@@ -98,3 +98,16 @@ func onlyShared(data []byte) bool {
 func Terminal(phase string) bool {
 	return phase == sse.PhaseReady || phase == sse.PhaseFailed
 }
+
+// Rebuilding reports whether the first event of a launch that passed
+// because its image was seen built shows BinderHub building instead: the
+// ref moved to a new commit (a push to HEAD, as in 2018) or the image went
+// away. Launches of that spec must collapse again at once, not pass for
+// the rest of the built window, each of them a build watcher.
+func Rebuilding(first sse.Event) bool {
+	switch first.Phase {
+	case sse.PhaseWaiting, sse.PhaseFetching, sse.PhaseBuilding, sse.PhaseUnknown:
+		return true
+	}
+	return false
+}

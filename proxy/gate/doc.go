@@ -32,7 +32,9 @@
 //     follower: holding for a moment is cheap, letting it through could be
 //     a second build watcher. If the leader's first phase is built (the
 //     image exists), the followers are released at once and launches of
-//     the key pass straight through for Config.BuiltTTL.
+//     the key pass straight through for Config.BuiltTTL. A pass whose
+//     first event shows a build instead (the ref moved: a push to HEAD)
+//     ends that window, so the launches after it collapse again.
 //   - Followers get the gate's own waiting event, then the leader's
 //     build-log events (fetching, building, unknown with only phase and
 //     message), replayed from a bounded ring and then live. The leader's

@@ -9,6 +9,7 @@ type metrics struct {
 	waiters         prometheus.Gauge
 	releases        prometheus.Counter
 	promotions      prometheus.Counter
+	rebuilds        prometheus.Counter
 	shed            *prometheus.CounterVec
 	transitions     *prometheus.CounterVec
 	upstreamStreams prometheus.Gauge
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "binderguard_promotions_total",
 			Help: "Held launches promoted to leader after the leader left before the build ended.",
 		}),
+		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "binderguard_rebuilds_seen_total",
+			Help: "Launches passed because their image was seen built whose stream showed a build instead (the ref moved); the spec's launches collapse again.",
+		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "binderguard_shed_total",
 			Help: "Launches answered with a failed event by the gate, by reason.",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Launches admitted as stale that were held (or passed) after all, by reason: probe (the flight's first stale launch did not find the last good image, or did not answer in time), failed (this launch did not find it, or its launch failed before ready).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens, m.stale, m.staleFallbacks} {
+	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.rebuilds, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens, m.stale, m.staleFallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

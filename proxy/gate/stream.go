@@ -25,9 +25,11 @@ type launchStream struct {
 	key  string
 	done bool
 
-	learn bool   // the spec's policy launches stale
-	spec  string // the launch's provider spec, as requested
-	tag   string // the tag of built's imageName
+	passed   bool   // sent straight through: its image was seen built
+	sawPhase bool   // a first event has arrived
+	learn    bool   // the spec's policy launches stale
+	spec     string // the launch's provider spec, as requested
+	tag      string // the tag of built's imageName
 }
 
 func (s *launchStream) end() {
@@ -260,6 +262,12 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 			dropWaiting = false
 		}
 		ls.observe(e)
+		if ls.passed && !ls.sawPhase && !e.IsComment() {
+			ls.sawPhase = true
+			if collapse.Rebuilding(e) {
+				ls.g.rebuilding(ls.key)
+			}
+		}
 		if sw.Write(e) != nil {
 			return
 		}
@@ -275,7 +283,7 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 // pass sends a launch straight to BinderHub; learn: its policy launches
 // stale.
 func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string, learn bool) {
-	ls := &launchStream{g: g, key: key, learn: learn, spec: strings.TrimRight(strings.TrimPrefix(r.URL.EscapedPath(), "/build/"), "/")}
+	ls := &launchStream{g: g, key: key, passed: true, learn: learn, spec: strings.TrimRight(strings.TrimPrefix(r.URL.EscapedPath(), "/build/"), "/")}
 	defer ls.end()
 	resp, err := g.roundTrip(r.Context(), r, r.URL.Query().Get("build_token"))
 	if err != nil {
@@ -292,6 +300,20 @@ func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string, learn bo
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
 	forward(sse.Start(w), resp.Body, ls, false)
+}
+
+// rebuilding ends key's built window: a launch passed during it found
+// BinderHub building (see collapse.Rebuilding), so the next launches must
+// form a flight rather than each watch the new build.
+func (g *Gate) rebuilding(key string) {
+	g.mu.Lock()
+	_, was := g.builtUntil[key]
+	delete(g.builtUntil, key)
+	g.mu.Unlock()
+	if was {
+		g.m.rebuilds.Inc()
+		g.log.Info("a launch passed as built found BinderHub building; collapsing its launches again", "key", key)
+	}
 }
 
 // answerNonSSE answers a client whose upstream answer is not an event
