@@ -31,9 +31,10 @@ bench: build tools ## run the benchmarks and load comparisons, then the full inc
 	@$(MAKE) --no-print-directory replay
 
 # About 10 minutes of the machine's CPU: four legs of the 1,000-launch storm.
+# REPLAY_NOTE='...' adds a sentence about the machine to the report.
 replay: build ## replay the 2018-07-30 incident straight and through binderguard; writes test/bench/REPLAY.md and its charts
 	@test/tools/install.sh envoy
-	$(GO) run ./cmd/replay --bin bin --out test/bench --command 'make replay' $(if $(REPLAY_NOTE),--note '$(REPLAY_NOTE)')
+	$(GO) run ./cmd/replay --bin bin --out test/bench --command 'make replay' --note "$${REPLAY_NOTE:-}"
 
 run: build ## simulator + Envoy + binderguard with a visible launch storm (installs only Envoy)
 	@test/tools/install.sh envoy

@@ -89,13 +89,14 @@ func runLeg(ctx context.Context, sc Scenario, kind LegKind, env legEnv) (Leg, er
 	smp := &sampler{sim: sim.pid(), statsURL: simURL + "/_sim/stats", hc: &http.Client{}}
 	target := simURL
 
+	var guard *proc
 	if kind.Mode == Guarded {
 		g, stop, url, metrics, err := startGuard(ctx, simURL, env)
 		if err != nil {
 			return leg, err
 		}
 		defer stop()
-		target, smp.metricsURL = url, metrics
+		guard, target, smp.metricsURL = g, url, metrics
 		smp.guard = append([]int{g.pid()}, childrenOf(g.pid())...)
 	}
 
@@ -144,8 +145,12 @@ func runLeg(ctx context.Context, sc Scenario, kind LegKind, env legEnv) (Leg, er
 	if err := json.Unmarshal(sum.SimStats, &leg.Sim); err != nil {
 		return leg, fmt.Errorf("%s: reading the simulator's stats: %w", kind, err)
 	}
-	for _, p := range []*proc{sim} {
-		if err := p.alive(); err != nil {
+	// A child that died mid-leg would make its figures meaningless.
+	if err := sim.alive(); err != nil {
+		return leg, fmt.Errorf("%s: %w", kind, err)
+	}
+	if guard != nil {
+		if err := guard.alive(); err != nil {
 			return leg, fmt.Errorf("%s: %w", kind, err)
 		}
 	}
