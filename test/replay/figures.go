@@ -144,8 +144,12 @@ func series(leg Leg, p99Window time.Duration) Series {
 		out.T = append(out.T, t)
 		out.SimCPU = append(out.SimCPU, smp.SimCPU)
 		out.GuardCPU = append(out.GuardCPU, smp.GuardCPU)
-		out.Watchers = append(out.Watchers, float64(smp.Watchers))
-		out.Queued = append(out.Queued, float64(smp.Queued))
+		w, q := float64(smp.Watchers), float64(smp.Queued)
+		if !smp.StatsOK {
+			w, q = math.NaN(), math.NaN() // a gap in the chart, not a false zero
+		}
+		out.Watchers = append(out.Watchers, w)
+		out.Queued = append(out.Queued, q)
 		out.Held = append(out.Held, float64(smp.Held))
 		var ready, failed float64
 		for _, e := range storm {

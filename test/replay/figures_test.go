@@ -42,7 +42,7 @@ func testLeg() Leg {
 			{T: 1, SimCPU: 0.5, SimCPUTotal: 0.5, GuardCPU: 0.2, Watchers: 1, Held: 3, StatsOK: true},
 			{T: 2, SimCPU: 0.1, SimCPUTotal: 0.6, GuardCPU: 0.4, Watchers: 1, Held: 1, StatsOK: true},
 			{T: 3, SimCPU: 0.3, SimCPUTotal: 0.9, GuardCPU: 0, StatsOK: true},
-			{T: 4, SimCPU: 0.9, SimCPUTotal: 1.8, GuardCPU: 0, StatsOK: true},
+			{T: 4, SimCPU: 0.9, SimCPUTotal: 1.8, GuardCPU: 0},
 		},
 	}
 }
@@ -66,7 +66,8 @@ func TestSeries(t *testing.T) {
 	nan := math.NaN()
 	want := Series{
 		T: []float64{1, 2, 3, 4}, SimCPU: []float64{0.5, 0.1, 0.3, 0.9}, GuardCPU: []float64{0.2, 0.4, 0, 0},
-		Watchers: []float64{1, 1, 0, 0}, Queued: []float64{0, 0, 0, 0}, Held: []float64{3, 1, 0, 0},
+		// The last second's stats were not read: a gap, not a zero.
+		Watchers: []float64{1, 1, 0, nan}, Queued: []float64{0, 0, 0, nan}, Held: []float64{3, 1, 0, 0},
 		// Ready at 3 s and 4.5 s; failed at 1 s and 2 s.
 		StormReady:  []float64{0, 0, 1, 1},
 		StormFailed: []float64{1, 2, 2, 2},

@@ -115,9 +115,14 @@ func runLeg(ctx context.Context, sc Scenario, kind LegKind, env legEnv) (Leg, er
 	samples := make(chan []Sample, 1)
 	go func() {
 		samples <- smp.run(sctx, leg.Start, func(s Sample) {
-			if env.progress != nil && int(s.T)%10 == 0 {
-				env.progress("  %5.0fs  sim CPU %.2f cores  build watchers %d  queued %d  held at the gate %d", s.T, s.SimCPU, s.Watchers, s.Queued, s.Held)
+			if env.progress == nil || int(s.T)%10 != 0 {
+				return
 			}
+			if !s.StatsOK {
+				env.progress("  %5.0fs  sim CPU %.2f cores  (simulator stats not read in time)", s.T, s.SimCPU)
+				return
+			}
+			env.progress("  %5.0fs  sim CPU %.2f cores  build watchers %d  queued %d  held at the gate %d", s.T, s.SimCPU, s.Watchers, s.Queued, s.Held)
 		})
 	}()
 	sum, err := launchstorm.Run(ctx, launchstorm.Options{
