@@ -7,7 +7,7 @@ export KUBEBUILDER_ASSETS ?= $(TOOLS)/bin
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BINARIES := binderguard fakebinder launchstorm
 
-.PHONY: help build images tools test bench run lint manifests dashboards dashboard-png golden clean cluster-up cluster-down
+.PHONY: help build images tools test bench replay run lint manifests dashboards dashboard-png golden clean cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -26,8 +26,15 @@ test: tools ## run every test (unit, envtest, real Envoy end to end)
 	$(GO) test -count=1 -timeout 25m ./...
 
 # 60m: BenchmarkTimeToNotify waits out the shipped alert timings (about 20 minutes).
-bench: build tools ## run the benchmarks and load comparisons (figures for the README)
+bench: build tools ## run the benchmarks and load comparisons, then the full incident replay (figures for the README)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+	@$(MAKE) --no-print-directory replay
+
+# About 10 minutes of the machine's CPU: four legs of the 1,000-launch storm.
+# REPLAY_NOTE='...' adds a sentence about the machine to the report.
+replay: build ## replay the 2018-07-30 incident straight and through binderguard; writes test/bench/REPLAY.md and its charts
+	@test/tools/install.sh envoy
+	$(GO) run ./cmd/replay --bin bin --out test/bench --command 'make replay' --note "$${REPLAY_NOTE:-}"
 
 run: build ## simulator + Envoy + binderguard with a visible launch storm (installs only Envoy)
 	@test/tools/install.sh envoy

@@ -55,6 +55,9 @@ type Result struct {
 	Keepalives int
 	// Events counts data events received.
 	Events int
+	// Started is when the client started (after its ramp offset), so a
+	// result can be placed on a timeline: it ended at Started + Duration.
+	Started time.Time
 	// TTFB is the time from the client's start to the first response
 	// headers; zero if none arrived.
 	TTFB time.Duration
@@ -78,7 +81,7 @@ func (l *launcher) launch(ctx context.Context, i int, spec, url string) Result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	r := Result{Index: i, Spec: spec}
+	r := Result{Index: i, Spec: spec, Started: start}
 	l.tracker.set(i, stateConnecting)
 	defer func() {
 		r.Duration = time.Since(start)

@@ -1,0 +1,125 @@
+package replay
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// renderMarkdown writes the report: targets, the side-by-side table, the
+// charts with the command that reproduces them, and how it was measured.
+func renderMarkdown(r *Report, command string) string {
+	var b strings.Builder
+	sc := r.Scenario
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# The 2018-07-30 incident, replayed\n\n")
+	p("<!-- Written by %s; do not edit by hand. -->\n\n", command)
+	p("A popular repository (`%s`) starts a %v build; %s launches of it arrive over %v while other, already-built "+
+		"repositories launch in the background (%s, one launch each every %v for %v). The same storm runs straight at "+
+		"the BinderHub simulator, as on mybinder.org in 2018, and through Envoy + binderguard (`binderguard local` with "+
+		"the shipped default LaunchPolicy), each next to a no-storm baseline of the same run: the same build and "+
+		"background mix with one launch of the repository. Every leg starts fresh processes and is measured over the "+
+		"same %v window.\n\n",
+		sc.HotSpec, sc.BuildTime, thousands(sc.Launches), sc.Ramp, codeList(sc.Background), sc.BackgroundInterval, sc.Window, sc.Window)
+	p("Reproduce everything on this page, charts included: `%s` (scenario %q).\n\n", command, sc.Name)
+
+	p("## Targets\n\nChecked on the storm through binderguard against the no-storm baseline through binderguard.\n\n")
+	p("| target | wanted | no storm | storm | met |\n| --- | --- | --- | --- | --- |\n")
+	for _, t := range r.Targets {
+		p("| %s | %s | %s | %s | %s |\n", t.What, t.Want, t.Baseline, t.Got, mark(t.Met))
+	}
+
+	p("\nThe CPU targets read the simulator over two spans. Over the whole window, the storm's users are launched " +
+		"through binderguard too: every held launch becomes its own request to BinderHub once the image is built " +
+		"(released at the policy's 20/s), and each one is a server started, which the baseline's single launch does not " +
+		"pay for. While the repository builds, the span in which the binder pod saturated in 2018, the simulator sees " +
+		"only the one build watcher and the background mix.\n")
+	p("\n## Side by side\n\n")
+	p("| | no storm, %s | **storm, %s** | no storm, %s | **storm, %s** |\n| --- | ---: | ---: | ---: | ---: |\n",
+		Direct, Direct, Guarded, Guarded)
+	f := r.Figures
+	row := func(name string, cell func(Figures) string) {
+		p("| %s | %s | %s | %s | %s |\n", name, cell(f[0]), cell(f[1]), cell(f[2]), cell(f[3]))
+	}
+	row("launches of the hot repository", func(x Figures) string { return thousands(x.StormClients) })
+	row("… ready", func(x Figures) string { return thousands(x.StormReady) })
+	row("… failed, told when to retry (Retry-After)", func(x Figures) string { return thousands(x.StormRetry) })
+	row("… failed without a retry hint", func(x Figures) string { return thousands(x.StormFailed) })
+	row("… errors and timeouts", func(x Figures) string { return thousands(x.StormErrors) })
+	row("… p50 / p99 time to ready", func(x Figures) string { return fmt.Sprintf("%.1f / %.1f s", x.StormP50, x.StormP99) })
+	row("distinct tokens (one server per user)", func(x Figures) string { return thousands(x.DistinctTokens) })
+	row("**peak build watchers inside the simulator**", func(x Figures) string { return fmt.Sprintf("**%s**", thousands(int(x.PeakWatchers))) })
+	row("peak requests queued silently for a pool slot", func(x Figures) string { return thousands(int(x.PeakQueued)) })
+	row("peak launches held at the gate, with progress", func(x Figures) string { return thousands(int(x.PeakHeld)) })
+	row("builds started", func(x Figures) string { return thousands(int(x.BuildsStarted)) })
+	row("launches slowed by the load (simulator)", func(x Figures) string { return thousands(int(x.SlowedLaunches)) })
+	row("background launches ready", func(x Figures) string { return fmt.Sprintf("%d/%d", x.BackgroundReady, x.BackgroundClients) })
+	row("**background p99 time to ready**", func(x Figures) string { return fmt.Sprintf("**%.2f s**", x.BackgroundP99) })
+	row("background p50 time to ready", func(x Figures) string { return fmt.Sprintf("%.2f s", x.BackgroundP50) })
+	row("**simulator CPU, mean over the window**", func(x Figures) string { return fmt.Sprintf("**%.3f cores**", x.SimCPU) })
+	row("simulator CPU, mean while the hot repository builds", func(x Figures) string { return fmt.Sprintf("%.3f cores", x.SimCPUBuild) })
+	row("simulator CPU, busiest second", func(x Figures) string { return fmt.Sprintf("%.2f cores", x.SimCPUPeak) })
+	row("binderguard + Envoy CPU, mean", func(x Figures) string {
+		if x.Kind.Mode == Direct {
+			return "—"
+		}
+		return fmt.Sprintf("%.3f cores", x.GuardCPU)
+	})
+
+	p("\n## Charts\n\nEach chart comes from the run above; `%s` redraws all of them from a new run.\n\n", command)
+	for _, c := range r.Charts {
+		p("### %s\n\n![%s](%s)\n\n%s\n\nReproduce: `%s` (writes `%s`).\n\n", c.Title, c.Title, c.File, c.Caption, command, c.File)
+	}
+
+	p("## How it was measured\n\n")
+	m := r.Machine
+	p("- Taken %s on %d CPUs (%s); load average (1, 5, 15 min) %s before, %s after.", r.Taken.Format(time.DateOnly), m.CPUs, m.Model, m.LoadBefore, m.LoadAfter)
+	if m.Note != "" {
+		p(" %s", m.Note)
+	}
+	p("\n")
+	p("- Simulator: `bin/fakebinder --build-time %v --launch-time %v --burn-cpu %v --built-specs '%s'`, otherwise BinderHub's "+
+		"defaults: a 64-slot build pool (2 × `concurrent_build_limit` 32), each build watcher holding two slots; past "+
+		"32 watchers new requests wait silently after `waiting`. Each watcher holding slots burns %v of real CPU a second "+
+		"(its pod watch and log stream threads in BinderHub), so 32 of them burn %.2f cores: the saturated binder pod. "+
+		"Its launches slow down in proportion to the watchers beyond 32 (its load model); requests queued for a slot "+
+		"slow launches there but burn no real CPU, as BinderHub's idle executor queue does not.\n",
+		sc.BuildTime, sc.LaunchTime, sc.BurnCPU, builtSpecs, sc.BurnCPU, 32*sc.BurnCPU.Seconds())
+	p("- CPU: utime + stime of the simulator process from `/proc/<pid>/stat` every second; the mean is its CPU time over "+
+		"the %v window divided by the window. binderguard + Envoy: the `binderguard local` process and its Envoy child.\n", sc.Window)
+	p("- Launches: `test/launchstorm` (the official JS client's behaviour, no retries); the storm's launches start evenly "+
+		"over %v; each launch times out after %v. A launch counts as told when to retry when it ended with a `failed` "+
+		"event on a response carrying `Retry-After`.\n", sc.Ramp, sc.Timeout)
+	p("- Background p99 in the chart: over the launches that got ready in the last %v; in the tables: over the whole window.\n", sc.P99Window)
+	p("- binderguard: the shipped default LaunchPolicy (collapse on, held launches released at 20/s, burst 20); no ban.\n")
+	return b.String()
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✔"
+	}
+	return "✘"
+}
+
+// thousands formats n with a comma every three digits, as the README does.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+func codeList(specs []string) string {
+	q := make([]string, len(specs))
+	for i, s := range specs {
+		q[i] = "`" + s + "`"
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,30 @@
+package replay
+
+import "testing"
+
+func TestGaugeValue(t *testing.T) {
+	text := `# HELP binderguard_waiters Launches held while their repository builds.
+# TYPE binderguard_waiters gauge
+binderguard_waiters_total 3
+binderguard_waiters{x="y"} 5
+binderguard_waiters 42
+`
+	tests := map[string]struct {
+		text, name string
+		want       int64
+		wantErr    bool
+	}{
+		"the unlabelled sample, not a longer name or a labelled one": {text: text, name: "binderguard_waiters", want: 42},
+		"a metric that is not exposed is an error":                   {text: text, name: "binderguard_nothing", wantErr: true},
+		"a value that is not a number is an error":                   {text: "m x\n", name: "m", wantErr: true},
+		"a float value is truncated":                                 {text: "m 7.9e0\n", name: "m", want: 7},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := gaugeValue(tc.text, tc.name)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("gaugeValue = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
