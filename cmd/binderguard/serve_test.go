@@ -96,6 +96,14 @@ func TestParseServe(t *testing.T) {
 				}
 			},
 		},
+		"without the webhook no certificate is needed, whatever the mode": {
+			args: []string{"--upstream", "http://binder.ns.svc", "--webhook=false"}, env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.webhook {
+					t.Error("webhook on, want off")
+				}
+			},
+		},
 		"stray arguments are refused": {
 			args: append(slices.Clone(good), "extra"), env: map[string]string{"POD_NAMESPACE": "binder"}, wantErr: "unexpected arguments",
 		},
@@ -108,8 +116,8 @@ func TestParseServe(t *testing.T) {
 				if c.gateEndpoint != (ir.Endpoint{}) || c.envoyListen.String() != "0.0.0.0:8080" || c.xffHops != 1 {
 					t.Errorf("gate endpoint %s, envoy listen %s, xff hops %d", c.gateEndpoint, c.envoyListen, c.xffHops)
 				}
-				if c.upstream.Host != "binder.ns.svc" || c.webhookPort != 9443 {
-					t.Errorf("upstream %s, webhook port %d", c.upstream, c.webhookPort)
+				if c.upstream.Host != "binder.ns.svc" || !c.webhook || c.webhookPort != 9443 {
+					t.Errorf("upstream %s, webhook %v on port %d", c.upstream, c.webhook, c.webhookPort)
 				}
 				if c.certMode != certs.SelfSigned || c.installNamespace != "binder" {
 					t.Errorf("certificate mode %s for namespace %q, want self-signed for binder", c.certMode, c.installNamespace)
