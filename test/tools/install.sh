@@ -129,13 +129,22 @@ fi
 
 if want helm; then
 	# helm for manifests/chart: lint, template, and install in the test cluster.
-	# Built from its Go module (the binary records the module version, which
-	# `go version -m` reads back, so a warm run builds nothing).
-	if go version -m "$tools/bin/helm" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$HELM_VERSION[[:space:]]"; then
+	# Built from its Go module with the ldflags of helm's own Makefile (its
+	# version, and the Kubernetes version `helm template` and `helm lint`
+	# assume: client-go's, 0.37 -> 1.37; unstamped it would be 1.20). The
+	# binary records module and ldflags, which `go version -m` reads back, so
+	# a warm run builds nothing.
+	helm_kube_minor=37
+	helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+		helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_kube_minor"
+	done
+	if go version -m "$tools/bin/helm" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$HELM_VERSION[[:space:]]" &&
+		go version -m "$tools/bin/helm" | grep -qF -- "$helm_ldflags"; then
 		say "helm $HELM_VERSION: already installed"
 	else
 		say "helm $HELM_VERSION: building from helm.sh/helm/v3 (a few minutes on 2 cores the first time)"
-		GOBIN="$tools/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-		say "helm $HELM_VERSION: installed into .tools/bin/helm"
+		GOBIN="$tools/bin" GOFLAGS=-mod=mod go install -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+		say "helm $HELM_VERSION: installed into .tools/bin/helm ($("$tools/bin/helm" version --short))"
 	fi
 fi
