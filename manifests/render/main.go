@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,13 +135,7 @@ func write(root string, files map[string][]byte) error {
 			return err
 		}
 	}
-	for _, rel := range slices.Sorted(func(yield func(string) bool) {
-		for k := range files {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
 		p := filepath.Join(root, "manifests", rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err

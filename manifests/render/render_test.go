@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -104,11 +105,7 @@ func TestKustomizeMatchesChart(t *testing.T) {
 				}
 				kust, chart := objects(t, y), objects(t, h)
 				if len(kust) < 10 {
-					t.Fatalf("kustomize built only %d objects: %v", len(kust), slices.Sorted(func(yield func(string) bool) {
-						for k := range kust {
-							yield(k)
-						}
-					}))
+					t.Fatalf("kustomize built only %d objects: %v", len(kust), slices.Sorted(maps.Keys(kust)))
 				}
 				if d := cmp.Diff(chart, kust); d != "" {
 					t.Errorf("kustomize build (+) differs from helm template (-):\n%s", d)
@@ -189,4 +186,3 @@ func dropLabels(md map[string]any) {
 		delete(l, k)
 	}
 }
-

@@ -121,8 +121,8 @@ func variants(t *testing.T) map[string]variant {
 				if fp := hooks[0].(map[string]any)["failurePolicy"]; fp != "Fail" {
 					t.Errorf("validating failurePolicy %v, want Fail", fp)
 				}
-				if ns := hooks[0].(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)["namespace"]; ns != ns {
-					t.Errorf("webhook calls namespace %v", ns)
+				if got := hooks[0].(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)["namespace"]; got != ns {
+					t.Errorf("webhook calls the Service in namespace %v, want %s", got, ns)
 				}
 			},
 		},

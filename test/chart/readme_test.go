@@ -2,6 +2,7 @@ package chart
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,11 +79,7 @@ func TestREADMEDocumentsEveryValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range slices.Sorted(func(yield func(string) bool) {
-		for k := range documented {
-			yield(k)
-		}
-	}) {
+	for _, n := range slices.Sorted(maps.Keys(documented)) {
 		if !inSchema(t, schema.Properties, strings.Split(n, ".")) {
 			t.Errorf("the README documents %s, which values.schema.json does not have", n)
 		}
