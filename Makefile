@@ -51,8 +51,10 @@ cluster-up: tools build images ## start the single-node test cluster (root); pri
 cluster-down: ## stop the test cluster and remove all its state (safe when none runs)
 	@test/cluster/down.sh
 
-manifests: ## regenerate CRDs and deepcopy code from the Go types in policies/
+manifests: ## regenerate CRDs and deepcopy code from policies/, and the kustomize base and chart copies from manifests/chart
 	$(CONTROLLER_GEN) object paths=./policies/api/... && $(CONTROLLER_GEN) crd paths=./policies/api/... output:crd:artifacts:config=manifests/crds
+	@test/tools/install.sh helm
+	$(GO) run ./manifests/render -helm $(TOOLS)/bin/helm
 
 dashboards: ## regenerate manifests/dashboards/binderguard.json from manifests/dashboards/gen
 	$(GO) run ./manifests/dashboards/gen -o manifests/dashboards/binderguard.json

@@ -105,6 +105,11 @@ func TestDeployManifests(t *testing.T) {
 	t.Run("the webhook Service is defined once among all manifests", func(t *testing.T) {
 		n := 0
 		err := filepath.WalkDir(filepath.Join(root, "manifests"), func(path string, d fs.DirEntry, err error) error {
+			// The chart's templates are not YAML until rendered; the
+			// kustomize base is their rendering (manifests/render).
+			if err == nil && d.IsDir() && path == filepath.Join(root, "manifests", "chart") {
+				return filepath.SkipDir
+			}
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 				return err
 			}
@@ -127,7 +132,7 @@ func TestDeployManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n != 1 {
-			t.Errorf("Service binderguard-webhook defined %d times under manifests/, want once", n)
+			t.Errorf("Service binderguard-webhook defined %d times under manifests/ (the chart aside), want once", n)
 		}
 	})
 }

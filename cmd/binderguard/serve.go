@@ -43,6 +43,7 @@ import (
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/webhook"
 	"github.com/binderguard/binderguard/webhook/certs"
+	"github.com/binderguard/binderguard/webhook/existing"
 	"github.com/binderguard/binderguard/xds/controller"
 	"github.com/binderguard/binderguard/xds/ir"
 	"github.com/binderguard/binderguard/xds/server"
@@ -64,10 +65,13 @@ type serveConfig struct {
 	envoyListen, gateEndpoint ir.Endpoint
 	xffHops                   uint32
 	trustedPeers              []netip.Prefix
-	webhookHost               string
-	webhookPort               int
-	certDir                   string
-	certMode                  certs.Mode
+	// webhook: serve the admission webhooks (off: no webhook server and
+	// no certificate; onExisting still acts on running pods).
+	webhook     bool
+	webhookHost string
+	webhookPort int
+	certDir     string
+	certMode    certs.Mode
 	// installNamespace is the pod's (else --namespace): the certificate
 	// Secret, the webhook Service and the webhook configurations'
 	// binderguard-<namespace> name.
@@ -109,6 +113,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	trusted := fs.String("gate-trusted-peers", "", "comma-separated CIDRs allowed to set X-Real-Ip at the gate (default: every peer; restrict the gate port with a NetworkPolicy)")
 	metricsAddr := fs.String("metrics-addr", ":8082", "Prometheus /metrics listen address")
 	healthAddr := fs.String("health-addr", ":8083", "/healthz and /readyz listen address")
+	webhookOn := fs.Bool("webhook", true, "serve the pod admission webhooks (false: bans are enforced at the edge only, and no certificate is kept)")
 	webhookPort := fs.Int("webhook-port", 9443, "admission webhook HTTPS port")
 	certDir := fs.String("cert-dir", "", "directory with the webhook's tls.crt and tls.key, reloaded when rotated (default: controller-runtime's temporary dir)")
 	certMode := fs.String("webhook-cert-mode", certs.SelfSigned.String(), "who keeps the webhook's certificate: self-signed (binderguard writes the Secret "+certs.SecretName+" mounted at --cert-dir and the CA of the webhook configurations binderguard-<namespace>) or external (cert-manager or you)")
@@ -122,7 +127,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	}
 	c := serveConfig{
 		gateAddr: *gateAddr, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr, healthAddr: *healthAddr,
-		webhookPort: *webhookPort, certDir: *certDir, namespace: *namespace,
+		webhook: *webhookOn, webhookPort: *webhookPort, certDir: *certDir, namespace: *namespace,
 		leaderElect: *leaderElect, existingPods: *existing, liveInterval: liveStatusInterval,
 	}
 	if *upstream == "" {
@@ -187,7 +192,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	if c.certMode, err = certs.ParseMode(*certMode); err != nil {
 		return c, usageErr("--webhook-cert-mode: %v", err)
 	}
-	if c.certMode == certs.SelfSigned && (c.installNamespace == "" || c.certDir == "") {
+	if c.webhook && c.certMode == certs.SelfSigned && (c.installNamespace == "" || c.certDir == "") {
 		return c, usageErr("--webhook-cert-mode=self-signed needs --cert-dir (where the Secret %s is mounted) and the install's namespace (POD_NAMESPACE or --namespace)", certs.SecretName)
 	}
 	if c.leaderElect && c.leaseNamespace == "" {
@@ -246,8 +251,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "binderguard serve: gate %s, xDS %s, metrics http://%s/metrics, health http://%s/readyz, webhook :%d (%s certificate), upstream %s, namespace %q\n",
-		s.gateLis.Addr(), s.xdsLis.Addr(), s.metricsLis.Addr(), s.healthLis.Addr(), c.webhookPort, c.certMode, c.upstream, c.namespace)
+	hook := "off"
+	if c.webhook {
+		hook = fmt.Sprintf(":%d (%s certificate)", c.webhookPort, c.certMode)
+	}
+	fmt.Fprintf(stdout, "binderguard serve: gate %s, xDS %s, metrics http://%s/metrics, health http://%s/readyz, webhook %s, upstream %s, namespace %q\n",
+		s.gateLis.Addr(), s.xdsLis.Addr(), s.metricsLis.Addr(), s.healthLis.Addr(), hook, c.upstream, c.namespace)
 	return s.run(ctx)
 }
 
@@ -385,21 +394,29 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	}
 
 	// Admission webhooks (and the existing-pods controller, leader only).
-	if err := webhook.Setup(health, webhook.Config{
-		Store:        s.store,
-		Host:         c.webhookHost,
-		Port:         c.webhookPort,
-		CertDir:      c.certDir,
-		CertMode:     c.certMode,
-		Namespace:    c.installNamespace,
-		Registerer:   reg,
-		Logger:       log.With("component", "webhook"),
-		ExistingPods: c.existingPods,
-		PodNamespace: c.namespace, // binder pods live beside the policies
-		OnRefused:    tally.Refused,
-		Parser:       c.providers,
-	}); err != nil {
-		return nil, fmt.Errorf("setting up the admission webhooks: %w", err)
+	// With --webhook=false the existing-pods controller still runs:
+	// onExisting needs no webhook.
+	if c.webhook {
+		if err := webhook.Setup(health, webhook.Config{
+			Store:        s.store,
+			Host:         c.webhookHost,
+			Port:         c.webhookPort,
+			CertDir:      c.certDir,
+			CertMode:     c.certMode,
+			Namespace:    c.installNamespace,
+			Registerer:   reg,
+			Logger:       log.With("component", "webhook"),
+			ExistingPods: c.existingPods,
+			PodNamespace: c.namespace, // binder pods live beside the policies
+			OnRefused:    tally.Refused,
+			Parser:       c.providers,
+		}); err != nil {
+			return nil, fmt.Errorf("setting up the admission webhooks: %w", err)
+		}
+	} else if c.existingPods {
+		if err := existing.Setup(health, c.namespace, c.providers, log.With("component", "existing-pods")); err != nil {
+			return nil, fmt.Errorf("setting up the existing-pods controller: %w", err)
+		}
 	}
 
 	s.metricsSrv = &http.Server{Handler: metricsHandler(reg), ReadHeaderTimeout: 5 * time.Second}

@@ -2,7 +2,7 @@
 // Kubernetes built from upstream parts (`make cluster-up`, test/cluster/up.sh):
 // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
 // kubelet, kube-proxy and CoreDNS as plain processes, with the stand-in
-// BinderHub of binderhub.yaml and a loopback stand-in for its Ingress
+// BinderHub of binderhub/ (a Helm release) and a loopback stand-in for its Ingress
 // (ingressfwd).
 //
 // Up brings the cluster up once per package run and returns its kubeconfig

@@ -48,32 +48,7 @@ func TestInstallBesideBinderHubAsTheREADMESays(t *testing.T) {
 	waitThroughBinderguard(t, c, 30*time.Second)
 
 	t.Run("a storm of one building repository is one build watcher across both replicas", func(t *testing.T) {
-		before := envoyLaunches(t, cs)
-		resetSim(t, c)
-		sum, err := launchstorm.Run(t.Context(), launchstorm.Options{
-			URL: c.BinderURL, Spec: "gh/storm/repo/HEAD", Clients: 300, Timeout: 3 * time.Minute,
-			StatsURL: c.BinderURL + "/_sim/stats",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st struct {
-			Peak int `json:"peak_build_watchers"`
-		}
-		if err := json.Unmarshal(sum.SimStats, &st); err != nil {
-			t.Fatalf("reading /_sim/stats: %v", err)
-		}
-		t.Logf("storm: %d/%d ready, %d distinct tokens, peak build watchers %d, p99 %.1f s", sum.Ready, sum.Clients, sum.DistinctTokens, st.Peak, sum.P99ReadyS)
-		if sum.Ready != 300 || sum.DistinctTokens != 300 || st.Peak > 1 {
-			t.Errorf("storm: %d ready, %d distinct tokens, peak build watchers %d; want 300, 300, <= 1 (failures %v, errors %v)",
-				sum.Ready, sum.DistinctTokens, st.Peak, sum.FailureMessages, sum.ErrorMessages)
-		}
-		after := envoyLaunches(t, cs)
-		for pod, n := range after {
-			if n-before[pod] == 0 {
-				t.Errorf("no launch of the storm went through %s's Envoy (before %v, after %v)", pod, before, after)
-			}
-		}
+		stormIsOneBuildAcrossReplicas(t, c, cs, "gh/storm/repo/HEAD")
 	})
 
 	t.Run("a RepoBan applied with kubectl is enforced within a second", func(t *testing.T) {
@@ -245,15 +220,56 @@ spec:
 
 	c.sh(t, work, blocks.uninstall)
 	t.Run("uninstalling leaves no binderguard object and launches reach BinderHub directly", func(t *testing.T) {
-		out := c.kubectl(t, "-n", ns, "get", "all,serviceaccounts,roles,rolebindings,secrets,configmaps,leases,poddisruptionbudgets,networkpolicies", "-o", "name") +
-			c.kubectl(t, "get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations,mutatingwebhookconfigurations,customresourcedefinitions", "-o", "name")
-		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, "binderguard") {
-				t.Errorf("left after uninstall: %s", l)
-			}
-		}
-		waitDirect(t, c, 30*time.Second)
+		checkUninstalled(t, c)
 	})
+}
+
+// stormIsOneBuildAcrossReplicas sends a storm of 300 launches of one
+// building repository (spec) to BINDER_URL and checks that all are ready
+// with their own tokens, that BinderHub saw at most one build watcher, and
+// that every binderguard replica's Envoy carried some of them.
+func stormIsOneBuildAcrossReplicas(t *testing.T, c *Cluster, cs kubernetes.Interface, spec string) {
+	t.Helper()
+	before := envoyLaunches(t, cs)
+	resetSim(t, c)
+	sum, err := launchstorm.Run(t.Context(), launchstorm.Options{
+		URL: c.BinderURL, Spec: spec, Clients: 300, Timeout: 3 * time.Minute,
+		StatsURL: c.BinderURL + "/_sim/stats",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Peak int `json:"peak_build_watchers"`
+	}
+	if err := json.Unmarshal(sum.SimStats, &st); err != nil {
+		t.Fatalf("reading /_sim/stats: %v", err)
+	}
+	t.Logf("storm: %d/%d ready, %d distinct tokens, peak build watchers %d, p99 %.1f s", sum.Ready, sum.Clients, sum.DistinctTokens, st.Peak, sum.P99ReadyS)
+	if sum.Ready != 300 || sum.DistinctTokens != 300 || st.Peak > 1 {
+		t.Errorf("storm: %d ready, %d distinct tokens, peak build watchers %d; want 300, 300, <= 1 (failures %v, errors %v)",
+			sum.Ready, sum.DistinctTokens, st.Peak, sum.FailureMessages, sum.ErrorMessages)
+	}
+	after := envoyLaunches(t, cs)
+	for pod, n := range after {
+		if n-before[pod] == 0 {
+			t.Errorf("no launch of the storm went through %s's Envoy (before %v, after %v)", pod, before, after)
+		}
+	}
+}
+
+// checkUninstalled checks that no object named binderguard is left in the
+// cluster and that launches reach BinderHub directly again.
+func checkUninstalled(t *testing.T, c *Cluster) {
+	t.Helper()
+	out := c.kubectl(t, "-n", ns, "get", "all,serviceaccounts,roles,rolebindings,secrets,configmaps,leases,poddisruptionbudgets,networkpolicies", "-o", "name") +
+		c.kubectl(t, "get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations,mutatingwebhookconfigurations,customresourcedefinitions", "-o", "name")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "binderguard") {
+			t.Errorf("left after uninstall: %s", l)
+		}
+	}
+	waitDirect(t, c, 30*time.Second)
 }
 
 // readmeBlocks are the shell blocks of the README's install section.
@@ -310,7 +326,11 @@ func workDir(t *testing.T, c *Cluster) string {
 }
 
 func (c *Cluster) env() []string {
+	// helm keeps its cache and configuration with the cluster's state
+	// (removed by cluster-down), not in $HOME.
+	helm := filepath.Join(filepath.Dir(c.Kubeconfig), "helm")
 	return append(os.Environ(), "KUBECONFIG="+c.Kubeconfig,
+		"HELM_CACHE_HOME="+helm+"/cache", "HELM_CONFIG_HOME="+helm+"/config", "HELM_DATA_HOME="+helm+"/data",
 		"PATH="+filepath.Join(c.Root, ".tools", "bin")+":"+filepath.Join(c.Root, "bin")+":"+os.Getenv("PATH"))
 }
 

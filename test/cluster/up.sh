@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the single-node test cluster from upstream parts as plain processes
 # (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
-# kubelet, kube-proxy), CoreDNS, the stand-in BinderHub (binderhub.yaml) and
+# kubelet, kube-proxy), CoreDNS, the stand-in BinderHub (binderhub/, a Helm release) and
 # the loopback ingress forwarder (ingressfwd/), then prints
 #   KUBECONFIG=<path>
 #   BINDER_URL=http://127.0.0.1:<port>
@@ -306,7 +306,7 @@ if [ $running = 0 ]; then
 	(cd "$root" && go build -o "$S/bin/ingressfwd" ./test/cluster/ingressfwd) >"$S/logs/ingressfwd-build.log" 2>&1 ||
 		fail "building test/cluster/ingressfwd failed; see $S/logs/ingressfwd-build.log"
 	start ingressfwd "$S/bin/ingressfwd" --kubeconfig "$KUBECONFIG_ADMIN" --listen "127.0.0.1:$BINDER_PORT" \
-		--namespace binderhub --ingress binderhub
+		--namespace binderhub --ingress binderhub,binderguard
 fi
 
 # --- readiness -------------------------------------------------------------------
@@ -317,8 +317,13 @@ sed "s|COREDNS_IMAGE|$coredns_image|; s|DNS_SERVICE_IP|$DNS_SERVICE_IP|" "$here/
 	fail "applying test/cluster/coredns.yaml failed; see $S/logs/apply.log"
 log "applying the stand-in BinderHub"
 kc create namespace binderhub --dry-run=client -o yaml | kc apply -f - >>"$S/logs/apply.log" 2>&1
-kc -n binderhub apply -f "$here/binderhub.yaml" >>"$S/logs/apply.log" 2>&1 ||
-	fail "applying test/cluster/binderhub.yaml failed; see $S/logs/apply.log"
+# A Helm release, like BinderHub's: the binderguard chart's Ingress handover
+# is a helm upgrade of it (ingress.enabled: false). --reset-values: a
+# cluster-up on a running cluster restores BinderHub's own Ingress.
+HELM_CACHE_HOME=$S/helm/cache HELM_CONFIG_HOME=$S/helm/config HELM_DATA_HOME=$S/helm/data \
+	"$bin/helm" --kubeconfig "$KUBECONFIG_ADMIN" upgrade --install binderhub "$here/binderhub" --namespace binderhub \
+	--reset-values >>"$S/logs/apply.log" 2>&1 ||
+	fail "installing the stand-in BinderHub (test/cluster/binderhub) failed; see $S/logs/apply.log"
 wait_for "CoreDNS" 120 "$S/logs/kubelet.log (kubectl -n kube-system describe pod -l k8s-app=kube-dns)" \
 	kc -n kube-system rollout status deploy/coredns --timeout=1s
 wait_for "kube-dns answering at $DNS_SERVICE_IP:53 from the host" 30 "$S/logs/kube-proxy.log" dns_answers

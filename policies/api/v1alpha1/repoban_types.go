@@ -15,6 +15,8 @@ import (
 // +kubebuilder:printcolumn:name="Patterns",type=string,JSONPath=`.spec.patterns[*].regex`,priority=1
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expires`,description="when the ban stops applying (a date column would show a future time as <invalid>)"
+// +kubebuilder:printcolumn:name="Blocked",type=integer,JSONPath=`.status.blockedLaunches`,description="launches the launch gate refused for this ban, summed over replicas (a lower bound: Envoy counts its own refusals only by class)"
+// +kubebuilder:printcolumn:name="Refused",type=integer,JSONPath=`.status.refusedPods`,description="pods the validating webhook denied because of this ban, summed over replicas"
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RepoBan struct {

@@ -7,7 +7,11 @@
 //
 // It follows the Ingress with an informer, so `kubectl patch ingress
 // binderhub` (the README's switch from `binder` to `binderguard`) moves
-// traffic within a second. Like ingress-nginx it streams responses without
+// traffic within a second. --ingress may name several Ingresses: the first
+// that exists is followed, so with `binderhub,binderguard` BinderHub's own
+// Ingress wins while it exists (as the older of two Ingresses for one host
+// does in ingress-nginx), and once BinderHub's is switched off
+// (ingress.enabled: false) the binderguard chart's Ingress takes the host. Like ingress-nginx it streams responses without
 // buffering (Server-Sent Events), passes Host, sets X-Real-Ip to the client
 // address and appends it to X-Forwarded-For.
 //
@@ -28,6 +32,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +47,7 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the test cluster")
 	listen := flag.String("listen", "127.0.0.1:30080", "loopback address to serve BINDER_URL on")
 	namespace := flag.String("namespace", "binderhub", "namespace of the Ingress and its backends")
-	ingress := flag.String("ingress", "binderhub", "name of the Ingress to follow")
+	ingress := flag.String("ingress", "binderhub", "comma-separated names of the Ingresses to follow: the first that exists")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "ingressfwd")
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -77,9 +82,17 @@ func run(ctx context.Context, log *slog.Logger, kubeconfig, listen, namespace, i
 	// target resolves the Ingress's first backend to http://<ClusterIP>:<port>
 	// on every request, from the informers' caches.
 	target := func() (*url.URL, error) {
-		ing, err := ingresses.Get(ingress)
-		if err != nil {
-			return nil, fmt.Errorf("reading ingress %s/%s: %w", namespace, ingress, err)
+		var (
+			ing *networkingv1.Ingress
+			err error
+		)
+		for name := range strings.SplitSeq(ingress, ",") {
+			if ing, err = ingresses.Get(name); err == nil {
+				break
+			}
+		}
+		if ing == nil {
+			return nil, fmt.Errorf("reading ingresses %s/{%s}: %w", namespace, ingress, err)
 		}
 		b, err := firstBackend(ing)
 		if err != nil {
