@@ -232,9 +232,13 @@ image: {repository: registry.example/binderguard, tag: v9.9.9}
 envoy: {image: {repository: registry.example/envoy, tag: v1.40.1}, resources: {requests: {cpu: 500m}}}
 podDisruptionBudget: {minAvailable: 2}
 networkPolicy: {enabled: false}
+extraProviders: [custom, my.forge]
 `,
 			check: func(t *testing.T, ns string, objs map[string]*unstructured.Unstructured) {
 				dep := objs["Deployment/binderguard"]
+				if !hasArg(serveArgs(t, objs), "--extra-providers=custom,my.forge") {
+					t.Errorf("serve args %q, want the extra providers", serveArgs(t, objs))
+				}
 				if !hasArg(serveArgs(t, objs), "--upstream=http://hub.$(POD_NAMESPACE).svc:8080") {
 					t.Errorf("serve args %q, want the upstream hub:8080", serveArgs(t, objs))
 				}
@@ -399,6 +403,7 @@ func TestBadValuesFailWithAClearMessage(t *testing.T) {
 		"a misspelt value":                          {"replica: 3\n", "additional properties 'replica' not allowed"},
 		"a failure policy Kubernetes does not know": {"webhook: {failurePolicy: {validating: Sometimes}}\n", "/webhook/failurePolicy/validating': value must be one of 'Fail', 'Ignore'"},
 		"a policy name Kubernetes refuses":          {"repoBans: {Evil_Miners: {repos: [gh/evil/miner]}}\n", "invalid propertyName 'Evil_Miners'"},
+		"an extra provider that is not a path segment": {"extraProviders: [a/b]\n", "/extraProviders/0"},
 		"BinderHub's port out of range":             {"binderhub: {service: {port: 0}}\n", "/binderhub/service/port"},
 		"a cert-manager issuer of an unknown kind":  {"webhook: {certificate: {mode: cert-manager, certManager: {issuerRef: {name: x, kind: Vault}}}}\n", "/webhook/certificate/certManager/issuerRef/kind"},
 	} {
