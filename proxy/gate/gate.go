@@ -45,6 +45,10 @@ type Config struct {
 	// default 15 s, inside every idle timeout on the path (Envoy's stream
 	// idle timeout defaults to 5 min, browsers and proxies often 30-60 s).
 	KeepaliveInterval time.Duration
+	// ProgressInterval spaces the progress events of a held launch (its
+	// place in line, the repository's recent build times, how long this
+	// build has gone); default 15 s. They replace keepalives when due.
+	ProgressInterval time.Duration
 	// BuiltTTL is how long launches of a spec whose image was seen built
 	// pass straight through; default 60 s.
 	BuiltTTL time.Duration
@@ -83,6 +87,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	def(&c.KeepaliveInterval, 15*time.Second)
+	def(&c.ProgressInterval, 15*time.Second)
 	def(&c.BuiltTTL, 60*time.Second)
 	def(&c.ShedRetryAfter, 30*time.Second)
 	def(&c.TokenMargin, 30*time.Second)
@@ -116,6 +121,7 @@ type Gate struct {
 	streamsTotal int
 	waitersTotal int
 	breakers     map[string]*breaker
+	buildTimes   *collapse.BuildTimes
 	global       Global // last seen, for State
 	dirty        atomic.Bool
 
@@ -139,6 +145,8 @@ type flight struct {
 	ring      *ring
 	done      func(error) // the breaker's outcome callback; nil once called
 	buildTime *time.Timer
+	started   time.Time // the first leader's arrival
+	nextSeq   uint64    // arrival number of the next follower
 	releasing bool
 	sawLog    bool
 }
@@ -153,6 +161,7 @@ type leadership struct {
 type follower struct {
 	r            *http.Request
 	providerSpec string
+	seq          uint64        // arrival order in its flight
 	elem         *list.Element // nil once signalled or removed
 	sig          chan signal   // receives at most one signal
 }
@@ -212,6 +221,7 @@ func New(cfg Config) (*Gate, error) {
 		builtUntil: make(map[string]time.Time),
 		streams:    make(map[string]int),
 		breakers:   make(map[string]*breaker),
+		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
 		subs:       make(map[*subscriber]struct{}),
 	}, nil
 }
@@ -426,7 +436,8 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		f.leader = lead
 		g.addStreamLocked(key)
 	case collapse.Follow:
-		fo = &follower{r: r, providerSpec: providerSpec, sig: make(chan signal, 1)}
+		fo = &follower{r: r, providerSpec: providerSpec, seq: f.nextSeq, sig: make(chan signal, 1)}
+		f.nextSeq++
 		fo.elem = f.followers.PushBack(fo)
 		g.waitersTotal++
 		g.m.waiters.Set(float64(g.waitersTotal))
@@ -463,12 +474,13 @@ func contains(ss []string, s string) bool {
 
 func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 	f := &flight{
-		key:    key,
-		policy: pol.Name,
-		launch: pol.Launch,
-		stage:  collapse.Starting,
-		ring:   newRing(g.cfg.ReplayEvents, g.cfg.ReplayBytes),
-		done:   done,
+		key:     key,
+		policy:  pol.Name,
+		launch:  pol.Launch,
+		stage:   collapse.Starting,
+		started: time.Now(),
+		ring:    newRing(g.cfg.ReplayEvents, g.cfg.ReplayBytes),
+		done:    done,
 	}
 	if pol.Launch.MaxBuild > 0 {
 		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, func() { g.buildTooLong(f) })
