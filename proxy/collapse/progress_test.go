@@ -22,7 +22,7 @@ func TestBuildTimesKeepTheLastFewPerKeyForBoundedKeys(t *testing.T) {
 		wantKeys        int
 	}{
 		"nothing recorded": {perKey: 5, maxKeys: 10, key: "a", want: 0, wantN: 0},
-		"one build": {perKey: 5, maxKeys: 10, recs: []rec{{"a", min(14)}}, key: "a", want: min(14), wantN: 1, wantKeys: 1},
+		"one build":        {perKey: 5, maxKeys: 10, recs: []rec{{"a", min(14)}}, key: "a", want: min(14), wantN: 1, wantKeys: 1},
 		"median of an odd count": {perKey: 5, maxKeys: 10,
 			recs: []rec{{"a", min(30)}, {"a", min(10)}, {"a", min(14)}}, key: "a", want: min(14), wantN: 3, wantKeys: 1},
 		"upper middle of an even count": {perKey: 5, maxKeys: 10,
