@@ -61,16 +61,7 @@ func (g *Gate) leaderGone(f *flight, me *leadership) {
 	if !g.current(f, me) {
 		return
 	}
-	fo := g.popFollowerLocked(f)
-	if fo == nil {
-		g.endFlightLocked(f, errAbandoned)
-		return
-	}
-	next := &leadership{peer: peerHost(fo.r.RemoteAddr)}
-	f.leader = next
-	g.addStreamLocked(f.key)
-	g.m.promotions.Inc()
-	fo.sig <- signal{kind: sigPromote, lead: next}
+	g.handOnLocked(f)
 }
 
 // built starts releasing f's followers: the image exists.
@@ -120,7 +111,11 @@ func (g *Gate) buildFailed(f *flight, me *leadership, e sse.Event, outcome error
 	if outcome == errBuildFailed {
 		ev = sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, Message: msg})
 	} else {
-		ev = sse.Failed(502, msg)
+		code := 502
+		if p, err := e.Decode(); err == nil && p.StatusCode >= 500 {
+			code = p.StatusCode
+		}
+		ev = sse.Failed(code, msg)
 	}
 	g.failFollowersLocked(f, ev)
 	g.endFlightLocked(f, outcome)

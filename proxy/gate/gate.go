@@ -49,6 +49,12 @@ type Config struct {
 	// place in line, the repository's recent build times, how long this
 	// build has gone); default 15 s. They replace keepalives when due.
 	ProgressInterval time.Duration
+	// UpstreamHeaderTimeout bounds the wait for BinderHub's response
+	// headers, UpstreamIdleTimeout the silence on its stream after them
+	// (no launch event, no keepalive); either ends the stream as a
+	// BinderHub fault. Defaults 60 s and 75 s: BinderHub flushes a
+	// keepalive every 25 s from the start of a /build request.
+	UpstreamHeaderTimeout, UpstreamIdleTimeout time.Duration
 	// BuiltTTL is how long launches of a spec whose image was seen built
 	// pass straight through; default 60 s.
 	BuiltTTL time.Duration
@@ -88,6 +94,8 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.KeepaliveInterval, 15*time.Second)
 	def(&c.ProgressInterval, 15*time.Second)
+	def(&c.UpstreamHeaderTimeout, 60*time.Second)
+	def(&c.UpstreamIdleTimeout, 75*time.Second)
 	def(&c.BuiltTTL, 60*time.Second)
 	def(&c.ShedRetryAfter, 30*time.Second)
 	def(&c.TokenMargin, 30*time.Second)

@@ -15,6 +15,7 @@ type metrics struct {
 	breakersOpen    prometheus.Gauge
 	hotWaiters      *prometheus.GaugeVec
 	expiredTokens   *prometheus.CounterVec
+	upstreamFaults  *prometheus.CounterVec
 }
 
 // newMetrics registers the gate's metrics on reg (a private registry when
@@ -65,8 +66,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "binderguard_expired_build_tokens_total",
 			Help: "Held launches whose build_token expired while they were held (or would have before reaching BinderHub), by what the gate sent instead: refreshed (the newest token seen for the same spec and origin) or dropped (no token: BinderHub counts the launch once against its user's address in its per-IP rate limit).",
 		}, []string{"action"}),
+		upstreamFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_upstream_faults_total",
+			Help: "Leaders' BinderHub streams that broke before the image was built, by fault: unreachable, slow_headers, stalled, not_sse, closed, bad_status.",
+		}, []string{"fault"}),
 	}
-	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens} {
+	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens, m.upstreamFaults} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,7 @@ type Server struct {
 	mu     sync.Mutex
 	images map[string]*image // by image name: building or built
 	stats  Stats
+	fault  *compiledFault // a test's injected misbehaviour; nil: none
 }
 
 // New validates cfg and returns a Server. Call Close when done.
@@ -75,7 +76,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Handler returns the HTTP handler of the simulator: /build/, /health,
-// /versions, /metrics and the /_sim/ test endpoints. Streams it serves end
+// /versions, /metrics and the /_sim/ test endpoints (stats, reset, and
+// fault, which injects a misbehaviour BinderHub does not have). Streams it serves end
 // with their request or with Close; when serving it on your own
 // http.Server (or httptest.Server), call Close first so held streams (the
 // 60 s ready hold) do not keep that server's shutdown waiting.
@@ -109,6 +111,8 @@ func (s *Server) Handler() http.Handler {
 			if getOnly(w, r) {
 				writeJSON(w, s.Stats())
 			}
+		case path == "/_sim/fault":
+			s.serveFault(w, r)
 		case path == "/_sim/reset":
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", http.MethodPost)
