@@ -246,7 +246,7 @@ func New(cfg Config) (*Gate, error) {
 func (g *Gate) Close() {
 	g.cancel()
 	g.mu.Lock()
-	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
+	ev := sse.Failed(503, restartingMessage)
 	for _, f := range g.flights {
 		g.failFollowersLocked(f, ev)
 		if f.stage != collapse.Releasing {
@@ -265,7 +265,7 @@ func (g *Gate) Close() {
 // Launches past built end within seconds and are left to finish. It
 // returns how many it ended.
 func (g *Gate) DrainPeer(peer string) int {
-	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
+	ev := sse.Failed(503, restartingMessage)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0
@@ -342,7 +342,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	if g.ctx.Err() != nil {
 		g.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
-		g.reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
+		g.reject(w, 503, restartingMessage, closingRetryAfter)
 		return nil
 	}
 	now := time.Now()
@@ -371,7 +371,11 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	g.classify(w, a.d.Role.String())
 	if a.d.Role == collapse.Reject {
 		g.m.shed.WithLabelValues(a.d.Reason).Inc()
-		g.reject(w, a.d.StatusCode, shedMessage(a.d, pol.Key), a.d.RetryAfter)
+		msg := shedMessage(a.d, pol.Key)
+		if a.d.Reason == "closing" {
+			msg = restartingMessage
+		}
+		g.reject(w, a.d.StatusCode, msg, a.d.RetryAfter)
 		return nil
 	}
 	return a
@@ -427,6 +431,12 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		sit.Waiters = f.followers.Len()
 	}
 	d := collapse.Admit(sit, limits, now)
+	if g.ctx.Err() != nil {
+		// Close ran after decide's check: a launch let in now would miss
+		// the failed events Close sent and hang until the server's
+		// shutdown cut it.
+		d = collapse.Decision{Role: collapse.Reject, StatusCode: 503, Reason: "closing", RetryAfter: closingRetryAfter}
+	}
 	var (
 		fo   *follower
 		lead *leadership
@@ -524,6 +534,14 @@ func (g *Gate) reject(w http.ResponseWriter, code int, msg string, retryAfter ti
 	sw := sse.Start(w)
 	_ = sw.Write(sse.Failed(code, msg))
 }
+
+// restartingMessage is what a launch the gate ends because it (or the
+// Envoy in front of it) is going away reads; a held stream's headers are
+// sent already, so the wait is in the message as well as in the
+// Retry-After of launches refused at the door.
+const restartingMessage = "binderguard is restarting. Please try again in 5 seconds."
+
+const closingRetryAfter = 5 * time.Second
 
 // MaxSpecBytes bounds the <provider>/<spec> of a launch URL. BinderHub
 // sets none, but its longest real specs (a percent-encoded git clone URL

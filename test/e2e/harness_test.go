@@ -43,6 +43,7 @@ type options struct {
 	policies     gate.Policies // the gate's; nil: StaticPolicies of launch
 	xffHops      uint32
 	logLevel     string
+	gateTweak    func(*gate.Config) // adjusts the gate's config, if set
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -275,7 +276,11 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate")})
+	cfg := gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate")}
+	if s.opts.gateTweak != nil {
+		s.opts.gateTweak(&cfg)
+	}
+	g, err := gate.New(cfg)
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)
 	}

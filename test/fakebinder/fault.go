@@ -34,6 +34,10 @@ const (
 	// FaultSlowHeaders waits Delay before answering at all, then answers
 	// normally.
 	FaultSlowHeaders = "slow-headers"
+	// FaultReset closes the connection without an answer (after Delay,
+	// if set): a BinderHub that is gone, as its clients see it
+	// (connection reset, or a dial that times out).
+	FaultReset = "reset"
 )
 
 // Fault is a misbehaviour a test injects with SetFault or POST
@@ -80,6 +84,10 @@ func (s *Server) SetFault(f Fault) error {
 		if f.Status < 400 || f.Status > 599 || f.Delay < 0 {
 			return fmt.Errorf("%w: fault status %d (delay %v) is not an HTTP error status after a wait", ErrConfig, f.Status, f.Delay)
 		}
+	case FaultReset:
+		if f.Delay < 0 {
+			return fmt.Errorf("%w: reset delay %v is negative", ErrConfig, f.Delay)
+		}
 	case FaultSlowHeaders:
 		if f.Delay <= 0 {
 			return fmt.Errorf("%w: slow-headers fault needs a positive delay", ErrConfig)
@@ -115,7 +123,7 @@ func (s *Server) faultFor(key string) *compiledFault {
 // beforeStream applies the faults that strike before any event. It
 // reports whether the request was answered (the handler must stop).
 func (s *Server) beforeStream(ctx context.Context, w http.ResponseWriter, f *compiledFault) bool {
-	if f.Mode != FaultStatus && f.Mode != FaultSlowHeaders {
+	if f.Mode != FaultStatus && f.Mode != FaultSlowHeaders && f.Mode != FaultReset {
 		return false
 	}
 	if f.Delay > 0 {
@@ -126,6 +134,13 @@ func (s *Server) beforeStream(ctx context.Context, w http.ResponseWriter, f *com
 		case <-ctx.Done():
 			return true
 		}
+	}
+	if f.Mode == FaultReset {
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = c.Close()
+			return true
+		}
+		panic(http.ErrAbortHandler) // HTTP/2: reset the stream instead
 	}
 	if f.Mode == FaultStatus {
 		if f.RetryAfter > 0 {

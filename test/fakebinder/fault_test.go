@@ -86,6 +86,12 @@ func TestInjectedFaults(t *testing.T) {
 			t.Errorf("garbage: %q", body)
 		}
 	})
+	t.Run("reset", func(t *testing.T) {
+		set(Fault{Mode: FaultReset})
+		if _, _, _, _, err := raw("/build/gh/o/gone/HEAD", 5*time.Second); err == nil {
+			t.Error("reset: got an answer, want the connection closed without one")
+		}
+	})
 	t.Run("only matching specs", func(t *testing.T) {
 		set(Fault{Mode: FaultStatus, Status: 500, Specs: "^gh/bad/"})
 		if code, _, _, _, _ := raw("/build/gh/bad/r/HEAD", 5*time.Second); code != 500 {
