@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -441,4 +442,131 @@ func (s *stack) holdFaulted(t *testing.T, spec string, n int, f fakebinder.Fault
 		t.Fatal(err)
 	}
 	return s.holdAt(t, spec, n, "starting")
+}
+
+// metricOf reads one unlabelled metric from a Prometheus text page.
+func metricOf(u, name string) float64 {
+	resp, err := http.Get(u)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
+}
+
+// SIGTERM to `binderguard local` with launches held: each is told to
+// retry, through Envoy, before the process exits; none is left on a
+// stream that just breaks.
+func TestFaultLocalSIGTERMWithLaunchesHeld(t *testing.T) {
+	ls := startLocal(t, fakebinder.Config{BuildTime: 60 * time.Second, BuiltSpecs: "^gh/warm/"})
+	spec := "gh/storm/repo/HEAD"
+	const n = 20
+	var chs []chan held
+	start := func() {
+		ch := make(chan held, 1)
+		chs = append(chs, ch)
+		go func() {
+			a := launch(context.Background(), ls.edgeURL, spec, 90*time.Second)
+			ch <- held{a: a, end: time.Now()}
+		}()
+	}
+	start()
+	waitUntil(t, "the leader's build to start", 20*time.Second, func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
+	for range n {
+		start()
+	}
+	waitUntil(t, "the storm to be held", 20*time.Second, func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
+
+	sig := time.Now()
+	if err := ls.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var exited time.Duration
+	select {
+	case err := <-ls.exited:
+		exited = time.Since(sig)
+		if err != nil {
+			t.Errorf("binderguard local exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("binderguard local did not stop within 20 s of SIGTERM")
+	}
+	var ty tally
+	for _, ch := range chs {
+		h := <-ch
+		ty.add(h.a, h.end)
+	}
+	want := fmt.Sprintf("failed 503 %q", firstWords("binderguard is restarting. Please try again in 5 seconds.", 9))
+	if ty.saw[want] != n+1 {
+		t.Errorf("after SIGTERM the %d launches got %s; want every one a 503 'restarting' failed event", n+1, &ty)
+	}
+	t.Logf("FAULT binderguard local SIGTERM with %d launches held | users saw: %s | lost: the held launches' places (the build goes on in BinderHub) | every launch answered %v after the signal, the process (and its Envoy) gone after %v",
+		n+1, &ty, ty.last.Sub(sig).Round(time.Millisecond), exited.Round(time.Millisecond))
+}
+
+// Envoy killed mid-storm under `binderguard local`: the held launches'
+// streams die with it (nothing is left to send them an event), the gate
+// lets go of them, and local restarts Envoy; a retry then attaches to the
+// build that went on in BinderHub.
+func TestFaultLocalEnvoyKilledMidStorm(t *testing.T) {
+	ls := startLocal(t, fakebinder.Config{BuildTime: 15 * time.Second, BuiltSpecs: "^gh/(warm|back)/"})
+	spec := "gh/storm/repo/HEAD"
+	const n = 20
+	var chs []chan held
+	start := func() {
+		ch := make(chan held, 1)
+		chs = append(chs, ch)
+		go func() {
+			a := launch(context.Background(), ls.edgeURL, spec, 90*time.Second)
+			ch <- held{a: a, end: time.Now()}
+		}()
+	}
+	start()
+	waitUntil(t, "the leader's build to start", 20*time.Second, func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
+	for range n {
+		start()
+	}
+	waitUntil(t, "the storm to be held", 20*time.Second, func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
+
+	envoyPID := childPID(t, ls.cmd.Process.Pid)
+	kill := time.Now()
+	if err := syscall.Kill(envoyPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var ty tally
+	for _, ch := range chs {
+		h := <-ch
+		ty.add(h.a, h.end)
+	}
+	waitUntil(t, "the gate to let go of the held launches", 10*time.Second, func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == 0 })
+	var back time.Duration
+	for i := 0; ; i++ {
+		a := launch(context.Background(), ls.edgeURL, fmt.Sprintf("gh/back/n%d/HEAD", i), 5*time.Second)
+		if a.final().Phase == sse.PhaseReady {
+			back = time.Since(kill)
+			break
+		}
+		if time.Since(kill) > 30*time.Second {
+			t.Fatalf("no launch ready 30 s after Envoy was killed: %+v %v", a.events, a.err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A retry of the storm's repository attaches to the build that went on.
+	retry := launch(context.Background(), ls.edgeURL, spec, 90*time.Second)
+	if retry.final().Phase != sse.PhaseReady {
+		t.Errorf("retry after the restart: %+v (%v), want ready", retry.events, retry.err)
+	}
+	if n := ls.binderHits.prefix("/build/" + spec); n > 2 {
+		t.Errorf("BinderHub saw %d requests for the storm's repository, want the leader's and the retry's", n)
+	}
+	t.Logf("FAULT Envoy killed (binderguard local) with %d launches held | users saw: %s | lost: the held launches' streams (the build went on in BinderHub; a retry attached to it) | launches ready again %v after the kill (local restarts Envoy)",
+		n+1, &ty, back.Round(time.Millisecond))
 }
