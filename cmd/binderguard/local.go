@@ -170,6 +170,13 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("preparing Envoy: %w", err)
 	}
 
+	// Envoy outlives the gate's shutdown: the failed events that tell held
+	// launches to retry go out through it, so it is stopped only after the
+	// gate server has ended (see stopEnvoyAfter).
+	envoyCtx, stopEnvoy := context.WithCancel(context.Background())
+	defer stopEnvoy()
+	gateDone := make(chan struct{})
+
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	run := func(name string, f func() error) {
@@ -183,14 +190,17 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	metricsSrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	run("xds server", func() error { return xdsSrv.Serve(ctx, xdsLis) })
-	run("gate server", func() error { return serveGate(ctx, g, gateLis, 2*time.Second, ir.Endpoint{}, log) })
+	run("gate server", func() error {
+		defer close(gateDone)
+		return serveGate(ctx, g, gateLis, 2*time.Second, ir.Endpoint{}, log)
+	})
 	run("metrics server", func() error { return serveHTTP(ctx, metricsSrv, metricsLis, time.Second, nil) })
 	run("gate", func() error { return g.Run(ctx) })
 	run("controller", func() error { return ctl.Run(ctx) })
 	run("gate state", func() error { controller.WatchGate(ctx, g, ctl); return nil })
 	run("policy snapshots", func() error { controller.WatchPolicies(ctx, store, ctl); return nil })
 	run("policy directory", func() error { return src.Run(ctx) })
-	run("envoy", func() error { return envoy.Run(ctx) })
+	run("envoy", func() error { return envoy.Run(envoyCtx) })
 
 	stats := "none"
 	if c.stats.Port != 0 {
@@ -206,8 +216,25 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Error("stopping", "err", runErr)
 	}
 	cancel()
+	stopEnvoyAfter(gateDone, stopEnvoy)
 	wg.Wait()
 	return runErr
+}
+
+// envoyFlush is how long Envoy stays up after the gate server ended, for
+// the last events to leave it: far longer than a loopback hop.
+const envoyFlush = 250 * time.Millisecond
+
+// stopEnvoyAfter stops Envoy once the gate server has ended and Envoy has
+// had envoyFlush to pass on its last events; the gate's own shutdown
+// grace bounds the wait.
+func stopEnvoyAfter(gateDone <-chan struct{}, stop context.CancelFunc) {
+	select {
+	case <-gateDone:
+		time.Sleep(envoyFlush)
+	case <-time.After(5 * time.Second):
+	}
+	stop()
 }
 
 // loopback turns a wildcard listen address into one a local client can dial.

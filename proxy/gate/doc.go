@@ -85,6 +85,17 @@
 //     gone, or it is the commit building), the gate forgets the commit
 //     and that flight's launches are held as usual; a stale launch that
 //     fails before ready is held too, on the stream it has.
+//   - A held launch gets its progress (place in line, the key's recent
+//     build times from a bounded history, how long this build has gone)
+//     on arrival and every Config.ProgressInterval after, in place of a
+//     keepalive.
+//   - An upstream stream that breaks before built (no headers within
+//     Config.UpstreamHeaderTimeout, silence past Config.UpstreamIdleTimeout,
+//     bytes that are not launch events, a close) is one breaker failure:
+//     the leader's client is told what happened and, while the breaker
+//     allows, the oldest follower re-attaches; once it opens every
+//     follower is told what happened and when to retry. Data events that
+//     are not JSON objects are dropped, never forwarded.
 //   - A spec that Policies cannot parse is answered with a 400 failed
 //     event: a spec the gate cannot read is a spec it cannot check
 //     against the bans.

@@ -61,16 +61,7 @@ func (g *Gate) leaderGone(f *flight, me *leadership) {
 	if !g.current(f, me) {
 		return
 	}
-	fo := g.popFollowerLocked(f)
-	if fo == nil {
-		g.endFlightLocked(f, errAbandoned)
-		return
-	}
-	next := &leadership{peer: peerHost(fo.r.RemoteAddr)}
-	f.leader = next
-	g.addStreamLocked(f.key)
-	g.m.promotions.Inc()
-	fo.sig <- signal{kind: sigPromote, lead: next}
+	g.handOnLocked(f)
 }
 
 // built starts releasing f's followers: the image exists.
@@ -85,6 +76,7 @@ func (g *Gate) built(f *flight, me *leadership) {
 	}
 	f.stage = collapse.Releasing
 	g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
+	g.recordBuildLocked(f, time.Now())
 	if f.buildTime != nil {
 		f.buildTime.Stop()
 	}
@@ -119,7 +111,11 @@ func (g *Gate) buildFailed(f *flight, me *leadership, e sse.Event, outcome error
 	if outcome == errBuildFailed {
 		ev = sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, Message: msg})
 	} else {
-		ev = sse.Failed(502, msg)
+		code := 502
+		if p, err := e.Decode(); err == nil && p.StatusCode >= 500 {
+			code = p.StatusCode
+		}
+		ev = sse.Failed(code, msg)
 	}
 	g.failFollowersLocked(f, ev)
 	g.endFlightLocked(f, outcome)
@@ -247,14 +243,6 @@ func (g *Gate) abandon(f *flight, fo *follower) {
 	}
 }
 
-func waitingEvent(stage collapse.Stage, waiting int) sse.Event {
-	msg := fmt.Sprintf("binderguard: this repository is being built for another launch of it. You will be launched as soon as its image is ready; %d launches are waiting.\n", waiting)
-	if stage == collapse.Releasing {
-		msg = fmt.Sprintf("binderguard: the image of this repository is ready; launches are being started a few at a time, %d are waiting.\n", waiting)
-	}
-	return sse.NewEvent(sse.Payload{Phase: sse.PhaseWaiting, Message: msg})
-}
-
 // follow holds a follower on a live stream: a waiting event, the recent
 // build log, live log events and keepalives, until it is released,
 // promoted, failed, timed out, or its client leaves. Its loop is kept lean
@@ -266,8 +254,11 @@ func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
 	if sw == nil {
 		return
 	}
-	keep := time.NewTicker(g.cfg.KeepaliveInterval)
+	// One ticker for keepalives and progress: a held launch's goroutine
+	// stays small (see ServeHTTP).
+	keep := time.NewTicker(min(g.cfg.KeepaliveInterval, g.cfg.ProgressInterval))
 	defer keep.Stop()
+	lastProgress := time.Now()
 	var hold <-chan time.Time
 	if a.hold > 0 {
 		t := time.NewTimer(a.hold)
@@ -288,7 +279,7 @@ func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
 			g.signalled(w, sw, r, f, fo, s, cursor)
 			return
 		case <-keep.C:
-			if !g.keepalive(sw) {
+			if !g.refresh(sw, f, fo, &lastProgress) {
 				g.abandon(f, fo)
 				return
 			}
@@ -305,10 +296,7 @@ func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
 //go:noinline
 func (g *Gate) startFollow(w http.ResponseWriter, f *flight, fo *follower) *sse.Writer {
 	sw := sse.Start(w)
-	g.mu.Lock()
-	stage, n := f.stage, f.followers.Len()
-	g.mu.Unlock()
-	if sw.Write(waitingEvent(stage, n)) != nil {
+	if sw.Write(g.waitEvent(f, fo, time.Now(), true)) != nil {
 		g.abandon(f, fo)
 		return nil
 	}
@@ -329,9 +317,6 @@ func (g *Gate) catchUp(sw *sse.Writer, f *flight, cursor *uint64) (<-chan struct
 	}
 	return notify, true
 }
-
-//go:noinline
-func (g *Gate) keepalive(sw *sse.Writer) bool { return sw.Write(sse.Keepalive) == nil }
 
 //go:noinline
 func (g *Gate) holdTimeout(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, fo *follower, hold time.Duration, cursor uint64) {

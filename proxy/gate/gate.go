@@ -45,6 +45,16 @@ type Config struct {
 	// default 15 s, inside every idle timeout on the path (Envoy's stream
 	// idle timeout defaults to 5 min, browsers and proxies often 30-60 s).
 	KeepaliveInterval time.Duration
+	// ProgressInterval spaces the progress events of a held launch (its
+	// place in line, the repository's recent build times, how long this
+	// build has gone); default 15 s. They replace keepalives when due.
+	ProgressInterval time.Duration
+	// UpstreamHeaderTimeout bounds the wait for BinderHub's response
+	// headers, UpstreamIdleTimeout the silence on its stream after them
+	// (no launch event, no keepalive); either ends the stream as a
+	// BinderHub fault. Defaults 60 s and 75 s: BinderHub flushes a
+	// keepalive every 25 s from the start of a /build request.
+	UpstreamHeaderTimeout, UpstreamIdleTimeout time.Duration
 	// BuiltTTL is how long launches of a spec whose image was seen built
 	// pass straight through; default 60 s.
 	BuiltTTL time.Duration
@@ -87,6 +97,9 @@ func (c *Config) setDefaults() {
 		}
 	}
 	def(&c.KeepaliveInterval, 15*time.Second)
+	def(&c.ProgressInterval, 15*time.Second)
+	def(&c.UpstreamHeaderTimeout, 60*time.Second)
+	def(&c.UpstreamIdleTimeout, 75*time.Second)
 	def(&c.BuiltTTL, 60*time.Second)
 	def(&c.ShedRetryAfter, 30*time.Second)
 	def(&c.TokenMargin, 30*time.Second)
@@ -122,7 +135,8 @@ type Gate struct {
 	waitersTotal int
 	breakers     map[string]*breaker
 	lastGood     map[string]*lastGood // by key, for stale launches (stale.go)
-	global       Global               // last seen, for State
+	buildTimes   *collapse.BuildTimes
+	global       Global // last seen, for State
 	dirty        atomic.Bool
 
 	subsMu sync.Mutex
@@ -145,6 +159,7 @@ type flight struct {
 	ring      *ring
 	done      func(error) // the breaker's outcome callback; nil once called
 	buildTime *time.Timer
+	nextSeq   uint64 // arrival number of the next follower
 	releasing bool
 	sawLog    bool
 
@@ -163,6 +178,7 @@ type leadership struct {
 type follower struct {
 	r            *http.Request
 	providerSpec string
+	seq          uint64        // arrival order in its flight
 	elem         *list.Element // nil once signalled or removed
 	sig          chan signal   // receives at most one signal
 }
@@ -223,6 +239,7 @@ func New(cfg Config) (*Gate, error) {
 		streams:    make(map[string]int),
 		breakers:   make(map[string]*breaker),
 		lastGood:   make(map[string]*lastGood),
+		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
 		subs:       make(map[*subscriber]struct{}),
 	}, nil
 }
@@ -239,7 +256,7 @@ func New(cfg Config) (*Gate, error) {
 func (g *Gate) Close() {
 	g.cancel()
 	g.mu.Lock()
-	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
+	ev := sse.Failed(503, restartingMessage)
 	for _, f := range g.flights {
 		g.failFollowersLocked(f, ev)
 		if f.stage != collapse.Releasing {
@@ -258,7 +275,7 @@ func (g *Gate) Close() {
 // Launches past built end within seconds and are left to finish. It
 // returns how many it ended.
 func (g *Gate) DrainPeer(peer string) int {
-	ev := sse.Failed(503, "binderguard is restarting. Please try again in a few seconds.")
+	ev := sse.Failed(503, restartingMessage)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0
@@ -337,7 +354,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	if g.ctx.Err() != nil {
 		g.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
-		g.reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
+		g.reject(w, 503, restartingMessage, closingRetryAfter)
 		return nil
 	}
 	now := time.Now()
@@ -368,7 +385,11 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	}
 	if a.d.Role == collapse.Reject {
 		g.m.shed.WithLabelValues(a.d.Reason).Inc()
-		g.reject(w, a.d.StatusCode, shedMessage(a.d, pol.Key), a.d.RetryAfter)
+		msg := shedMessage(a.d, pol.Key)
+		if a.d.Reason == "closing" {
+			msg = restartingMessage
+		}
+		g.reject(w, a.d.StatusCode, msg, a.d.RetryAfter)
 		return nil
 	}
 	return a
@@ -432,6 +453,12 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		}
 	}
 	d := collapse.Admit(sit, limits, now)
+	if g.ctx.Err() != nil {
+		// Close ran after decide's check: a launch let in now would miss
+		// the failed events Close sent and hang until the server's
+		// shutdown cut it.
+		d = collapse.Decision{Role: collapse.Reject, StatusCode: 503, Reason: "closing", RetryAfter: closingRetryAfter}
+	}
 	var (
 		fo   *follower
 		lead *leadership
@@ -450,7 +477,8 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		f.leader = lead
 		g.addStreamLocked(key)
 	case collapse.Follow:
-		fo = &follower{r: r, providerSpec: providerSpec, sig: make(chan signal, 1)}
+		fo = &follower{r: r, providerSpec: providerSpec, seq: f.nextSeq, sig: make(chan signal, 1)}
+		f.nextSeq++
 		fo.elem = f.followers.PushBack(fo)
 		g.waitersTotal++
 		g.m.waiters.Set(float64(g.waitersTotal))
@@ -535,6 +563,14 @@ func (g *Gate) reject(w http.ResponseWriter, code int, msg string, retryAfter ti
 	sw := sse.Start(w)
 	_ = sw.Write(sse.Failed(code, msg))
 }
+
+// restartingMessage is what a launch the gate ends because it (or the
+// Envoy in front of it) is going away reads; a held stream's headers are
+// sent already, so the wait is in the message as well as in the
+// Retry-After of launches refused at the door.
+const restartingMessage = "binderguard is restarting. Please try again in 5 seconds."
+
+const closingRetryAfter = 5 * time.Second
 
 // MaxSpecBytes bounds the <provider>/<spec> of a launch URL. BinderHub
 // sets none, but its longest real specs (a percent-encoded git clone URL

@@ -18,6 +18,7 @@ type metrics struct {
 	expiredTokens   *prometheus.CounterVec
 	stale           *prometheus.CounterVec
 	staleFallbacks  *prometheus.CounterVec
+	upstreamFaults  *prometheus.CounterVec
 }
 
 // newMetrics registers the gate's metrics on reg (a private registry when
@@ -80,8 +81,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "binderguard_stale_fallbacks_total",
 			Help: "Launches admitted as stale that were held (or passed) after all, by reason: probe (the flight's first stale launch did not find the last good image, or did not answer in time), failed (this launch did not find it, or its launch failed before ready).",
 		}, []string{"reason"}),
+		upstreamFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "binderguard_upstream_faults_total",
+			Help: "Leaders' BinderHub streams that broke before the image was built, by fault: unreachable, slow_headers, stalled, not_sse, closed, bad_status.",
+		}, []string{"fault"}),
 	}
-	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.rebuilds, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens, m.stale, m.staleFallbacks} {
+	for _, c := range []prometheus.Collector{m.launches, m.waiters, m.releases, m.promotions, m.rebuilds, m.shed, m.transitions, m.upstreamStreams, m.breakersOpen, m.hotWaiters, m.expiredTokens, m.stale, m.staleFallbacks, m.upstreamFaults} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -574,4 +575,67 @@ func TestTheGateNeverEchoesKilobytesOfASpec(t *testing.T) {
 	if st := s.sim.Stats(); st.Requests != 0 {
 		t.Errorf("BinderHub got %d requests, want none", st.Requests)
 	}
+}
+
+// Launches arriving while the gate closes are each answered, either by
+// Close's failed event or refused at the door, never left held on a
+// stream nobody will end. It throws launches at Close from several
+// goroutines; a launch left hanging fails it by its deadline. (The
+// window admit's closing check shuts, between decide's check and admit's
+// lock, is too narrow for this to hit it in practice: this guards the
+// property, not that one interleaving.)
+func TestLaunchesRacingCloseAreAllAnswered(t *testing.T) {
+	sim := fastSim()
+	sim.BuildTime = 30 * time.Second
+	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	lch, _ := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 0)
+	// 8 workers start a launch each every 2 ms, up to 800 in all (held
+	// streams stay under the server's 1,000 per connection), Close comes
+	// once 200 are held, and the workers go on a little past it.
+	const workers, most = 8, 800
+	results := make(chan result, most)
+	var wg sync.WaitGroup
+	var started atomic.Int64
+	closed := make(chan struct{})
+	for w := range workers {
+		wg.Go(func() {
+			var inner sync.WaitGroup
+			defer inner.Wait()
+			var after <-chan time.Time
+			for i := 0; started.Add(1) <= most; i++ {
+				select {
+				case <-closed:
+					if after == nil {
+						after = time.After(20 * time.Millisecond)
+					}
+				default:
+				}
+				select {
+				case <-after:
+					return
+				default:
+				}
+				inner.Go(func() { results <- s.launch(ctx, "gh/org/repo/HEAD", clientIP(w*10000+i), nil, nil) })
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	waitFor(t, "launches held", func() bool { return s.gate.State().WaitersTotal >= 200 })
+	s.gate.Close()
+	close(closed)
+	wg.Wait()
+	close(results)
+	n := 0
+	for r := range results {
+		n++
+		if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "restarting") {
+			t.Errorf("a launch racing Close got %v %+v (%v), want the 503 'restarting'", r.phases(), r.failed, r.err)
+		}
+	}
+	if r := <-lch; r.failed == nil || r.failed.StatusCode != 503 {
+		t.Errorf("leader: %+v", r.failed)
+	}
+	t.Logf("%d launches raced Close, all answered", n)
 }

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -104,7 +105,9 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		return me.cut
 	}
 
-	resp, err := g.roundTrip(ctx, r, token)
+	wctx, uw, stopWatch := g.watchUpstream(ctx)
+	defer stopWatch()
+	resp, err := g.roundTrip(wctx, r, token)
 	if err != nil {
 		switch ev := cut(); {
 		case ev != nil:
@@ -114,18 +117,25 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		case r.Context().Err() != nil:
 			g.leaderGone(f, me)
 		default:
-			g.log.Warn("upstream request failed", "key", f.key, "err", err)
-			ev := sse.Failed(502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute.")
-			g.buildFailed(f, me, ev, errUnreachable)
+			fault := errUnreachable
+			if errors.Is(context.Cause(wctx), errSlowHeaders) {
+				fault = errSlowHeaders
+			}
+			g.log.Warn("upstream request failed", "key", f.key, "fault", faultLabel(fault), "err", err)
+			g.m.upstreamFaults.WithLabelValues(faultLabel(fault)).Inc()
+			ev := g.faultEvent(fault)
+			g.buildFailed(f, me, ev, fault)
 			start()
 			_ = sw.Write(ev)
 		}
 		return
 	}
 	defer resp.Body.Close()
+	uw.gotHeaders()
 	if !isSSE(resp) {
 		// BinderHub answers /build with 200 SSE even for errors; anything
 		// else comes from something broken in between and ends the flight.
+		g.m.upstreamFaults.WithLabelValues("bad_status").Inc()
 		ev := sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute.")
 		g.buildFailed(f, me, ev, errUnreachable)
 		if sw == nil {
@@ -139,14 +149,21 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		copyResponseHeaders(w.Header(), resp.Header)
 		sw = sse.Start(w)
 	}
-	rd := sse.NewReader(resp.Body)
+	rd := sse.NewReader(uw.body(resp.Body))
 	var prog collapse.Progress
 	catchUp := promoted
+	var readErr error
+	clientGone := false
 	for {
 		e, err := rd.Next()
 		if err != nil {
+			readErr = err
 			break
 		}
+		if !launchEvent(e) {
+			continue
+		}
+		uw.event()
 		kind := collapse.Classify(e, prog)
 		if e.Phase == sse.PhaseWaiting || kind == collapse.Log {
 			prog.Started = true
@@ -180,6 +197,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			return
 		}
 		if sw.Write(e) != nil {
+			clientGone = true
 			break
 		}
 		if collapse.Terminal(e.Phase) {
@@ -190,10 +208,26 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		}
 	}
 	if prog.Built {
+		if !clientGone && r.Context().Err() == nil && !ls.done {
+			// Past built the launch is this client's own: tell it why
+			// its stream ends here.
+			_ = sw.Write(g.faultEvent(uw.fault(wctx, readErr)))
+		}
 		return
 	}
-	if ev := cut(); ev != nil {
+	ev := cut()
+	if ev != nil {
 		_ = sw.Write(*ev)
+	} else if !clientGone && r.Context().Err() == nil {
+		// BinderHub broke the stream, not the client: say so, and let a
+		// held launch re-attach while the breaker allows.
+		fault := uw.fault(wctx, readErr)
+		g.log.Warn("upstream stream broke before built", "key", f.key, "fault", faultLabel(fault), "err", readErr)
+		cancel()
+		_ = resp.Body.Close()
+		g.upstreamBroke(f, me, fault)
+		_ = sw.Write(g.faultEvent(fault))
+		return
 	}
 	// Let go of BinderHub's stream before a follower opens its own, so the
 	// build has one watcher at a time.
@@ -229,31 +263,43 @@ func (g *Gate) roundTrip(ctx context.Context, r *http.Request, token string) (*h
 func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *follower) {
 	ls := &launchStream{g: g, key: f.key, learn: f.launch.Stale, spec: fo.providerSpec}
 	defer ls.end()
-	resp, err := g.roundTrip(r.Context(), r, g.heldToken(f, r, fo.providerSpec))
+	wctx, uw, stopWatch := g.watchUpstream(r.Context())
+	defer stopWatch()
+	resp, err := g.roundTrip(wctx, r, g.heldToken(f, r, fo.providerSpec))
 	if err != nil {
 		if r.Context().Err() == nil {
-			_ = sw.Write(sse.Failed(502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute."))
+			_ = sw.Write(g.faultEvent(uw.requestFault(wctx)))
 		}
 		return
 	}
 	defer resp.Body.Close()
+	uw.gotHeaders()
 	if !isSSE(resp) {
 		_ = sw.Write(sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute."))
 		return
 	}
-	forward(sw, resp.Body, ls, true)
+	g.forwardWatched(sw, r, wctx, uw, resp.Body, ls, true)
 }
 
-// forward copies upstream events to the client until the stream or the
+// forwardEvents copies upstream events to the client until the stream or the
 // client ends, or a failed event ends the launch. dropWaiting drops
 // upstream waiting events before the first other phase: a released
 // follower has seen the gate's waiting event and the build log already.
-func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool) {
+// It calls seen (if set) for every launch event or comment read, and
+// returns the reader's error, nil when the launch ended (a failed event,
+// or the client gone).
+func forwardEvents(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool, seen func()) error {
 	rd := sse.NewReader(body)
 	for {
 		e, err := rd.Next()
 		if err != nil {
-			return
+			return err
+		}
+		if !launchEvent(e) {
+			continue
+		}
+		if seen != nil {
+			seen()
 		}
 		if dropWaiting && !e.IsComment() {
 			if e.Phase == sse.PhaseWaiting {
@@ -269,12 +315,12 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 			}
 		}
 		if sw.Write(e) != nil {
-			return
+			return nil
 		}
 		if collapse.Terminal(e.Phase) {
 			ls.end()
 			if e.Phase == sse.PhaseFailed {
-				return
+				return nil
 			}
 		}
 	}
@@ -285,21 +331,26 @@ func forward(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting bool)
 func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string, learn bool) {
 	ls := &launchStream{g: g, key: key, passed: true, learn: learn, spec: strings.TrimRight(strings.TrimPrefix(r.URL.EscapedPath(), "/build/"), "/")}
 	defer ls.end()
-	resp, err := g.roundTrip(r.Context(), r, r.URL.Query().Get("build_token"))
+	wctx, uw, stopWatch := g.watchUpstream(r.Context())
+	defer stopWatch()
+	resp, err := g.roundTrip(wctx, r, r.URL.Query().Get("build_token"))
 	if err != nil {
 		if r.Context().Err() == nil {
-			g.log.Warn("upstream request failed", "key", key, "err", err)
-			g.reject(w, 502, "binderguard could not reach BinderHub to launch this repository. Please try again in a minute.", 0)
+			fault := uw.requestFault(wctx)
+			g.log.Warn("upstream request failed", "key", key, "fault", faultLabel(fault), "err", err)
+			ev, _ := g.faultEvent(fault).Decode()
+			g.reject(w, ev.StatusCode, ev.Message, time.Minute)
 		}
 		return
 	}
 	defer resp.Body.Close()
+	uw.gotHeaders()
 	if !isSSE(resp) {
 		g.answerNonSSE(w, resp)
 		return
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
-	forward(sse.Start(w), resp.Body, ls, false)
+	g.forwardWatched(sse.Start(w), r, wctx, uw, resp.Body, ls, false)
 }
 
 // rebuilding ends key's built window: a launch passed during it found

@@ -397,15 +397,15 @@ func TestLint(t *testing.T) {
 func TestBadValuesFailWithAClearMessage(t *testing.T) {
 	r := newRepo(t)
 	for name, tc := range map[string]struct{ values, want string }{
-		"an unknown certificate mode":               {"webhook: {certificate: {mode: vault}}\n", "/webhook/certificate/mode': value must be one of 'self-signed', 'cert-manager', 'external'"},
-		"an external certificate without its CA":    {"webhook: {certificate: {mode: external}}\n", "webhook.certificate.mode external needs webhook.certificate.caBundle"},
-		"an HTTPRoute without a Gateway":            {"httpRoute: {enabled: true, hostnames: [x.example]}\n", "httpRoute.enabled needs httpRoute.parentRefs"},
-		"a misspelt value":                          {"replica: 3\n", "additional properties 'replica' not allowed"},
-		"a failure policy Kubernetes does not know": {"webhook: {failurePolicy: {validating: Sometimes}}\n", "/webhook/failurePolicy/validating': value must be one of 'Fail', 'Ignore'"},
-		"a policy name Kubernetes refuses":          {"repoBans: {Evil_Miners: {repos: [gh/evil/miner]}}\n", "invalid propertyName 'Evil_Miners'"},
+		"an unknown certificate mode":                  {"webhook: {certificate: {mode: vault}}\n", "/webhook/certificate/mode': value must be one of 'self-signed', 'cert-manager', 'external'"},
+		"an external certificate without its CA":       {"webhook: {certificate: {mode: external}}\n", "webhook.certificate.mode external needs webhook.certificate.caBundle"},
+		"an HTTPRoute without a Gateway":               {"httpRoute: {enabled: true, hostnames: [x.example]}\n", "httpRoute.enabled needs httpRoute.parentRefs"},
+		"a misspelt value":                             {"replica: 3\n", "additional properties 'replica' not allowed"},
+		"a failure policy Kubernetes does not know":    {"webhook: {failurePolicy: {validating: Sometimes}}\n", "/webhook/failurePolicy/validating': value must be one of 'Fail', 'Ignore'"},
+		"a policy name Kubernetes refuses":             {"repoBans: {Evil_Miners: {repos: [gh/evil/miner]}}\n", "invalid propertyName 'Evil_Miners'"},
 		"an extra provider that is not a path segment": {"extraProviders: [a/b]\n", "/extraProviders/0"},
-		"BinderHub's port out of range":             {"binderhub: {service: {port: 0}}\n", "/binderhub/service/port"},
-		"a cert-manager issuer of an unknown kind":  {"webhook: {certificate: {mode: cert-manager, certManager: {issuerRef: {name: x, kind: Vault}}}}\n", "/webhook/certificate/certManager/issuerRef/kind"},
+		"BinderHub's port out of range":                {"binderhub: {service: {port: 0}}\n", "/binderhub/service/port"},
+		"a cert-manager issuer of an unknown kind":     {"webhook: {certificate: {mode: cert-manager, certManager: {issuerRef: {name: x, kind: Vault}}}}\n", "/webhook/certificate/certManager/issuerRef/kind"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := r.run(t.Context(), append([]string{"template", "binderguard", r.chart, "--namespace", "binderhub"}, valuesFile(t, tc.values)...)...)

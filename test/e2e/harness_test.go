@@ -47,7 +47,8 @@ type options struct {
 	// maxConnections Envoy's global downstream connection cap (0: default).
 	headersTimeout time.Duration
 	maxConnections int64
-	builtTTL       time.Duration // the gate's Config.BuiltTTL; 0: its default
+	builtTTL       time.Duration      // the gate's Config.BuiltTTL; 0: its default
+	gateTweak      func(*gate.Config) // adjusts the gate's config, if set
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -282,7 +283,11 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	g, err := gate.New(gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL})
+	cfg := gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL}
+	if s.opts.gateTweak != nil {
+		s.opts.gateTweak(&cfg)
+	}
+	g, err := gate.New(cfg)
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)
 	}

@@ -33,10 +33,23 @@ type image struct {
 type stream struct {
 	ctx context.Context
 	w   *sse.Writer
+	rw  http.ResponseWriter
 	ka  *time.Ticker
+
+	fault *compiledFault // a test-injected fault, nil for BinderHub's behaviour
+	sent  int            // events sent
 }
 
-func (st *stream) send(p sse.Payload) error { return st.w.Write(sse.NewEvent(p)) }
+func (st *stream) send(p sse.Payload) error {
+	if err := st.strike(); err != nil {
+		return err
+	}
+	if err := st.w.Write(sse.NewEvent(p)); err != nil {
+		return err
+	}
+	st.sent++
+	return nil
+}
 
 // wait returns after d (d < 0: never), when ch is closed, or with an error
 // when the client or the server goes away, sending keepalives meanwhile.
@@ -93,6 +106,10 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		s.stats.ActiveStreams--
 		s.mu.Unlock()
 	}()
+	fault := s.faultFor(provider + "/" + rawSpec)
+	if fault != nil && s.beforeStream(ctx, w, fault) {
+		return
+	}
 
 	// BinderHub sets text/event-stream on every response of the handler,
 	// errors included, and always answers 200. Its checks run before its
@@ -100,7 +117,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	var st *stream
 	begin := func() {
 		if st == nil {
-			st = &stream{ctx: ctx, w: sse.Start(w), ka: time.NewTicker(s.cfg.KeepaliveInterval)}
+			st = &stream{ctx: ctx, w: sse.Start(w), rw: w, ka: time.NewTicker(s.cfg.KeepaliveInterval), fault: fault}
 		}
 	}
 	defer func() {

@@ -39,6 +39,7 @@ type Server struct {
 	refs       map[refKey]string        // refs moved by SetRef, to their commit
 	buildTimes map[string]time.Duration // by image name, from SetRef
 	stats      Stats
+	fault      *compiledFault // a test's injected misbehaviour; nil: none
 }
 
 // New validates cfg and returns a Server. Call Close when done.
@@ -80,7 +81,8 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Handler returns the HTTP handler of the simulator: /build/, /health,
 // /versions, /metrics and the /_sim/ test endpoints (GET /_sim/stats,
-// POST /_sim/reset, POST /_sim/refs to move a ref: see SetRef). Streams it serves end
+// POST /_sim/reset, POST /_sim/refs to move a ref: see SetRef, and
+// POST /_sim/fault, which injects a misbehaviour BinderHub does not have). Streams it serves end
 // with their request or with Close; when serving it on your own
 // http.Server (or httptest.Server), call Close first so held streams (the
 // 60 s ready hold) do not keep that server's shutdown waiting.
@@ -114,6 +116,8 @@ func (s *Server) Handler() http.Handler {
 			if getOnly(w, r) {
 				writeJSON(w, s.Stats())
 			}
+		case path == "/_sim/fault":
+			s.serveFault(w, r)
 		case path == "/_sim/reset":
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", http.MethodPost)

@@ -12,6 +12,9 @@ type Stats struct {
 	// RateLimited counts the rejections by the per-address rate limit
 	// (--rate-limit).
 	RateLimited int64 `json:"rate_limited"`
+	// Faulted counts /build requests a test-injected Fault applied to
+	// (see SetFault; never BinderHub behaviour).
+	Faulted int64 `json:"faulted"`
 	// Banned counts the rejections by --banned-specs.
 	Banned int64 `json:"banned"`
 	// ActiveStreams is the number of /build responses open now.
