@@ -40,6 +40,7 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 	testenv "github.com/binderguard/binderguard/test/envtest"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/test/freeport"
 	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/xds/bootstrap"
 	"github.com/binderguard/binderguard/xds/envoyproc"
@@ -467,12 +468,11 @@ func counter(t *testing.T, reg prometheus.Gatherer, name, label, value string) f
 // listeners that binderguard does not bind itself (Envoy's).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // startEnvoy runs a real Envoy bootstrapped against xdsAddr until ctx

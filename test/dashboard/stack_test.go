@@ -24,6 +24,7 @@ import (
 	"github.com/binderguard/binderguard/policies/source/file"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/test/freeport"
 	"github.com/binderguard/binderguard/webhook"
 	"github.com/binderguard/binderguard/webhook/admission"
 	"github.com/binderguard/binderguard/xds/envoyproc"
@@ -45,12 +46,11 @@ type stack struct {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 func serve(t *testing.T, h http.Handler) string {

@@ -25,6 +25,7 @@ import (
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/test/freeport"
 	"github.com/binderguard/binderguard/xds/bootstrap"
 	"github.com/binderguard/binderguard/xds/controller"
 	"github.com/binderguard/binderguard/xds/envoyproc"
@@ -129,16 +130,14 @@ type stack struct {
 	statsURL string
 }
 
-// freePort finds a free loopback port; the tiny race with other processes
-// is acceptable in tests.
+// freePort is a loopback port for Envoy to bind (see package freeport).
 func freePort(t testing.TB) uint32 {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return uint32(l.Addr().(*net.TCPAddr).Port)
+	return uint32(p)
 }
 
 func listen(t testing.TB) (net.Listener, ir.Endpoint) {

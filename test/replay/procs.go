@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/binderguard/binderguard/test/freeport"
 )
 
 // proc is one child process of the replay: the simulator or binderguard.
@@ -105,14 +106,7 @@ func answers(ctx context.Context, url, want string) (bool, error) {
 // freeAddr finds a loopback address nobody listens on. Another program
 // may take it before the child binds it; the child then fails to start
 // and waitAnswer says so.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // tailBuffer keeps the last 16 KiB a process wrote.
 type tailBuffer struct {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/binderguard/binderguard/test/freeport"
 )
 
 // Write writes a fresh self-signed certificate for 127.0.0.1 and localhost
@@ -83,10 +85,9 @@ func Serial(addr string, pool *x509.CertPool) (*big.Int, error) {
 // listener).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
