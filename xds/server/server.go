@@ -114,6 +114,27 @@ func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource
 		versions[typ] = ver
 		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(ver, items)
 	}
+	return s.publish(ctx, snap, versions, res)
+}
+
+// SetValidated publishes res under the given content versions, one per
+// type, without validating or hashing it again: for a translator that
+// validates every resource it builds and keeps content versions itself
+// (translate.Incremental), where doing it here would cost as much as the
+// whole edit. Like Set it reports whether anything changed.
+func (s *Server) SetValidated(ctx context.Context, res map[resource.Type][]types.Resource, versions map[resource.Type]string) (bool, error) {
+	snap := &cachev3.Snapshot{}
+	for typ, items := range res {
+		v, ok := versions[typ]
+		if !ok || v == "" {
+			return false, fmt.Errorf("%w: no version for %s", ErrInconsistent, typ)
+		}
+		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(v, items)
+	}
+	return s.publish(ctx, snap, maps.Clone(versions), res)
+}
+
+func (s *Server) publish(ctx context.Context, snap *cachev3.Snapshot, versions map[resource.Type]string, res map[resource.Type][]types.Resource) (bool, error) {
 	if err := snap.Consistent(); err != nil {
 		s.metrics.invalid.Inc()
 		return false, fmt.Errorf("%w: %w", ErrInconsistent, err)
