@@ -329,7 +329,7 @@ func (s *stack) waitAcked(timeout time.Duration) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	for _, typ := range []string{resource.ClusterType, resource.ListenerType, resource.RouteType} {
+	for _, typ := range []string{resource.ClusterType, resource.ListenerType, resource.RouteType, resource.ExtensionConfigType} {
 		if err := s.xds.WaitAcked(ctx, typ, s.xds.Version(typ)); err != nil {
 			s.t.Fatalf("envoy did not ack: %v", err)
 		}
@@ -473,8 +473,11 @@ func (s *stack) waitRouteAcked() {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	if err := s.xds.WaitAcked(ctx, resource.RouteType, s.xds.Version(resource.RouteType)); err != nil {
-		s.t.Fatal(err)
+	// Bans are in the ECDS ban shards, hot specs in the routes.
+	for _, typ := range []string{resource.RouteType, resource.ExtensionConfigType} {
+		if err := s.xds.WaitAcked(ctx, typ, s.xds.Version(typ)); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 	xdscore "github.com/cncf/xds/go/xds/core/v3"
 	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
+	setmetadatav3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_metadata/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -43,8 +46,10 @@ import (
 // resource it has returned.
 type Incremental struct {
 	answers map[answer]*packedAnswer
-	entries map[string]*xdsmatcher.Matcher_OnMatch // prefix → its answer's route, one per prefix (first block wins)
-	winner  map[string]*packedAnswer               // prefix → the answer in entries
+	entries map[string]*xdsmatcher.Matcher_OnMatch // prefix → its route, for blocks the route configuration answers
+	bans    shardSet                               // plain bans, in ECDS shards
+	bulk    bool                                   // rebuilding: bans laid out once at the end
+	winner  map[string]*packedAnswer               // prefix → its answer, one per prefix (first block wins)
 	count   map[string]int                         // prefix → blocks in the list carrying it
 	sum     uint64                                 // XOR of entryHash over entries
 	invalid map[ir.Block]error                     // bad blocks in the list, skipped
@@ -52,10 +57,13 @@ type Incremental struct {
 	// fast is set once fastBan's output has been seen to equal pack's.
 	fast, fastChecked atomic.Bool
 
-	base     baseCache
-	last     []ir.Block
-	built    bool
-	versions map[resource.Type]string
+	base          baseCache
+	slotLaunch    map[int]packedLaunch // by slot, for the launch settings of base generation slotGen
+	slotGen       int
+	shardVersions map[string]string
+	last          []ir.Block
+	built         bool
+	versions      map[resource.Type]string
 }
 
 // answer is what a block's route depends on besides its prefix; blocks
@@ -68,10 +76,11 @@ type answer struct {
 }
 
 type packedAnswer struct {
-	key  answer
-	om   *xdsmatcher.Matcher_OnMatch
-	hash uint64 // of the packed route bytes
-	refs int    // entries using it
+	key   answer
+	om    *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
+	shard bool                        // om goes in a ban shard
+	hash  uint64                      // of om's packed bytes
+	refs  int                         // entries using it
 }
 
 func answerOf(b ir.Block) answer { return answer{b.Class, b.StatusCode, b.Message, b.RetryAfter} }
@@ -79,11 +88,12 @@ func answerOf(b ir.Block) answer { return answer{b.Class, b.StatusCode, b.Messag
 // NewIncremental returns an empty Incremental.
 func NewIncremental() *Incremental {
 	return &Incremental{
-		answers: map[answer]*packedAnswer{},
-		entries: map[string]*xdsmatcher.Matcher_OnMatch{},
-		winner:  map[string]*packedAnswer{},
-		count:   map[string]int{},
-		invalid: map[ir.Block]error{},
+		answers:    map[answer]*packedAnswer{},
+		entries:    map[string]*xdsmatcher.Matcher_OnMatch{},
+		winner:     map[string]*packedAnswer{},
+		count:      map[string]int{},
+		invalid:    map[ir.Block]error{},
+		slotLaunch: map[int]packedLaunch{},
 	}
 }
 
@@ -98,14 +108,64 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 		return nil, err
 	}
 	b := t.base.res
+	res := &Resources{Listeners: b.Listeners, Clusters: b.Clusters}
+	var shards []string
+	res.Extensions, t.shardVersions, shards = t.bans.resources(t.winner)
+
 	rc := proto.Clone(b.Routes[0]).(*routev3.RouteConfiguration) // small: the map holds the launch entry only
 	pm := maps.Clone(t.entries)                                  // the published map is never touched again
 	pm[ir.LaunchPrefix] = prefixMap(b.Routes[0])[ir.LaunchPrefix]
+	// Every shard prefix routes launches with its slot enabled, as
+	// addShardRoutes does.
+	if t.slotGen != t.base.gen {
+		clear(t.slotLaunch)
+		t.slotGen = t.base.gen
+	}
+	var shardSum uint64
+	for _, p := range shards {
+		if _, taken := pm[p]; taken && p != ir.LaunchPrefix {
+			continue
+		}
+		i := slotOf(p)
+		sl, ok := t.slotLaunch[i]
+		if !ok {
+			om := slotLaunch(e.Launch, i)
+			sl = packedLaunch{om: om, hash: xxhash.Sum64(om.GetMatcher().GetOnNoMatch().GetAction().GetTypedConfig().GetValue())}
+			t.slotLaunch[i] = sl
+		}
+		pm[p] = sl.om
+		shardSum ^= entryHash(p, sl.hash)
+	}
 	prefixMapSet(rc, pm)
-	res := &Resources{Listeners: b.Listeners, Routes: []*routev3.RouteConfiguration{rc}, Clusters: b.Clusters}
+	res.Routes = []*routev3.RouteConfiguration{rc}
+
+	h := xxhash.New()
+	for _, x := range res.Extensions {
+		h.WriteString(x.GetName())
+		h.WriteString(t.shardVersions[x.GetName()])
+	}
 	t.versions = maps.Clone(t.base.versions)
-	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum)
+	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum^shardSum)
+	t.versions[resource.ExtensionConfigType] = fmt.Sprintf("%016x", h.Sum64())
 	return res, t.err()
+}
+
+// packedLaunch is the launch route with one slot enabled.
+type packedLaunch struct {
+	om   *xdsmatcher.Matcher_OnMatch
+	hash uint64
+}
+
+// ResourceVersions returns a content version per resource of the last
+// Translate's output, by type and name, for delta xDS: a shard an edit did
+// not touch keeps its version, so it is not sent again.
+func (t *Incremental) ResourceVersions() map[resource.Type]map[string]string {
+	out := map[resource.Type]map[string]string{resource.ExtensionConfigType: maps.Clone(t.shardVersions)}
+	for typ, rs := range t.base.resourceVersions {
+		out[typ] = maps.Clone(rs)
+	}
+	out[resource.RouteType] = map[string]string{RouteName: t.versions[resource.RouteType]}
+	return out
 }
 
 // baseCache is Translate's output for an edge without blocks, kept while
@@ -115,6 +175,9 @@ type baseCache struct {
 	res       *Resources
 	versions  map[resource.Type]string // listeners and clusters
 	routeHash uint64                   // of the route configuration without blocks
+	// resourceVersions: per listener and cluster.
+	resourceVersions map[resource.Type]map[string]string
+	gen              int // counts rebuilds
 }
 
 // update rebuilds c when e's parts other than blocks changed. Everything
@@ -131,9 +194,14 @@ func (c *baseCache) update(e *ir.Edge) error {
 		return err
 	}
 	versions := map[resource.Type]string{}
+	perRes := map[resource.Type]map[string]string{}
 	var routeHash uint64
 	for typ, items := range res.ByType() {
+		if typ == resource.ExtensionConfigType {
+			continue // the shards are Incremental's
+		}
 		h := xxhash.New()
+		perRes[typ] = map[string]string{}
 		for _, r := range items {
 			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 			if err != nil {
@@ -141,6 +209,7 @@ func (c *baseCache) update(e *ir.Edge) error {
 			}
 			h.Write(strconv.AppendInt(nil, int64(len(b)), 10))
 			h.Write(b)
+			perRes[typ][cachev3.GetResourceName(r)] = fmt.Sprintf("%016x", xxhash.Sum64(b))
 		}
 		if typ == resource.RouteType {
 			routeHash = h.Sum64()
@@ -149,7 +218,7 @@ func (c *baseCache) update(e *ir.Edge) error {
 		versions[typ] = fmt.Sprintf("%016x", h.Sum64())
 	}
 	base.Gate.Endpoints = slices.Clone(base.Gate.Endpoints)
-	*c = baseCache{edge: base, res: res, versions: versions, routeHash: routeHash}
+	*c = baseCache{edge: base, res: res, versions: versions, routeHash: routeHash, resourceVersions: perRes, gen: c.gen + 1}
 	return nil
 }
 
@@ -211,12 +280,13 @@ func (t *Incremental) apply(blocks []ir.Block) error {
 // Answers not packed yet are packed in parallel first: on a first build
 // that is nearly all the work.
 func (t *Incremental) rebuild(blocks []ir.Block) error {
-	for p := range t.entries {
+	t.bulk = true
+	defer func() { t.bulk = false }()
+	for p := range t.winner {
 		t.drop(p)
 	}
-	if len(t.entries) == 0 && len(blocks) > 2*len(t.count) {
+	if len(blocks) > 2*len(t.count) {
 		// Sized once for the list, so a first build does not grow the maps step by step.
-		t.entries = make(map[string]*xdsmatcher.Matcher_OnMatch, len(blocks))
 		t.winner = make(map[string]*packedAnswer, len(blocks))
 		t.count = make(map[string]int, len(blocks))
 	}
@@ -227,13 +297,21 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 	}
 	for _, b := range blocks {
 		t.count[b.PathPrefix]++
-		if _, dup := t.entries[b.PathPrefix]; dup {
+		if _, dup := t.winner[b.PathPrefix]; dup {
 			continue // bans are listed first, so the ban wins over a hot spec
 		}
 		if err := t.add(b); err != nil {
 			return err
 		}
 	}
+	var sorted []string
+	for p, pa := range t.winner {
+		if pa.shard {
+			sorted = append(sorted, p)
+		}
+	}
+	slices.Sort(sorted)
+	t.bans.reset(sorted)
 	return nil
 }
 
@@ -289,8 +367,16 @@ func (t *Incremental) packOne(b ir.Block) (*packedAnswer, error) {
 	return pa, nil
 }
 
-// pack builds, validates, packs and hashes b's answer.
+// pack builds, validates, packs and hashes b's answer: a ban shard's
+// action for a plain ban, else a route.
 func pack(b ir.Block) (*packedAnswer, error) {
+	if toShard(b) {
+		om := banAction(b)
+		if err := om.ValidateAll(); err != nil {
+			return nil, fmt.Errorf("%w: generated ban action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		}
+		return &packedAnswer{key: answerOf(b), om: om, shard: true, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
+	}
 	r := blockRoute(b)
 	if err := r.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("%w: generated route for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
@@ -318,9 +404,8 @@ func (t *Incremental) add(b ir.Block) error {
 		t.answers[k] = pa
 	}
 	pa.refs++
-	t.entries[b.PathPrefix] = pa.om
 	t.winner[b.PathPrefix] = pa
-	t.sum ^= entryHash(b.PathPrefix, pa.hash)
+	t.place(b.PathPrefix, pa, true)
 	return nil
 }
 
@@ -330,11 +415,30 @@ func (t *Incremental) drop(p string) {
 	if !ok {
 		return
 	}
-	t.sum ^= entryHash(p, pa.hash)
-	delete(t.entries, p)
+	t.place(p, pa, false)
 	delete(t.winner, p)
 	if pa.refs--; pa.refs == 0 {
 		delete(t.answers, pa.key)
+	}
+}
+
+// place adds (or removes) p's entry in the route map or its ban shard.
+func (t *Incremental) place(p string, pa *packedAnswer, add bool) {
+	if !pa.shard {
+		t.sum ^= entryHash(p, pa.hash)
+		if add {
+			t.entries[p] = pa.om
+		} else {
+			delete(t.entries, p)
+		}
+		return
+	}
+	switch {
+	case t.bulk: // laid out once at the end
+	case add:
+		t.bans.insert(p)
+	default:
+		t.bans.remove(p)
 	}
 }
 
@@ -375,14 +479,15 @@ func prefixMapSet(rc *routev3.RouteConfiguration, m map[string]*xdsmatcher.Match
 	rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().Map = m
 }
 
-// fastBan packs the route of a plain ban (class banned, no Retry-After)
-// by hand: with 10,000 bans, encoding each failed event with
-// encoding/json and each route with proto.Marshal was most of a full
-// build. It covers messages that JSON encodes verbatim (printable ASCII
-// without " \ < > &); anything else takes pack. The bytes must equal
-// pack's: TestFastBanMatchesPack, and Incremental checks its first use.
+// fastBan packs a plain ban's shard action (ExecuteFilterAction running
+// set_metadata with the ban's failed event) by hand: with 10,000 bans,
+// encoding each event with encoding/json and each action with
+// proto.Marshal (twice, nested Any) was most of a full build. It covers
+// messages that JSON encodes verbatim (printable ASCII without " \ < > &);
+// anything else takes pack. The bytes must equal pack's:
+// TestFastBanMatchesPack, and Incremental checks its first use.
 func fastBan(b ir.Block) ([]byte, bool) {
-	if b.Class != ir.ClassBanned || b.RetryAfter != 0 || !jsonVerbatim(b.Message) {
+	if !toShard(b) || !jsonVerbatim(b.Message) {
 		return nil, false
 	}
 	body := make([]byte, 0, len(b.Message)+64)
@@ -391,27 +496,24 @@ func fastBan(b ir.Block) ([]byte, bool) {
 	body = append(body, `","status_code":`...)
 	body = strconv.AppendInt(body, int64(b.StatusCode), 10)
 	body = append(body, "}\n\n"...)
-	ds := protowire.AppendString(protowire.AppendTag(nil, 3, protowire.BytesType), string(body)) // DataSource.inline_string
-	dr := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), banStatus)   // DirectResponseAction.status
-	dr = protowire.AppendBytes(protowire.AppendTag(dr, 2, protowire.BytesType), ds)              // .body
-	out := make([]byte, 0, len(dr)+64)
-	// proto.Marshal's order: match, name, then the action oneof.
-	out = append(out, banRouteMatch...)                                                           // Route.match
-	out = protowire.AppendString(protowire.AppendTag(out, 14, protowire.BytesType), banRouteName) // Route.name
-	out = protowire.AppendBytes(protowire.AppendTag(out, 7, protowire.BytesType), dr)             // Route.direct_response
-	return out, true
+	// Field numbers in proto.Marshal's order (declaration order).
+	val := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), body)                 // Value.string_value
+	entry := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), banMetaKey)        // map key
+	entry = protowire.AppendBytes(protowire.AppendTag(entry, 2, protowire.BytesType), val)               // map value
+	st := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), entry)                 // Struct.fields
+	md := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), banMetaNamespace)     // Metadata.metadata_namespace
+	md = protowire.AppendBytes(protowire.AppendTag(md, 3, protowire.BytesType), st)                      // Metadata.value
+	cfg := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), md)                   // Config.metadata
+	anyb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), setMetadataTypeURL) // Any.type_url
+	anyb = protowire.AppendBytes(protowire.AppendTag(anyb, 2, protowire.BytesType), cfg)                 // Any.value
+	tec := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), setMetadataFilter)   // TypedExtensionConfig.name
+	tec = protowire.AppendBytes(protowire.AppendTag(tec, 2, protowire.BytesType), anyb)                  // .typed_config
+	return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), tec), true            // ExecuteFilterAction.typed_config
 }
 
 var (
-	banRouteName  = routeEdgePrefix + string(ir.ClassBanned)
-	banRouteMatch = func() []byte {
-		b, err := proto.Marshal(&routev3.Route{Match: matchAll()})
-		if err != nil {
-			panic(fmt.Sprintf("translate: packing route match: %v", err))
-		}
-		return b
-	}()
-	routeTypeURL = "type.googleapis.com/" + string((&routev3.Route{}).ProtoReflect().Descriptor().FullName())
+	setMetadataTypeURL   = "type.googleapis.com/" + string((&setmetadatav3.Config{}).ProtoReflect().Descriptor().FullName())
+	executeFilterTypeURL = "type.googleapis.com/" + string((&compositev3.ExecuteFilterAction{}).ProtoReflect().Descriptor().FullName())
 )
 
 func jsonVerbatim(s string) bool {
@@ -427,7 +529,7 @@ func jsonVerbatim(s string) bool {
 // packFast is pack for a block fastBan covers.
 func packFast(b ir.Block, value []byte) *packedAnswer {
 	om := &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
-		Action: &xdscore.TypedExtensionConfig{Name: banRouteName, TypedConfig: &anypb.Any{TypeUrl: routeTypeURL, Value: value}},
+		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: &anypb.Any{TypeUrl: executeFilterTypeURL, Value: value}},
 	}}
-	return &packedAnswer{key: answerOf(b), om: om, hash: xxhash.Sum64(value)}
+	return &packedAnswer{key: answerOf(b), om: om, shard: true, hash: xxhash.Sum64(value)}
 }

@@ -3,12 +3,14 @@ package translate
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/binderguard/binderguard/xds/ir"
@@ -105,19 +107,110 @@ func prevRouteVersion(t *testing.T, blocks []ir.Block) string {
 	return inc.Versions()[routeType]
 }
 
+// Random edits of a few hundred bans split and merge shards; after each
+// the output must equal a fresh Translate's, the layout being canonical.
+func TestIncrementalShardLayoutFollowsEdits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var blocks []ir.Block
+	owners := []string{"a", "ab", "abc", "b"}
+	inc := NewIncremental()
+	for step := range 1500 {
+		switch r := rng.IntN(10); {
+		case r < 6 || len(blocks) < 10:
+			p := fmt.Sprintf("/build/gh/%s/r%d/", owners[rng.IntN(len(owners))], rng.IntN(300))
+			if rng.IntN(20) == 0 {
+				p = fmt.Sprintf("/build/gh/%s/", owners[rng.IntN(len(owners))]) // an owner-wide ban
+			}
+			i := rng.IntN(len(blocks) + 1)
+			blocks = slices.Insert(slices.Clone(blocks), i, ir.Block{PathPrefix: p, Class: ir.ClassBanned, StatusCode: 403, Message: fmt.Sprint("m", step)})
+		case r < 9:
+			i := rng.IntN(len(blocks))
+			blocks = slices.Delete(slices.Clone(blocks), i, i+1)
+		default:
+			i := rng.IntN(len(blocks))
+			blocks = slices.Clone(blocks)
+			blocks[i].Message = fmt.Sprint("edited ", step)
+		}
+		e := baseEdge()
+		e.Blocks = blocks
+		got, _ := inc.Translate(e)
+		want, _ := Translate(e)
+		same := len(want.Extensions) == len(got.Extensions) && proto.Equal(want.Routes[0], got.Routes[0])
+		for i := 0; same && i < len(got.Extensions); i++ {
+			same = proto.Equal(want.Extensions[i], got.Extensions[i])
+		}
+		if !same {
+			t.Fatalf("step %d (%d blocks): slots or routes differ from Translate (-want +got):\n%s", step, len(blocks),
+				cmp.Diff(want, got, protocmp.Transform()))
+		}
+		if step%50 == 0 {
+			prefixes(t, got) // every ban is where the dispatcher sends it
+		}
+	}
+	if len(inc.bans.nodes) < 5 {
+		t.Errorf("only %d shards: the test never split", len(inc.bans.nodes))
+	}
+}
+
+// The edits that reshape the layout, one by one: a split, a group whose
+// common prefix shortens (its subtree is swapped), an owner-wide ban
+// above split shards (copied into each), and their undoing.
+func TestIncrementalShardLayoutReshapes(t *testing.T) {
+	ban := func(p string) ir.Block {
+		return ir.Block{PathPrefix: p, Class: ir.ClassBanned, StatusCode: 403, Message: p}
+	}
+	var many []ir.Block
+	for i := range 2 * maxShardPrefixes {
+		many = append(many, ban(fmt.Sprintf("/build/gh/ab/%c%d/", "rs"[i%2], i)))
+	}
+	steps := [][]ir.Block{
+		many[:maxShardPrefixes], // one shard
+		many,                    // split
+		append(slices.Clone(many), ban("/build/gh/a/x/")),                       // the common prefix shortens to /build/gh/a
+		append(slices.Clone(many), ban("/build/gh/a/x/"), ban("/build/gh/ab/")), // owner-wide ban above the split
+		append(slices.Clone(many), ban("/build/gh/ab/")),
+		many[maxShardPrefixes/2:],
+		many[:1],
+	}
+	inc := NewIncremental()
+	for i, blocks := range steps {
+		e := baseEdge()
+		e.Blocks = blocks
+		got, _ := inc.Translate(e)
+		want, _ := Translate(e)
+		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+			t.Fatalf("step %d: output differs from Translate (-want +got):\n%s", i, diff)
+		}
+		prefixes(t, got)
+	}
+}
+
 // A returned route configuration is never changed by a later call: the
 // server may still be sending it.
 func TestIncrementalLeavesPublishedOutputAlone(t *testing.T) {
 	inc := NewIncremental()
 	e := baseEdge()
 	e.Blocks = []ir.Block{banAt(1, "a")}
+	hot := func(i int) ir.Block {
+		return ir.Block{PathPrefix: fmt.Sprintf("/build/gh/h%d/r/", i), Class: ir.ClassSaturated, StatusCode: 429, Message: "full"}
+	}
+	e.Blocks = []ir.Block{banAt(1, "a"), hot(1)}
 	first, _ := inc.Translate(e)
-	before := len(prefixMap(first.Routes[0]))
+	snap := proto.Clone(first.Routes[0])
+	var shards []proto.Message
+	for _, x := range first.Extensions {
+		shards = append(shards, proto.Clone(x))
+	}
 	e2 := baseEdge()
-	e2.Blocks = []ir.Block{banAt(1, "a"), banAt(2, "b")}
+	e2.Blocks = []ir.Block{banAt(1, "a"), banAt(2, "b"), banAt(3, "c"), hot(1), hot(2)}
 	inc.Translate(e2)
-	if after := len(prefixMap(first.Routes[0])); after != before {
-		t.Errorf("first output's map went from %d to %d entries", before, after)
+	if !proto.Equal(snap, first.Routes[0]) {
+		t.Error("the first output's route configuration changed")
+	}
+	for i, x := range first.Extensions {
+		if !proto.Equal(shards[i], x) {
+			t.Errorf("the first output's shard %d changed", i)
+		}
 	}
 }
 
