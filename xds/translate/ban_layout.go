@@ -3,11 +3,16 @@ package translate
 import (
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
-	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -36,8 +41,8 @@ type shardNode struct {
 }
 
 type shardOut struct {
-	members map[string]*xdsmatcher.Matcher_OnMatch
-	sum     uint64 // XOR of entryHash over its members
+	members []string // ascending
+	sum     uint64   // XOR of entryHash over its members
 }
 
 // reset lays out sorted (ascending, unique) from scratch.
@@ -189,11 +194,7 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 		if o == nil {
 			s.moved = true
 		}
-		m := make(map[string]*xdsmatcher.Matcher_OnMatch, len(members))
-		for _, q := range members {
-			m[q] = winner[q].om
-		}
-		s.out[p] = &shardOut{members: m, sum: sum}
+		s.out[p] = &shardOut{members: members, sum: sum}
 		s.slotDirty[slotOf(p)] = true
 	}
 	clear(s.dirty)
@@ -212,18 +213,95 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 			bySlot[i] = append(bySlot[i], p)
 		}
 	}
-	versions := make(map[string]string, BanSlots)
+	// Packing a slot marshals its whole map: on a full build that is all
+	// 20,000 entries, so dirty slots are packed on every CPU; the
+	// goroutines end before the loop below.
+	var todo []int
 	for i := range BanSlots {
 		if bySlot[i] != nil {
-			m := map[string]*xdsmatcher.Matcher_OnMatch{}
-			var sum uint64
-			for _, p := range bySlot[i] {
-				maps.Copy(m, s.out[p].members)
-				sum ^= entryHash(p, s.out[p].sum)
-			}
-			s.slotRes[i], s.slotSum[i], s.slotDirty[i] = banSlot(i, m), sum, false
+			todo = append(todo, i)
 		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := w; k < len(todo); k += workers {
+				i := todo[k]
+				var keys []string
+				var sum uint64
+				for _, p := range bySlot[i] {
+					keys = append(keys, s.out[p].members...)
+					sum ^= entryHash(p, s.out[p].sum)
+				}
+				if len(bySlot[i]) > 1 {
+					// Shards are in order, and so are their members, but an
+					// owner-wide ban may sit in several.
+					slices.Sort(keys)
+					keys = slices.Compact(keys)
+				}
+				s.slotRes[i], s.slotSum[i], s.slotDirty[i] = packSlot(i, keys, winner), sum, false
+			}
+		})
+	}
+	wg.Wait()
+	versions := make(map[string]string, BanSlots)
+	for i := range BanSlots {
 		versions[BanSlotName(i)] = fmt.Sprintf("%016x", entryHash(BanSlotName(i), s.slotSum[i]))
 	}
 	return slices.Clone(s.slotRes[:]), versions, s.shards
+}
+
+// packSlot is banSlot(i, the actions of keys), with the slot's bytes put
+// together from each action's bytes, marshalled once when it was packed:
+// marshalling the slot's map again is most of a full build. keys are
+// ascending and unique.
+func packSlot(i int, keys []string, m map[string]*packedAnswer) *corev3.TypedExtensionConfig {
+	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
+	mapLen := 0
+	for _, k := range keys {
+		mapLen += field(field(len(k)) + field(len(m[k].omBytes)))
+	}
+	matcher := 0
+	if len(keys) > 0 {
+		matcher = field(field(len(slotInput)) + field(mapLen)) // Matcher.matcher_tree: input, prefix_match_map
+	}
+	out := make([]byte, 0, field(matcher)+field(len(slotComposite)))
+	open := func(num protowire.Number, n int) {
+		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
+	}
+	open(3, matcher) // ExtensionWithMatcher.xds_matcher
+	if len(keys) > 0 {
+		tree := field(len(slotInput)) + field(mapLen)
+		open(2, tree)           // Matcher.matcher_tree
+		open(1, len(slotInput)) // MatcherTree.input
+		out = append(out, slotInput...)
+		open(3, mapLen)          // MatcherTree.prefix_match_map
+		for _, k := range keys { // MatchMap.map
+			om := m[k].omBytes
+			open(1, field(len(k))+field(len(om)))
+			open(1, len(k))
+			out = append(out, k...)
+			open(2, len(om))
+			out = append(out, om...)
+		}
+	}
+	open(2, len(slotComposite)) // ExtensionWithMatcher.extension_config
+	out = append(out, slotComposite...)
+	return &corev3.TypedExtensionConfig{Name: BanSlotName(i), TypedConfig: &anypb.Any{TypeUrl: extensionWithMatcherType, Value: out}}
+}
+
+var (
+	slotInput     = mustMarshal(pathInput())
+	slotComposite = mustMarshal(&corev3.TypedExtensionConfig{
+		Name: "envoy.filters.http.composite", TypedConfig: mustAny(&compositev3.Composite{}),
+	})
+)
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("translate: marshalling %T: %v", m, err))
+	}
+	return b
 }

@@ -50,7 +50,7 @@ type Incremental struct {
 	bans    shardSet                               // plain bans, in ECDS shards
 	bulk    bool                                   // rebuilding: bans laid out once at the end
 	winner  map[string]*packedAnswer               // prefix → its answer, one per prefix (first block wins)
-	count   map[string]int                         // prefix → blocks in the list carrying it
+	multi   map[string]int                         // prefix → blocks in the list carrying it, where more than one
 	sum     uint64                                 // XOR of entryHash over entries
 	invalid map[ir.Block]error                     // bad blocks in the list, skipped
 
@@ -76,11 +76,12 @@ type answer struct {
 }
 
 type packedAnswer struct {
-	key   answer
-	om    *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
-	shard bool                        // om goes in a ban shard
-	hash  uint64                      // of om's packed bytes
-	refs  int                         // entries using it
+	key     answer
+	omBytes []byte                      // om marshalled, for packSlot
+	om      *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
+	shard   bool                        // om goes in a ban shard
+	hash    uint64                      // of om's packed bytes
+	refs    int                         // entries using it
 }
 
 func answerOf(b ir.Block) answer { return answer{b.Class, b.StatusCode, b.Message, b.RetryAfter} }
@@ -91,7 +92,7 @@ func NewIncremental() *Incremental {
 		answers:    map[answer]*packedAnswer{},
 		entries:    map[string]*xdsmatcher.Matcher_OnMatch{},
 		winner:     map[string]*packedAnswer{},
-		count:      map[string]int{},
+		multi:      map[string]int{},
 		invalid:    map[ir.Block]error{},
 		slotLaunch: map[int]packedLaunch{},
 	}
@@ -249,15 +250,11 @@ func (t *Incremental) apply(blocks []ir.Block) error {
 	removed, added := old[head:len(old)-tail], blocks[head:len(blocks)-tail]
 	t.last = blocks
 	for _, b := range slices.Concat(removed, added) {
-		if t.count[b.PathPrefix] > 1 {
+		if t.multi[b.PathPrefix] > 0 {
 			return t.rebuild(blocks)
 		}
 	}
 	for _, b := range removed {
-		t.count[b.PathPrefix]--
-		if t.count[b.PathPrefix] == 0 {
-			delete(t.count, b.PathPrefix)
-		}
 		if _, bad := t.invalid[b]; bad {
 			delete(t.invalid, b)
 			continue
@@ -265,10 +262,9 @@ func (t *Incremental) apply(blocks []ir.Block) error {
 		t.drop(b.PathPrefix)
 	}
 	for _, b := range added {
-		if t.count[b.PathPrefix] > 0 { // a second block for a prefix in the middle
+		if t.carried(b.PathPrefix) { // a second block for a prefix in the middle
 			return t.rebuild(blocks)
 		}
-		t.count[b.PathPrefix]++
 		if err := t.add(b); err != nil {
 			return err
 		}
@@ -285,20 +281,21 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 	for p := range t.winner {
 		t.drop(p)
 	}
-	if len(blocks) > 2*len(t.count) {
-		// Sized once for the list, so a first build does not grow the maps step by step.
+	if len(blocks) > 2*len(t.winner) {
+		// Sized once for the list, so a first build does not grow the map step by step.
 		t.winner = make(map[string]*packedAnswer, len(blocks))
-		t.count = make(map[string]int, len(blocks))
 	}
-	clear(t.count)
+	clear(t.multi)
 	clear(t.invalid)
 	if err := t.packNew(blocks); err != nil {
 		return err
 	}
 	for _, b := range blocks {
-		t.count[b.PathPrefix]++
-		if _, dup := t.winner[b.PathPrefix]; dup {
-			continue // bans are listed first, so the ban wins over a hot spec
+		if t.carried(b.PathPrefix) {
+			t.multi[b.PathPrefix] = max(t.multi[b.PathPrefix], 1) + 1
+			if _, dup := t.winner[b.PathPrefix]; dup {
+				continue // bans are listed first, so the ban wins over a hot spec
+			}
 		}
 		if err := t.add(b); err != nil {
 			return err
@@ -310,9 +307,47 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 			sorted = append(sorted, p)
 		}
 	}
-	slices.Sort(sorted)
+	parallelSort(sorted)
 	t.bans.reset(sorted)
 	return nil
+}
+
+// carried reports whether a block in the list carries prefix p.
+func (t *Incremental) carried(p string) bool {
+	if _, ok := t.winner[p]; ok {
+		return true
+	}
+	for b := range t.invalid { // few, if any
+		if b.PathPrefix == p {
+			return true
+		}
+	}
+	return false
+}
+
+// parallelSort sorts s, its halves on two goroutines (20,000 prefixes
+// sharing long common prefixes take a few ms to sort); both end before
+// it returns.
+func parallelSort(s []string) {
+	if len(s) < 4096 || runtime.GOMAXPROCS(0) < 2 {
+		slices.Sort(s)
+		return
+	}
+	mid := len(s) / 2
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.Sort(s[:mid]) })
+	slices.Sort(s[mid:])
+	wg.Wait()
+	merged := make([]string, 0, len(s))
+	a, b := s[:mid], s[mid:]
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] <= b[0] {
+			merged, a = append(merged, a[0]), a[1:]
+		} else {
+			merged, b = append(merged, b[0]), b[1:]
+		}
+	}
+	copy(s, append(append(merged, a...), b...))
 }
 
 // packNew packs the answers of blocks that have none yet, spread over
@@ -375,7 +410,7 @@ func pack(b ir.Block) (*packedAnswer, error) {
 		if err := om.ValidateAll(); err != nil {
 			return nil, fmt.Errorf("%w: generated ban action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 		}
-		return &packedAnswer{key: answerOf(b), om: om, shard: true, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
+		return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
 	}
 	r := blockRoute(b)
 	if err := r.ValidateAll(); err != nil {
@@ -490,25 +525,38 @@ func fastBan(b ir.Block) ([]byte, bool) {
 	if !toShard(b) || !jsonVerbatim(b.Message) {
 		return nil, false
 	}
-	body := make([]byte, 0, len(b.Message)+64)
-	body = append(body, `data: {"phase":"failed","message":"`...)
-	body = append(body, b.Message...)
-	body = append(body, `","status_code":`...)
-	body = strconv.AppendInt(body, int64(b.StatusCode), 10)
-	body = append(body, "}\n\n"...)
-	// Field numbers in proto.Marshal's order (declaration order).
-	val := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), body)                 // Value.string_value
-	entry := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), banMetaKey)        // map key
-	entry = protowire.AppendBytes(protowire.AppendTag(entry, 2, protowire.BytesType), val)               // map value
-	st := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), entry)                 // Struct.fields
-	md := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), banMetaNamespace)     // Metadata.metadata_namespace
-	md = protowire.AppendBytes(protowire.AppendTag(md, 3, protowire.BytesType), st)                      // Metadata.value
-	cfg := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), md)                   // Config.metadata
-	anyb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), setMetadataTypeURL) // Any.type_url
-	anyb = protowire.AppendBytes(protowire.AppendTag(anyb, 2, protowire.BytesType), cfg)                 // Any.value
-	tec := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), setMetadataFilter)   // TypedExtensionConfig.name
-	tec = protowire.AppendBytes(protowire.AppendTag(tec, 2, protowire.BytesType), anyb)                  // .typed_config
-	return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), tec), true            // ExecuteFilterAction.typed_config
+	code := strconv.Itoa(b.StatusCode)
+	const head, mid, end = `data: {"phase":"failed","message":"`, `","status_code":`, "}\n\n"
+	bodyLen := len(head) + len(b.Message) + len(mid) + len(code) + len(end)
+	// Sizes from the inside out, then one buffer written from the outside
+	// in, in proto.Marshal's field order (declaration order).
+	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n } // one-byte tag, length, bytes
+	val := field(bodyLen)                                                       // Value.string_value
+	entry := field(len(banMetaKey)) + field(val)                                // Struct.fields map entry: key, value
+	st := field(entry)                                                          // Struct.fields
+	md := field(len(banMetaNamespace)) + field(st)                              // Metadata: metadata_namespace, value
+	cfg := field(md)                                                            // Config.metadata
+	anyv := field(len(setMetadataTypeURL)) + field(cfg)                         // Any: type_url, value
+	tec := field(len(setMetadataFilter)) + field(anyv)                          // TypedExtensionConfig: name, typed_config
+	out := make([]byte, 0, field(tec))                                          // ExecuteFilterAction.typed_config
+	open := func(num protowire.Number, n int) {
+		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
+	}
+	str := func(num protowire.Number, v string) { open(num, len(v)); out = append(out, v...) }
+	open(1, tec)
+	str(1, setMetadataFilter)
+	open(2, anyv)
+	str(1, setMetadataTypeURL)
+	open(2, cfg)
+	open(3, md)
+	str(1, banMetaNamespace)
+	open(3, st)
+	open(1, entry)
+	str(1, banMetaKey)
+	open(2, val)
+	open(3, bodyLen)
+	out = append(append(append(append(append(out, head...), b.Message...), mid...), code...), end...)
+	return out, true
 }
 
 var (
@@ -531,5 +579,5 @@ func packFast(b ir.Block, value []byte) *packedAnswer {
 	om := &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
 		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: &anypb.Any{TypeUrl: executeFilterTypeURL, Value: value}},
 	}}
-	return &packedAnswer{key: answerOf(b), om: om, shard: true, hash: xxhash.Sum64(value)}
+	return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true, hash: xxhash.Sum64(value)}
 }
