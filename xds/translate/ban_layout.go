@@ -252,50 +252,62 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 	return slices.Clone(s.slotRes[:]), versions, s.shards
 }
 
-// packSlot is banSlot(i, the actions of keys), with the slot's bytes put
-// together from each action's bytes, marshalled once when it was packed:
-// marshalling the slot's map again is most of a full build. keys are
-// ascending and unique.
+// packSlot is banSlot(i, the actions and chains of keys), with the
+// slot's bytes put together from each answer's bytes, marshalled once
+// when it was packed: marshalling the slot's map again is most of a full
+// build. keys are ascending and unique.
 func packSlot(i int, keys []string, m map[string]*packedAnswer) *corev3.TypedExtensionConfig {
 	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
 	mapLen := 0
+	chains := map[string][]byte{}
 	for _, k := range keys {
 		mapLen += field(field(len(k)) + field(len(m[k].omBytes)))
+		chains[m[k].chain] = m[k].chainRaw
 	}
+	names := slices.Sorted(maps.Keys(chains))
+	compositeLen := 0 // Composite.named_filter_chains
+	for _, n := range names {
+		compositeLen += field(field(len(n)) + field(len(chains[n])))
+	}
+	anyLen := field(len(compositeTypeURL)) + field(compositeLen)
+	extLen := field(len(compositeFilter)) + field(anyLen) // TypedExtensionConfig: name, typed_config
 	matcher := 0
 	if len(keys) > 0 {
 		matcher = field(field(len(slotInput)) + field(mapLen)) // Matcher.matcher_tree: input, prefix_match_map
 	}
-	out := make([]byte, 0, field(matcher)+field(len(slotComposite)))
+	out := make([]byte, 0, field(matcher)+field(extLen))
 	open := func(num protowire.Number, n int) {
 		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
 	}
+	str := func(num protowire.Number, v []byte) { open(num, len(v)); out = append(out, v...) }
 	open(3, matcher) // ExtensionWithMatcher.xds_matcher
 	if len(keys) > 0 {
-		tree := field(len(slotInput)) + field(mapLen)
-		open(2, tree)           // Matcher.matcher_tree
-		open(1, len(slotInput)) // MatcherTree.input
-		out = append(out, slotInput...)
-		open(3, mapLen)          // MatcherTree.prefix_match_map
-		for _, k := range keys { // MatchMap.map
+		open(2, field(len(slotInput))+field(mapLen)) // Matcher.matcher_tree
+		str(1, slotInput)                            // MatcherTree.input
+		open(3, mapLen)                              // MatcherTree.prefix_match_map
+		for _, k := range keys {                     // MatchMap.map
 			om := m[k].omBytes
 			open(1, field(len(k))+field(len(om)))
-			open(1, len(k))
-			out = append(out, k...)
-			open(2, len(om))
-			out = append(out, om...)
+			str(1, []byte(k))
+			str(2, om)
 		}
 	}
-	open(2, len(slotComposite)) // ExtensionWithMatcher.extension_config
-	out = append(out, slotComposite...)
+	open(2, extLen) // ExtensionWithMatcher.extension_config
+	str(1, []byte(compositeFilter))
+	open(2, anyLen)
+	str(1, []byte(compositeTypeURL))
+	open(2, compositeLen)
+	for _, n := range names {
+		open(1, field(len(n))+field(len(chains[n])))
+		str(1, []byte(n))
+		str(2, chains[n])
+	}
 	return &corev3.TypedExtensionConfig{Name: BanSlotName(i), TypedConfig: &anypb.Any{TypeUrl: extensionWithMatcherType, Value: out}}
 }
 
 var (
-	slotInput     = mustMarshal(pathInput())
-	slotComposite = mustMarshal(&corev3.TypedExtensionConfig{
-		Name: "envoy.filters.http.composite", TypedConfig: mustAny(&compositev3.Composite{}),
-	})
+	slotInput        = mustMarshal(pathInput())
+	compositeTypeURL = "type.googleapis.com/" + string((&compositev3.Composite{}).ProtoReflect().Descriptor().FullName())
 )
 
 func mustMarshal(m proto.Message) []byte {

@@ -89,6 +89,7 @@ const (
 	banMetaKey        = "ban"
 	banActionName     = "ban"
 	setMetadataFilter = "envoy.filters.http.set_metadata"
+	compositeFilter   = "envoy.filters.http.composite"
 )
 
 // extensionWithMatcherType is the type URL Envoy checks an ECDS shard against.
@@ -104,27 +105,56 @@ func BanSlotName(i int) string { return fmt.Sprintf("%s%03d", banSlotPrefix, i) 
 // slotOf is the slot of the shard with prefix p.
 func slotOf(p string) int { return int(xxhash.Sum64String(p) % BanSlots) }
 
-// banAction is the shard's action for a ban: run set_metadata with the
-// ban's answer.
-func banAction(b ir.Block) *xdsmatcher.Matcher_OnMatch {
+// banChain is a ban's answer as a named filter chain of its slot's
+// composite filter: set_metadata with the ban's failed event. Its name is
+// a hash of its bytes, so the two spellings of a ban (and bans with one
+// message) share one chain: Envoy builds a filter factory per chain,
+// which is most of what a ban costs it, and only a name per prefix.
+func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfiguration, raw []byte) {
 	meta := &setmetadatav3.Config{Metadata: []*setmetadatav3.Metadata{{
 		MetadataNamespace: banMetaNamespace,
 		Value: &structpb.Struct{Fields: map[string]*structpb.Value{
 			banMetaKey: structpb.NewStringValue(failedBody(b.StatusCode, b.Message)),
 		}},
 	}}}
-	exec := &compositev3.ExecuteFilterAction{TypedConfig: &corev3.TypedExtensionConfig{
+	chain = &compositev3.FilterChainConfiguration{TypedConfig: []*corev3.TypedExtensionConfig{{
 		Name: setMetadataFilter, TypedConfig: mustAny(meta),
-	}}
+	}}}
+	raw = mustMarshal(chain)
+	return chainName(raw), chain, raw
+}
+
+func chainName(raw []byte) string { return fmt.Sprintf("ban-%016x", xxhash.Sum64(raw)) }
+
+// banAction is a banned prefix's action: run the named chain.
+func banAction(chain string) *xdsmatcher.Matcher_OnMatch {
+	exec := &compositev3.ExecuteFilterAction{FilterChainName: chain}
 	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
 		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: mustAny(exec)},
 	}}
 }
 
-// banSlot is slot i's ECDS resource with the given prefix map (empty: a
-// slot that matches nothing).
-func banSlot(i int, m map[string]*xdsmatcher.Matcher_OnMatch) *corev3.TypedExtensionConfig {
-	return composite(BanSlotName(i), m)
+// banSlot is slot i's ECDS resource with the given prefix map and named
+// chains (empty: a slot that matches nothing).
+func banSlot(i int, m map[string]*xdsmatcher.Matcher_OnMatch, chains map[string]*compositev3.FilterChainConfiguration) *corev3.TypedExtensionConfig {
+	matcher := &xdsmatcher.Matcher{}
+	if len(m) > 0 {
+		matcher.MatcherType = &xdsmatcher.Matcher_MatcherTree_{MatcherTree: &xdsmatcher.Matcher_MatcherTree{
+			Input: pathInput(),
+			TreeType: &xdsmatcher.Matcher_MatcherTree_PrefixMatchMap{
+				PrefixMatchMap: &xdsmatcher.Matcher_MatcherTree_MatchMap{Map: m},
+			},
+		}}
+	}
+	return &corev3.TypedExtensionConfig{
+		Name: BanSlotName(i),
+		TypedConfig: mustAny(&matchingv3.ExtensionWithMatcher{
+			XdsMatcher: matcher,
+			ExtensionConfig: &corev3.TypedExtensionConfig{
+				Name: compositeFilter, TypedConfig: mustAny(&compositev3.Composite{NamedFilterChains: chains}),
+			},
+		}),
+	}
 }
 
 // slotLaunch is the launch route's matcher action with slot i enabled.
@@ -148,29 +178,6 @@ func slotLaunch(l ir.Launch, i int) *xdsmatcher.Matcher_OnMatch {
 	})
 	action.TypedConfig = mustAny(&r)
 	return om
-}
-
-// composite is an ExtensionWithMatcher running a composite filter, whose
-// actions are picked by a prefix_match_map on :path.
-func composite(name string, m map[string]*xdsmatcher.Matcher_OnMatch) *corev3.TypedExtensionConfig {
-	matcher := &xdsmatcher.Matcher{}
-	if len(m) > 0 {
-		matcher.MatcherType = &xdsmatcher.Matcher_MatcherTree_{MatcherTree: &xdsmatcher.Matcher_MatcherTree{
-			Input: pathInput(),
-			TreeType: &xdsmatcher.Matcher_MatcherTree_PrefixMatchMap{
-				PrefixMatchMap: &xdsmatcher.Matcher_MatcherTree_MatchMap{Map: m},
-			},
-		}}
-	}
-	return &corev3.TypedExtensionConfig{
-		Name: name,
-		TypedConfig: mustAny(&matchingv3.ExtensionWithMatcher{
-			XdsMatcher: matcher,
-			ExtensionConfig: &corev3.TypedExtensionConfig{
-				Name: "envoy.filters.http.composite", TypedConfig: mustAny(&compositev3.Composite{}),
-			},
-		}),
-	}
 }
 
 // splitBans divides e's blocks: plain bans go to the shards, the rest to
@@ -346,6 +353,7 @@ func banShards(blocks []ir.Block) ([]*corev3.TypedExtensionConfig, []string) {
 	l := layoutOf(sorted)
 	isBan := func(p string) bool { _, ok := byPrefix[p]; return ok }
 	slots := make([]map[string]*xdsmatcher.Matcher_OnMatch, BanSlots)
+	chains := make([]map[string]*compositev3.FilterChainConfiguration, BanSlots)
 	var shards []string
 	for _, s := range l.prefixes {
 		members := shardMembers(sorted, s, l.leaf[s], isBan)
@@ -356,14 +364,17 @@ func banShards(blocks []ir.Block) ([]*corev3.TypedExtensionConfig, []string) {
 		i := slotOf(s)
 		if slots[i] == nil {
 			slots[i] = map[string]*xdsmatcher.Matcher_OnMatch{}
+			chains[i] = map[string]*compositev3.FilterChainConfiguration{}
 		}
 		for _, p := range members {
-			slots[i][p] = banAction(byPrefix[p])
+			name, chain, _ := banChain(byPrefix[p])
+			slots[i][p] = banAction(name)
+			chains[i][name] = chain
 		}
 	}
 	out := make([]*corev3.TypedExtensionConfig, BanSlots)
 	for i := range out {
-		out[i] = banSlot(i, slots[i])
+		out[i] = banSlot(i, slots[i], chains[i])
 	}
 	return out, shards
 }

@@ -14,16 +14,13 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	xdscore "github.com/cncf/xds/go/xds/core/v3"
 	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
 	setmetadatav3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_metadata/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -80,8 +77,11 @@ type packedAnswer struct {
 	omBytes []byte                      // om marshalled, for packSlot
 	om      *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
 	shard   bool                        // om goes in a ban shard
-	hash    uint64                      // of om's packed bytes
+	hash    uint64                      // of the answer's packed bytes
 	refs    int                         // entries using it
+	// chain and chainRaw are a ban shard's named filter chain and its bytes.
+	chain    string
+	chainRaw []byte
 }
 
 func answerOf(b ir.Block) answer { return answer{b.Class, b.StatusCode, b.Message, b.RetryAfter} }
@@ -397,7 +397,7 @@ func (t *Incremental) packOne(b ir.Block) (*packedAnswer, error) {
 		return pa, err
 	}
 	if v, ok := fastBan(b); ok && t.fastChecked.CompareAndSwap(false, true) {
-		t.fast.Store(bytes.Equal(v, pa.om.GetAction().GetTypedConfig().GetValue()))
+		t.fast.Store(bytes.Equal(v, pa.chainRaw))
 	}
 	return pa, nil
 }
@@ -406,11 +406,11 @@ func (t *Incremental) packOne(b ir.Block) (*packedAnswer, error) {
 // action for a plain ban, else a route.
 func pack(b ir.Block) (*packedAnswer, error) {
 	if toShard(b) {
-		om := banAction(b)
-		if err := om.ValidateAll(); err != nil {
-			return nil, fmt.Errorf("%w: generated ban action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		name, chain, raw := banChain(b)
+		if err := chain.ValidateAll(); err != nil {
+			return nil, fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 		}
-		return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
+		return shardAnswer(b, name, raw), nil
 	}
 	r := blockRoute(b)
 	if err := r.ValidateAll(); err != nil {
@@ -514,8 +514,8 @@ func prefixMapSet(rc *routev3.RouteConfiguration, m map[string]*xdsmatcher.Match
 	rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().Map = m
 }
 
-// fastBan packs a plain ban's shard action (ExecuteFilterAction running
-// set_metadata with the ban's failed event) by hand: with 10,000 bans,
+// fastBan packs a plain ban's chain (banChain: set_metadata with the
+// ban's failed event) by hand: with 10,000 bans,
 // encoding each event with encoding/json and each action with
 // proto.Marshal (twice, nested Any) was most of a full build. It covers
 // messages that JSON encodes verbatim (printable ASCII without " \ < > &);
@@ -538,7 +538,7 @@ func fastBan(b ir.Block) ([]byte, bool) {
 	cfg := field(md)                                                            // Config.metadata
 	anyv := field(len(setMetadataTypeURL)) + field(cfg)                         // Any: type_url, value
 	tec := field(len(setMetadataFilter)) + field(anyv)                          // TypedExtensionConfig: name, typed_config
-	out := make([]byte, 0, field(tec))                                          // ExecuteFilterAction.typed_config
+	out := make([]byte, 0, field(tec))                                          // FilterChainConfiguration.typed_config
 	open := func(num protowire.Number, n int) {
 		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
 	}
@@ -560,8 +560,7 @@ func fastBan(b ir.Block) ([]byte, bool) {
 }
 
 var (
-	setMetadataTypeURL   = "type.googleapis.com/" + string((&setmetadatav3.Config{}).ProtoReflect().Descriptor().FullName())
-	executeFilterTypeURL = "type.googleapis.com/" + string((&compositev3.ExecuteFilterAction{}).ProtoReflect().Descriptor().FullName())
+	setMetadataTypeURL = "type.googleapis.com/" + string((&setmetadatav3.Config{}).ProtoReflect().Descriptor().FullName())
 )
 
 func jsonVerbatim(s string) bool {
@@ -575,9 +574,11 @@ func jsonVerbatim(s string) bool {
 }
 
 // packFast is pack for a block fastBan covers.
-func packFast(b ir.Block, value []byte) *packedAnswer {
-	om := &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
-		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: &anypb.Any{TypeUrl: executeFilterTypeURL, Value: value}},
-	}}
-	return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true, hash: xxhash.Sum64(value)}
+func packFast(b ir.Block, raw []byte) *packedAnswer { return shardAnswer(b, chainName(raw), raw) }
+
+// shardAnswer is the packed answer of a plain ban whose chain is raw.
+func shardAnswer(b ir.Block, name string, raw []byte) *packedAnswer {
+	om := banAction(name)
+	return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true,
+		chain: name, chainRaw: raw, hash: xxhash.Sum64(raw)}
 }

@@ -252,8 +252,9 @@ func BenchmarkIncrementalEdit(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/edit")
 }
 
-// fastBan must produce pack's bytes exactly, or fall back: if blockRoute
-// or the failed event changes shape, this fails and fastBan needs the same change.
+// fastBan must produce pack's bytes exactly, or fall back: if banChain or
+// the failed event changes shape, this fails and fastBan needs the same
+// change.
 func TestFastBanMatchesPack(t *testing.T) {
 	tests := map[string]struct {
 		block ir.Block
@@ -280,9 +281,9 @@ func TestFastBanMatchesPack(t *testing.T) {
 			}
 			fast := packFast(tc.block, v)
 			if diff := cmp.Diff(slow.om, fast.om, protocmp.Transform()); diff != "" {
-				t.Errorf("fast route differs (-pack +fast):\n%s", diff)
+				t.Errorf("fast action differs (-pack +fast):\n%s", diff)
 			}
-			if !bytes.Equal(v, slow.om.GetAction().GetTypedConfig().GetValue()) {
+			if !bytes.Equal(v, slow.chainRaw) || fast.chain != slow.chain {
 				t.Errorf("fast bytes differ from pack's")
 			}
 		})
