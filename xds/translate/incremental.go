@@ -28,18 +28,19 @@ import (
 // Incremental translates a sequence of edges, each like Translate, but
 // keeps what it built for every block: a block that did not change since
 // the previous call is neither translated, packed, validated nor hashed
-// again. With 10,000 bans in place an edit costs the blocks it touches
-// plus a copy of the prefix map (pointers only), not a rebuild of every
-// ban route. Profile of the full rebuild it replaces
+// again. With 10,000 bans in place an edit costs the blocks it touches,
+// the ban shards on their path (shardSet) and the slot they are in, plus
+// a copy of the route map of hot specs and shard prefixes (pointers).
+// Profile of the full rebuild it replaced
 // (BenchmarkSnapshotToCache, 10,000 bans): about a third each in building
 // and packing one route per ban, in validating the whole route
 // configuration (twice: translator and server), and in hashing it with a
 // deterministic marshal, which sorts the 20,000-entry map.
 //
 // The output equals Translate's for the same edge (TestIncrementalMatchesTranslate).
-// Versions returns content versions of the output, computed from per-entry
-// hashes, so the server need not marshal the route configuration to hash
-// it. An Incremental is not safe for concurrent use; it never mutates a
+// Versions and ResourceVersions return content versions of the output,
+// computed from per-entry hashes, so the server need not marshal anything
+// to hash it, and delta xDS sends only the slots an edit changed. An Incremental is not safe for concurrent use; it never mutates a
 // resource it has returned.
 type Incremental struct {
 	answers map[answer]*packedAnswer
