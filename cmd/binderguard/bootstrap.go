@@ -21,7 +21,7 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	xds := fs.String("xds", "127.0.0.1:18000", "binderguard xDS server address")
 	admin := fs.String("admin", "127.0.0.1:9901", "Envoy admin address")
 	stats := fs.String("stats", "", "address of a listener serving only /stats/prometheus (empty: none)")
-	delta := fs.Bool("delta", false, "use incremental (delta) xDS instead of state of the world")
+	delta := fs.Bool("delta", true, "use incremental (delta) xDS; with --delta=false, state of the world re-sends every ban slot on each ban edit")
 	maxConns := fs.Int64("max-connections", bootstrap.DefaultMaxConnections, "overload manager cap on downstream connections")
 	output := fs.String("output", "", "write the bootstrap to this file, atomically, instead of stdout (the directory must exist)")
 	if err := parseFlags(fs, args, stdout, nil); err != nil {

@@ -52,7 +52,7 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	stats := fs.String("stats", "127.0.0.1:9902", "Envoy stats listener serving only /stats/prometheus (empty: none)")
 	policies := fs.String("policies", "", "directory of RepoBan and LaunchPolicy YAML files, watched (required)")
 	xffHops := fs.Uint("xff-trusted-hops", 0, "proxies in front of Envoy whose X-Forwarded-For entries are trusted")
-	delta := fs.Bool("delta", false, "Envoy uses incremental (delta) xDS")
+	delta := fs.Bool("delta", true, "Envoy uses incremental (delta) xDS; state of the world (--delta=false) re-sends every ban slot on each ban edit")
 	envoyLog := fs.String("envoy-log-level", "warn", "Envoy's --log-level")
 	logLevel := fs.String("log-level", "info", "binderguard log level: debug, info, warn, error")
 	extra := fs.String("extra-providers", "", extraProvidersUsage)

@@ -343,8 +343,8 @@ func TestServeAgainstAPIServer(t *testing.T) {
 		return nil
 	})
 
-	// (4) The xDS server gives an ADS client a route configuration that
-	// answers the ban at the edge.
+	// (4) The xDS server gives an ADS client a ban slot that answers the
+	// ban at the edge.
 	assertEdgeBan(t, ctx, s.xdsLis.Addr().String(), "/build/gh/bad/miner/")
 
 	// A real Envoy bootstrapped like the sidecar takes its whole config from
@@ -549,18 +549,23 @@ func assertEdgeBan(t *testing.T, ctx context.Context, addr, prefix string) {
 	if err != nil {
 		t.Fatalf("opening an ADS stream: %v", err)
 	}
+	// Bans are in the ECDS ban slots (translate.BanSlots).
+	var slots []string
+	for i := range translate.BanSlots {
+		slots = append(slots, translate.BanSlotName(i))
+	}
 	req := &discoveryv3.DiscoveryRequest{
 		Node:          &corev3.Node{Id: "serve-test", Cluster: "binderguard"},
-		TypeUrl:       resource.RouteType,
-		ResourceNames: []string{translate.RouteName},
+		TypeUrl:       resource.ExtensionConfigType,
+		ResourceNames: slots,
 	}
 	for {
 		if err := stream.Send(req); err != nil {
-			t.Fatalf("sending an RDS request: %v", err)
+			t.Fatalf("sending an ECDS request: %v", err)
 		}
 		resp, err := stream.Recv()
 		if err != nil {
-			t.Fatalf("no route configuration carrying %s over ADS: %v", prefix, err)
+			t.Fatalf("no ban slot carrying %s over ADS: %v", prefix, err)
 		}
 		for _, r := range resp.Resources {
 			js, err := protojson.Marshal(r)

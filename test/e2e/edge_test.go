@@ -121,7 +121,8 @@ func TestRateLimitedLaunchIsOneFailedEventWithRetryAfter(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`envoy_binderguard_launches{class="banned",route="edge_banned"`,
+		// A ban is answered by its slot filter on the launch route.
+		`envoy_binderguard_launches{class="banned",route="launch"`,
 		`envoy_binderguard_launches{class="shed",route="launch"`,
 		`envoy_binderguard_launches{class="lead",route="launch"`, // the gate's own class
 		`envoy_http_local_rate_limit_rate_limited{envoy_local_http_ratelimit_prefix="launch_client_ip"} 1`,

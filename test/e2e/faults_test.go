@@ -62,7 +62,7 @@ func (s *stack) holdAt(t *testing.T, spec string, n int, stage string) (leader c
 		return ch
 	}
 	leader = start()
-	waitUntil(t, "the leader's build to show at the gate", 20*time.Second, func() bool {
+	waitFor(t, 20*time.Second, "the leader's build to show at the gate", func() bool {
 		st := s.gate.State()
 		return len(st.Hot) > 0 && st.Hot[0].Stage == stage
 	})
@@ -74,19 +74,8 @@ func (s *stack) holdAt(t *testing.T, spec string, n int, stage string) (leader c
 		res, err := compat.Run(ctx, compat.Options{BaseURL: s.edgeURL, Spec: spec, Timeout: 90 * time.Second, Linger: -1})
 		js <- jsHeld{res: res, err: err, end: time.Now()}
 	}()
-	waitUntil(t, "the storm to be held", 30*time.Second, func() bool { return s.gate.State().WaitersTotal == n+1 })
+	waitFor(t, 30*time.Second, "the storm to be held", func() bool { return s.gate.State().WaitersTotal == n+1 })
 	return leader, followers, js
-}
-
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // tally sorts what launches got: a failed event (by status_code and the
@@ -479,11 +468,11 @@ func TestFaultLocalSIGTERMWithLaunchesHeld(t *testing.T) {
 		}()
 	}
 	start()
-	waitUntil(t, "the leader's build to start", 20*time.Second, func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
+	waitFor(t, 20*time.Second, "the leader's build to start", func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
 	for range n {
 		start()
 	}
-	waitUntil(t, "the storm to be held", 20*time.Second, func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
+	waitFor(t, 20*time.Second, "the storm to be held", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
 
 	sig := time.Now()
 	if err := ls.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -530,11 +519,11 @@ func TestFaultLocalEnvoyKilledMidStorm(t *testing.T) {
 		}()
 	}
 	start()
-	waitUntil(t, "the leader's build to start", 20*time.Second, func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
+	waitFor(t, 20*time.Second, "the leader's build to start", func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
 	for range n {
 		start()
 	}
-	waitUntil(t, "the storm to be held", 20*time.Second, func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
+	waitFor(t, 20*time.Second, "the storm to be held", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
 
 	envoyPID := childPID(t, ls.cmd.Process.Pid)
 	kill := time.Now()
@@ -546,7 +535,7 @@ func TestFaultLocalEnvoyKilledMidStorm(t *testing.T) {
 		h := <-ch
 		ty.add(h.a, h.end)
 	}
-	waitUntil(t, "the gate to let go of the held launches", 10*time.Second, func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == 0 })
+	waitFor(t, 10*time.Second, "the gate to let go of the held launches", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == 0 })
 	var back time.Duration
 	for i := 0; ; i++ {
 		a := launch(context.Background(), ls.edgeURL, fmt.Sprintf("gh/back/n%d/HEAD", i), 5*time.Second)

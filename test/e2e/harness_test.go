@@ -340,7 +340,7 @@ func (s *stack) waitAcked(timeout time.Duration) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	for _, typ := range []string{resource.ClusterType, resource.ListenerType, resource.RouteType} {
+	for _, typ := range []string{resource.ClusterType, resource.ListenerType, resource.RouteType, resource.ExtensionConfigType} {
 		if err := s.xds.WaitAcked(ctx, typ, s.xds.Version(typ)); err != nil {
 			s.t.Fatalf("envoy did not ack: %v", err)
 		}
@@ -484,8 +484,11 @@ func (s *stack) waitRouteAcked() {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	if err := s.xds.WaitAcked(ctx, resource.RouteType, s.xds.Version(resource.RouteType)); err != nil {
-		s.t.Fatal(err)
+	// Bans are in the ECDS ban shards, hot specs in the routes.
+	for _, typ := range []string{resource.RouteType, resource.ExtensionConfigType} {
+		if err := s.xds.WaitAcked(ctx, typ, s.xds.Version(typ)); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 }
 
@@ -507,4 +510,16 @@ func (s *stack) adminStats(filter string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -36,7 +36,7 @@ func TestOfficialClientShowsRefreshedProgressWhileHeld(t *testing.T) {
 
 	leader := make(chan answer, 1)
 	go func() { leader <- launch(s.ctx, s.edgeURL, spec, 30*time.Second) }()
-	waitUntil(t, "the second build to show at the gate", 20*time.Second, func() bool {
+	waitFor(t, 20*time.Second, "the second build to show at the gate", func() bool {
 		st := s.gate.State()
 		return len(st.Hot) > 0 && st.Hot[0].Stage == "building"
 	})

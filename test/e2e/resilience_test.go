@@ -131,10 +131,18 @@ func TestGateKilledMidStormFallsBackToBinder(t *testing.T) {
 }
 
 // Stopping the control plane leaves Envoy serving its last config; when a
-// control plane is back on the same address Envoy reconnects and takes new
-// config.
+// control plane is back on the same address Envoy reconnects and takes its
+// whole config, in both xDS modes: the new control plane's bans hold and
+// the old one's that it no longer has are gone (a full resync, not only
+// what changed since the stream broke).
 func TestEnvoyOutlivesControlPlane(t *testing.T) {
-	s := startStack(t, options{})
+	for name, delta := range map[string]bool{"state of the world": false, "delta": true} {
+		t.Run(name, func(t *testing.T) { testOutlives(t, delta) })
+	}
+}
+
+func testOutlives(t *testing.T, delta bool) {
+	s := startStack(t, options{delta: delta})
 	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
 	s.waitRouteAcked()
 
@@ -160,11 +168,16 @@ func TestEnvoyOutlivesControlPlane(t *testing.T) {
 	if err := s.ctl.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.xds.WaitAcked(ctx, resource.RouteType, s.xds.Version(resource.RouteType)); err != nil {
-		t.Fatalf("envoy did not reconnect to the new control plane: %v", err)
+	for _, typ := range []string{resource.RouteType, resource.ExtensionConfigType} {
+		if err := s.xds.WaitAcked(ctx, typ, s.xds.Version(typ)); err != nil {
+			t.Fatalf("envoy did not reconnect to the new control plane: %v", err)
+		}
 	}
 	if a := launch(s.ctx, s.edgeURL, "gh/other/repo/HEAD", 5*time.Second); a.final().Message != "new ban" {
 		t.Errorf("config from the new control plane not served: %+v", a.events)
+	}
+	if a := launch(s.ctx, s.edgeURL, "gh/evil/repo/HEAD", 5*time.Second); a.header.Get("X-Binderguard-Class") == "banned" {
+		t.Errorf("a ban the new control plane does not have is still answered at the edge: %+v", a.events)
 	}
 }
 

@@ -26,6 +26,10 @@ import (
 type Controller struct {
 	srv *server.Server
 	log *slog.Logger
+	// tr keeps each block's translation between syncs, so an edit costs
+	// what it touches; syncMu gives it one user at a time.
+	syncMu sync.Mutex
+	tr     *translate.Incremental
 
 	mu      sync.Mutex
 	base    ir.Edge // listener, upstreams, launch settings; Blocks unused
@@ -42,7 +46,7 @@ func New(base ir.Edge, srv *server.Server, log *slog.Logger) *Controller {
 		log = slog.New(slog.DiscardHandler)
 	}
 	base.Blocks = nil
-	return &Controller{srv: srv, log: log, base: base, kick: make(chan struct{}, 1)}
+	return &Controller{srv: srv, log: log, base: base, kick: make(chan struct{}, 1), tr: translate.NewIncremental()}
 }
 
 // SetExtraProviders names the site's extra provider prefixes, which the
@@ -53,8 +57,10 @@ func (c *Controller) SetExtraProviders(extra []string) {
 	c.extra = slices.Clone(extra)
 }
 
-// SetBans replaces the banned prefixes (from the policy snapshot).
-func (c *Controller) SetBans(b []ir.Block) { c.update(func() { c.bans = slices.Clone(b) }) }
+// SetBans replaces the banned prefixes (from the policy snapshot). It
+// keeps b, which the caller must not modify afterwards: copying 20,000
+// blocks would cost an edit more than translating it.
+func (c *Controller) SetBans(b []ir.Block) { c.update(func() { c.bans = slices.Clip(b) }) }
 
 // SetHot replaces the hot specs (from the gate's state).
 func (c *Controller) SetHot(b []ir.Block) { c.update(func() { c.hot = slices.Clone(b) }) }
@@ -83,6 +89,10 @@ func (c *Controller) Edge() *ir.Edge {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.base
+	if len(c.hot) == 0 {
+		e.Blocks = c.bans // replaced, never modified, by SetBans
+		return &e
+	}
 	e.Blocks = make([]ir.Block, 0, len(c.bans)+len(c.hot))
 	e.Blocks = append(append(e.Blocks, c.bans...), c.hot...)
 	return &e
@@ -91,9 +101,11 @@ func (c *Controller) Edge() *ir.Edge {
 // Sync translates and publishes the current inputs now. A bad block is
 // skipped and reported; the rest is published.
 func (c *Controller) Sync(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
 	start := time.Now()
 	e := c.Edge()
-	res, terr := translate.Translate(e)
+	res, terr := c.tr.Translate(e)
 	if res == nil {
 		return fmt.Errorf("translating edge config: %w", terr)
 	}
@@ -108,7 +120,7 @@ func (c *Controller) Sync(ctx context.Context) error {
 	if terr != nil && fresh { // Sync runs on every gate state change: log news only
 		c.log.Warn("skipped edge rules that cannot be programmed", "err", terr)
 	}
-	changed, err := c.srv.Set(ctx, res.ByType())
+	changed, err := c.srv.SetValidated(ctx, res.ByType(), c.tr.Versions(), c.tr.ResourceVersions())
 	if err != nil {
 		return fmt.Errorf("publishing edge config: %w", err)
 	}

@@ -46,7 +46,9 @@ type Options struct {
 // Server publishes snapshots and serves them over ADS.
 type Server struct {
 	log     *slog.Logger
-	cache   cachev3.SnapshotCache
+	cache   cachev3.SnapshotCache // everything but ECDS, consistent as a whole (ADS)
+	ecds    cachev3.SnapshotCache // the ban dispatcher and shards (see splitECDS)
+	mux     *cachev3.MuxCache
 	metrics *metrics
 
 	mu       sync.Mutex
@@ -81,6 +83,8 @@ func New(o Options) *Server {
 		deltaNonces: map[string]string{},
 	}
 	s.cache = cachev3.NewSnapshotCache(true, constHash{}, cacheLogger(o.Logger))
+	s.ecds = cachev3.NewSnapshotCache(false, constHash{}, cacheLogger(o.Logger))
+	s.mux = ecdsMux(s.cache, s.ecds)
 	return s
 }
 
@@ -114,6 +118,40 @@ func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource
 		versions[typ] = ver
 		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(ver, items)
 	}
+	return s.publish(ctx, snap, versions, res)
+}
+
+// SetValidated publishes res under the given content versions, one per
+// type, without validating or hashing it again: for a translator that
+// validates every resource it builds and keeps content versions itself
+// (translate.Incremental), where doing it here would cost as much as the
+// whole edit. perResource, when not nil, gives every resource's own
+// version by type and name, for delta xDS: the cache would otherwise
+// marshal and hash every resource on each publish to find what changed.
+// Like Set it reports whether anything changed.
+func (s *Server) SetValidated(ctx context.Context, res map[resource.Type][]types.Resource, versions map[resource.Type]string, perResource map[resource.Type]map[string]string) (bool, error) {
+	snap := &cachev3.Snapshot{}
+	if perResource != nil {
+		for typ, items := range res {
+			for _, r := range items {
+				if perResource[typ][cachev3.GetResourceName(r)] == "" {
+					return false, fmt.Errorf("%w: no version for %s %q", ErrInconsistent, typ, cachev3.GetResourceName(r))
+				}
+			}
+		}
+		snap.VersionMap = perResource
+	}
+	for typ, items := range res {
+		v, ok := versions[typ]
+		if !ok || v == "" {
+			return false, fmt.Errorf("%w: no version for %s", ErrInconsistent, typ)
+		}
+		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(v, items)
+	}
+	return s.publish(ctx, snap, maps.Clone(versions), res)
+}
+
+func (s *Server) publish(ctx context.Context, snap *cachev3.Snapshot, versions map[resource.Type]string, res map[resource.Type][]types.Resource) (bool, error) {
 	if err := snap.Consistent(); err != nil {
 		s.metrics.invalid.Inc()
 		return false, fmt.Errorf("%w: %w", ErrInconsistent, err)
@@ -125,7 +163,13 @@ func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource
 		s.metrics.unchanged.Inc()
 		return false, nil
 	}
-	if err := s.cache.SetSnapshot(ctx, snapshotKey, snap); err != nil {
+	main, ext := splitECDS(snap)
+	// Extension configs first: a listener or dispatcher that names a
+	// new one finds it there when Envoy asks.
+	if err := s.ecds.SetSnapshot(ctx, snapshotKey, ext); err != nil {
+		return false, fmt.Errorf("setting extension config snapshot: %w", err)
+	}
+	if err := s.cache.SetSnapshot(ctx, snapshotKey, main); err != nil {
 		return false, fmt.Errorf("setting snapshot: %w", err)
 	}
 	for typ, v := range versions {
@@ -185,7 +229,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 	)
-	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
+	xds := serverv3.NewServer(ctx, s.mux, s.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, xds)
 
 	// The stopper ends with ctx or, should Serve fail by itself, with Serve.

@@ -1,9 +1,12 @@
 // Package translate turns the control plane's IR (package ir) into Envoy
-// resources: one listener, one route configuration, three clusters.
+// resources: one listener, one route configuration, three clusters, and
+// BanSlots ban slots served by ECDS (ban_shards.go).
 //
-// It is pure: no I/O, no clocks, no caches. It must never import the policy
-// or gate packages (it sees only ir), and never produce a cluster per spec
-// or a route per ban in a list Envoy walks in order.
+// It is pure: no I/O, no clocks. Translate keeps nothing between calls;
+// Incremental keeps what it built for each block, so that an edit costs
+// what it touches, and gives the same output as Translate. It must never
+// import the policy or gate packages (it sees only ir), and never produce
+// a cluster per spec or a route per ban in a list Envoy walks in order.
 //
 // # Edge rules: matcher tree, not a route list
 //
@@ -14,12 +17,12 @@
 // resolves to the longest matching prefix. Its keys are
 //
 //	"/build/"                  → the launch route (aggregate cluster "launch")
-//	"/build/gh/org/repo/" ...  → one direct_response route per ban or hot spec
+//	"/build/gh/o" ...          → the launch route with a ban slot enabled, per ban shard
+//	"/build/gh/org/repo/HEAD"  → one direct_response route per hot spec
 //	(no match)                 → the pass-through route to "binder"
 //
 // A lookup costs O(length of the path), whatever the number of bans, and
-// every ban is answered at the edge (not only a hot subset), so a ban edit
-// takes effect at Envoy with one RDS push. The edge only matches the
+// every ban is answered at the edge (not only a hot subset). The edge only matches the
 // canonical spellings the policy snapshot lists; other spellings of a banned
 // repository (case, .git suffix, percent-encoding) reach the gate, whose
 // identity index is authoritative.
@@ -27,17 +30,25 @@
 // Why not only a hot set at the edge: with the trie the request cost is
 // already flat (test/e2e BenchmarkEdgeLatencyBans: p50 10k/10 bans ≈ 1.0),
 // and a ban then stops a storm before the gate sees it, even a storm on a
-// repository the gate has not seen yet. The price is on edits: the route
-// configuration is one RDS resource, so Envoy rebuilds every ban route on
-// each change (BenchmarkBanPropagation: a few ms with 10 bans, under a
-// second with 10,000 on a loaded 2-core machine). To keep that rebuild
-// cheap a ban route is only a status and a body; one local_reply mapper
-// turns every ban's 403 into a 200 text/event-stream answer shaped like
-// BinderHub's (whose ban event has no status_code; ours carries 403). The
-// gate enforces a new ban from the policy store at once, so nothing leaks
-// to BinderHub while Envoy catches up. If bans grow far beyond 10,000,
-// shard them (scoped RDS keyed on the provider/owner path segments) rather
-// than give up the trie.
+// repository the gate has not seen yet.
+//
+// # Bans: ECDS slots, so an edit costs what it touches
+//
+// Plain bans (class banned, no Retry-After) are not map entries of the
+// route configuration: one RDS resource made every edit re-send, and Envoy
+// rebuild, every ban (300 ms with 10,000 bans against 3 ms with 10). They
+// live in canonical shards of at most 128 prefixes, hashed into BanSlots
+// HTTP filters served one by one by ECDS and disabled by default; the
+// route configuration holds, for each shard's prefix, a copy of the launch
+// route that enables that shard's slot. A ban edit re-sends one slot over
+// delta xDS, and a launch pays two tries (routes, then its slot) whatever
+// the number of bans. A slot marks a banned launch with set_metadata
+// carrying the ban's whole failed event; one RBAC filter denies it and the
+// first local reply mapper answers it as BinderHub answers a ban (200,
+// text/event-stream, x-binderguard-class: banned, route "launch" in the
+// stats). The gate enforces a new ban from the policy store at once, so
+// nothing leaks to BinderHub while Envoy catches up. ban_shards.go says
+// which other mechanisms were tried and why they did not hold.
 //
 // # Launch route
 //
@@ -53,8 +64,8 @@
 // # Rejections
 //
 // Every answer Envoy gives on /build/ itself is HTTP 200 with one SSE
-// failed event: bans and hot specs as direct responses (bans via the 403
-// mapper above), a launch path with malformed percent-encoding as a 400
+// failed event: bans from their slot (above), hot specs as direct
+// responses (a ban with a Retry-After via the 403 mapper), a launch path with malformed percent-encoding as a 400
 // (checked by one RE2 match under the /build/ entry, before the gate's
 // HTTP server would reset the stream), Envoy's own 429/5xx (rate limit, overflow, no healthy
 // upstream) rewritten by local_reply_config, with Retry-After.

@@ -48,6 +48,9 @@ func TestGolden(t *testing.T) {
 			for _, c := range res.Clusters {
 				kinds["clusters"] = append(kinds["clusters"], c)
 			}
+			for _, x := range res.Extensions {
+				kinds["extensions"] = append(kinds["extensions"], x)
+			}
 			made := map[string]bool{}
 			for kind, got := range kinds {
 				out := filepath.Join("testdata", "out", name+"."+kind+".yaml")
@@ -176,6 +179,9 @@ func compareGolden(t *testing.T, path string, got []proto.Message) {
 		t.Fatalf("%s has %d resources, translation made %d", path, len(docs), len(got))
 	}
 	for i, doc := range docs {
+		if i < len(docs)-1 {
+			doc += "\n" // the split took it; a |+ block at the end of a document needs it
+		}
 		js, err := yaml.YAMLToJSON([]byte(doc))
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)

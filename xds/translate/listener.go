@@ -66,10 +66,10 @@ func edgeHCM(e *ir.Edge) *hcmv3.HttpConnectionManager {
 			RouteConfigName: RouteName,
 			ConfigSource:    adsSource(),
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: filterLocalRateLimit, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(localRateLimitFilter())}},
-			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
-		},
+		HttpFilters: append(banFilters(),
+			&hcmv3.HttpFilter{Name: filterLocalRateLimit, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(localRateLimitFilter())}},
+			&hcmv3.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+		),
 		// The client address is the peer's, or the one the configured
 		// number of trusted proxies in front put in X-Forwarded-For.
 		UseRemoteAddress:  wrapperspb.Bool(true),

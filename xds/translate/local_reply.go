@@ -36,6 +36,7 @@ func localReply(l ir.Launch) *hcmv3.LocalReplyConfig {
 		retry = retryAfter(l.RetryAfter)
 	}
 	return &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{
+		banShardMapper(),
 		banMapper(),
 		launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, 429), 429, msgRateLimited, retry),
 		launchMapper(statusFilter(accesslogv3.ComparisonFilter_GE, 500), 503, msgOverloaded, retry),

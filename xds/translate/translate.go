@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -33,14 +34,17 @@ type Resources struct {
 	Listeners []*listenerv3.Listener
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
+	// Extensions are the ban slots, served by ECDS (see BanSlots).
+	Extensions []*corev3.TypedExtensionConfig
 }
 
 // ByType returns the resources keyed by xDS type URL, as the cache wants them.
 func (r *Resources) ByType() map[resource.Type][]types.Resource {
 	m := map[resource.Type][]types.Resource{
-		resource.ListenerType: nil,
-		resource.RouteType:    nil,
-		resource.ClusterType:  nil,
+		resource.ListenerType:        nil,
+		resource.RouteType:           nil,
+		resource.ClusterType:         nil,
+		resource.ExtensionConfigType: nil,
 	}
 	for _, l := range r.Listeners {
 		m[resource.ListenerType] = append(m[resource.ListenerType], l)
@@ -50,6 +54,9 @@ func (r *Resources) ByType() map[resource.Type][]types.Resource {
 	}
 	for _, c := range r.Clusters {
 		m[resource.ClusterType] = append(m[resource.ClusterType], c)
+	}
+	for _, x := range r.Extensions {
+		m[resource.ExtensionConfigType] = append(m[resource.ExtensionConfigType], x)
 	}
 	return m
 }
@@ -69,13 +76,19 @@ func Translate(e *ir.Edge) (*Resources, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidEdge, err)
 	}
 	var errs []error
-	routes, err := routeConfig(e)
+	routeBlocks, shardBlocks := splitBans(e.Blocks)
+	re := *e
+	re.Blocks = routeBlocks
+	routes, err := routeConfig(&re)
 	errs = append(errs, err)
+	slots, shards := banShards(shardBlocks)
+	addShardRoutes(routes, e.Launch, shards)
 
 	res := &Resources{
-		Listeners: []*listenerv3.Listener{edgeListener(e)},
-		Routes:    []*routev3.RouteConfiguration{routes},
-		Clusters:  []*clusterv3.Cluster{binderCluster(e.Binder), gateCluster(e.Gate), launchCluster(e.Gate)},
+		Listeners:  []*listenerv3.Listener{edgeListener(e)},
+		Routes:     []*routev3.RouteConfiguration{routes},
+		Clusters:   []*clusterv3.Cluster{binderCluster(e.Binder), gateCluster(e.Gate), launchCluster(e.Gate)},
+		Extensions: slots,
 	}
 	// Validate each resource as Envoy would, so a translator bug is caught
 	// here and not by a NACK.
@@ -97,6 +110,9 @@ func (r *Resources) all() []validator {
 	}
 	for _, c := range r.Clusters {
 		out = append(out, c)
+	}
+	for _, x := range r.Extensions {
+		out = append(out, x)
 	}
 	return out
 }

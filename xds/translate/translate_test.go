@@ -3,12 +3,15 @@ package translate
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -39,7 +42,57 @@ func prefixes(t *testing.T, res *Resources) map[string]string {
 		}
 		out[k] = v.GetAction().GetName()
 	}
+	// Plain bans are in the ECDS ban slots: "slot/<action>". The route a
+	// launch under a ban takes must enable a slot holding the ban (an
+	// owner-wide ban is also copied into the shards below it).
+	holders := map[string][]string{}
+	for i, x := range res.Extensions {
+		if x.GetName() != BanSlotName(i) {
+			t.Fatalf("extension %d is %s, not slot %d", i, x.GetName(), i)
+		}
+		for k, v := range shardMap(t, x) {
+			out[k] = "slot/" + v.GetAction().GetName()
+			holders[k] = append(holders[k], x.GetName())
+		}
+	}
+	for k, slots := range holders {
+		best := ""
+		for p := range m {
+			if strings.HasPrefix(k, p) && len(p) > len(best) {
+				best = p
+			}
+		}
+		if !slices.ContainsFunc(slots, func(name string) bool { return routeEnables(t, m[best], name) }) {
+			t.Errorf("a launch under %s takes route %s, which enables none of %v", k, best, slots)
+		}
+	}
 	return out
+}
+
+// routeEnables reports whether a launch taking om runs slot filter name.
+func routeEnables(t *testing.T, om *xdsmatcher.Matcher_OnMatch, name string) bool {
+	t.Helper()
+	if nested := om.GetMatcher(); nested != nil {
+		om = nested.GetOnNoMatch()
+	}
+	var r routev3.Route
+	if err := om.GetAction().GetTypedConfig().UnmarshalTo(&r); err != nil {
+		t.Fatal(err)
+	}
+	var fc routev3.FilterConfig
+	if a := r.GetTypedPerFilterConfig()[name]; a == nil || a.UnmarshalTo(&fc) != nil || fc.GetDisabled() {
+		return false
+	}
+	return true
+}
+
+func shardMap(t *testing.T, x *corev3.TypedExtensionConfig) map[string]*xdsmatcher.Matcher_OnMatch {
+	t.Helper()
+	var ewm matchingv3.ExtensionWithMatcher
+	if err := x.GetTypedConfig().UnmarshalTo(&ewm); err != nil {
+		t.Fatalf("%s: %v", x.GetName(), err)
+	}
+	return ewm.GetXdsMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()
 }
 
 func TestMalformedPercentEncodingIsAnsweredAtTheEdge(t *testing.T) {
@@ -85,17 +138,21 @@ func TestTranslateBlocks(t *testing.T) {
 		"no blocks leaves only the launch prefix": {
 			want: map[string]string{"/build/": RouteLaunch},
 		},
-		"a ban and a hot spec each get a prefix": {
+		"a ban goes to a slot and a hot spec to the routes": {
 			blocks: []ir.Block{ban, hot},
-			want:   map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "edge_banned", hot.PathPrefix: "edge_breaker_open"},
+			want:   map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "slot/ban", hot.PathPrefix: "edge_breaker_open"},
 		},
 		"a ban wins over a hot spec on the same prefix": {
 			blocks: []ir.Block{ban, {PathPrefix: ban.PathPrefix, Class: ir.ClassSaturated, StatusCode: 429, Message: "full"}},
+			want:   map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "slot/ban"},
+		},
+		"a ban with a Retry-After stays a route": {
+			blocks: []ir.Block{{PathPrefix: ban.PathPrefix, Class: ir.ClassBanned, StatusCode: 403, Message: "no", RetryAfter: time.Minute}},
 			want:   map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "edge_banned"},
 		},
 		"a bad block is skipped and reported, the rest is kept": {
 			blocks:  []ir.Block{{PathPrefix: "/versions", Class: ir.ClassBanned, StatusCode: 403, Message: "x"}, ban},
-			want:    map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "edge_banned"},
+			want:    map[string]string{"/build/": RouteLaunch, ban.PathPrefix: "slot/ban"},
 			wantErr: ir.ErrBadPathPrefix,
 		},
 	}

@@ -1,0 +1,321 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/proxy/gate"
+	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// Environment of the held-launch client child process (see TestMain).
+const (
+	heldClientURL = "BINDERGUARD_E2E_HELD_CLIENT_URL"
+	heldClientN   = "BINDERGUARD_E2E_HELD_CLIENT_N"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(heldClientURL) != "" {
+		os.Exit(runHeldClient())
+	}
+	os.Exit(m.Run())
+}
+
+// rssOf is a process's resident set (VmRSS in /proc/<pid>/status).
+func rssOf(t testing.TB, pid string) uint64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatalf("reading RSS of %s: %v", pid, err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("parsing VmRSS %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%s/status", pid)
+	return 0
+}
+
+func envoyRSS(t testing.TB, s *stack) uint64 {
+	t.Helper()
+	pid := s.envoy.PID()
+	if pid == 0 {
+		t.Fatal("envoy is not running")
+	}
+	return rssOf(t, strconv.Itoa(pid))
+}
+
+// selfRSS is this process's resident set after a GC that returns freed
+// memory to the OS, so readings compare live memory.
+func selfRSS(t testing.TB) uint64 {
+	t.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	return rssOf(t, "self")
+}
+
+// BenchmarkEnvoyMemoryBans compares Envoy's resident memory with 10,000
+// bans (20,000 path prefixes, from a real policy snapshot) against 10, on
+// two stacks started and loaded in the same run (target
+// ratio_rss_10k/10 ≤ 1.5).
+func BenchmarkEnvoyMemoryBans(b *testing.B) {
+	load := func(bans int) *stack {
+		s := startStack(b, options{delta: true})
+		snap, errs := snapshot.New(policyObjects(bans, bans/10))
+		if len(errs) > 0 {
+			b.Fatal(errs[0])
+		}
+		s.ctl.ApplySnapshot(snap, time.Now())
+		if err := s.ctl.Sync(s.ctx); err != nil {
+			b.Fatal(err)
+		}
+		s.waitAcked(60 * time.Second)
+		if a := launch(s.ctx, s.edgeURL, fmt.Sprintf("gh/org%d/repo%d/HEAD", bans-1, bans-1), 5*time.Second); a.final().StatusCode != 403 {
+			b.Fatalf("last of %d bans not answered at the edge: %+v", bans, a.events)
+		}
+		timeGets(b, s.edgeURL+"/versions", 50, 200)
+		return s
+	}
+	var rss10, rss10k uint64
+	for b.Loop() {
+		ten, tenK := load(10), load(10000)
+		time.Sleep(2 * time.Second) // let both settle (old config drained, allocator caches trimmed)
+		rss10, rss10k = envoyRSS(b, ten), envoyRSS(b, tenK)
+	}
+	b.ReportMetric(float64(rss10)/(1<<20), "rss_MiB_10")
+	b.ReportMetric(float64(rss10k)/(1<<20), "rss_MiB_10k")
+	b.ReportMetric(float64(rss10k)/float64(rss10), "ratio_rss_10k/10")
+}
+
+// BenchmarkHeldLaunchesEndToEnd holds 10,000 launches of one building
+// repository through Envoy and the gate, each client on its own HTTP/1.1
+// connection to Envoy as a browser is (clients in a child process), and
+// reports the resident memory each held launch adds to Envoy and to
+// binderguard (this process: the gate, and the simulator's one build
+// watcher, which the idle reading has too), measured against the same
+// stack idle with the build's leader streaming, in the same run. Targets:
+// KiB/held ≤ 32, gate_KiB/held ≤ 16.
+func BenchmarkHeldLaunchesEndToEnd(b *testing.B) {
+	const n = 10000
+	raiseNoFile(b, n+2000) // Envoy, which inherits it, holds a connection per launch
+	l := gate.DefaultLaunch()
+	l.MaxWaiters = 0 // no per-spec cap: every follower is held
+	s := startStack(b, options{
+		delta:        true,
+		fb:           fakebinder.Config{BuildTime: time.Hour, KeepaliveInterval: time.Minute},
+		launch:       l,
+		gateBreakers: ir.Breakers{MaxPendingRequests: 2 * n, MaxRequests: 2 * n},
+	})
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+
+	// The leader: the build every follower waits for.
+	building := make(chan struct{})
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.edgeURL+"/build/gh/org/repo/HEAD", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		rd := sse.NewReader(bufio.NewReader(resp.Body))
+		once := sync.Once{}
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if ev.IsComment() {
+				continue
+			}
+			p, err := ev.Decode()
+			if err == nil && (p.Phase == sse.PhaseBuilding || p.Phase == sse.PhaseFetching || p.Phase == sse.PhaseWaiting) {
+				once.Do(func() { close(building) })
+			}
+		}
+	}()
+	select {
+	case <-building:
+	case <-time.After(30 * time.Second):
+		b.Fatal("the leader's build never started")
+	}
+	time.Sleep(time.Second)
+	idleEnvoy, idleSelf, idleAlloc := envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
+
+	var heldEnvoy, heldSelf, heldAlloc uint64
+	for b.Loop() {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "-test.bench=^$")
+		cmd.Env = append(os.Environ(), heldClientURL+"="+s.edgeURL+"/build/gh/org/repo/HEAD", heldClientN+"="+strconv.Itoa(n))
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "held" {
+			b.Fatalf("held client: %q, %v", line, err)
+		}
+		waitFor(b, 60*time.Second, "followers held at the gate", func() bool { return s.gate.State().WaitersTotal >= n })
+		time.Sleep(time.Second)
+		heldEnvoy, heldSelf, heldAlloc = envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("held client: %v", err)
+		}
+		waitFor(b, 60*time.Second, "followers gone", func() bool { return s.gate.State().WaitersTotal == 0 })
+	}
+	envoyPer := (float64(heldEnvoy) - float64(idleEnvoy)) / n / 1024
+	gatePer := (float64(heldSelf) - float64(idleSelf)) / n / 1024
+	b.ReportMetric(envoyPer+gatePer, "KiB/held")
+	b.ReportMetric(envoyPer, "envoy_KiB/held")
+	b.ReportMetric(gatePer, "gate_KiB/held")
+	// Envoy's own heap (tcmalloc "allocated", admin /memory): the part of
+	// its growth that config can change; the rest is the allocator's.
+	b.ReportMetric((float64(heldAlloc)-float64(idleAlloc))/n/1024, "envoy_heap_KiB/held")
+	b.ReportMetric(float64(idleEnvoy)/(1<<20), "envoy_idle_MiB")
+	b.ReportMetric(float64(idleSelf)/(1<<20), "gate_idle_MiB")
+	if got := s.xds.NACKs(); got != 0 {
+		b.Fatalf("%d NACKs", got)
+	}
+}
+
+// envoyAllocated is the heap Envoy's allocator reports in use.
+func envoyAllocated(t testing.TB, s *stack) uint64 {
+	t.Helper()
+	resp, err := http.Get(s.adminURL + "/memory")
+	if err != nil {
+		t.Fatalf("envoy /memory: %v", err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Allocated string `json:"allocated"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("envoy /memory: %v", err)
+	}
+	v, err := strconv.ParseUint(m.Allocated, 10, 64)
+	if err != nil {
+		t.Fatalf("envoy /memory allocated %q: %v", m.Allocated, err)
+	}
+	return v
+}
+
+// raiseNoFile lifts this process's open-file limit (which Envoy, started
+// by it, inherits) to at least n, within the hard limit.
+func raiseNoFile(t testing.TB, n uint64) {
+	t.Helper()
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		t.Fatalf("reading the open-file limit: %v", err)
+	}
+	if l.Cur >= n {
+		return
+	}
+	if l.Max < n {
+		t.Fatalf("open-file hard limit %d is below the %d this benchmark needs (raise it: ulimit -Hn)", l.Max, n)
+	}
+	l.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		t.Fatalf("raising the open-file limit to %d: %v", n, err)
+	}
+}
+
+// runHeldClient opens N launch streams to the URL, each on its own
+// HTTP/1.1 connection, prints "held" once each has its first event, and
+// holds them until stdin closes.
+func runHeldClient() int {
+	u := os.Getenv(heldClientURL)
+	n, err := strconv.Atoi(os.Getenv(heldClientN))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "held client: bad count:", err)
+		return 2
+	}
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < uint64(n)+100 {
+		l.Cur = min(l.Max, uint64(n)+100)
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+	// One connection per request: HTTP/1.1 carries one stream at a time,
+	// and no connection is shared.
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first, done sync.WaitGroup
+	errs := make(chan error, n)
+	dialing := make(chan struct{}, 256) // connections being opened at once
+	for range n {
+		first.Add(1)
+		done.Add(1)
+		dialing <- struct{}{}
+		go func() {
+			defer done.Done()
+			signalled := false
+			signal := func() {
+				if !signalled {
+					signalled = true
+					<-dialing
+					first.Done()
+				}
+			}
+			defer signal()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := c.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			rd := sse.NewReader(bufio.NewReader(resp.Body))
+			for {
+				e, err := rd.Next()
+				if err != nil {
+					return
+				}
+				if !e.IsComment() {
+					if p, err := e.Decode(); err == nil && p.Phase == sse.PhaseFailed {
+						errs <- fmt.Errorf("launch refused: %s", p.Message)
+						return
+					}
+					signal()
+				}
+			}
+		}()
+	}
+	first.Wait()
+	select {
+	case err := <-errs:
+		fmt.Fprintln(os.Stderr, "held client:", err)
+		return 1
+	default:
+	}
+	fmt.Println("held")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	cancel()
+	done.Wait()
+	return 0
+}

@@ -1,0 +1,585 @@
+package translate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	setmetadatav3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_metadata/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/binderguard/binderguard/xds/ir"
+)
+
+// Incremental translates a sequence of edges, each like Translate, but
+// keeps what it built for every block: a block that did not change since
+// the previous call is neither translated, packed, validated nor hashed
+// again. With 10,000 bans in place an edit costs the blocks it touches,
+// the ban shards on their path (shardSet) and the slot they are in, plus
+// a copy of the route map of hot specs and shard prefixes (pointers).
+// Profile of the full rebuild it replaced
+// (BenchmarkSnapshotToCache, 10,000 bans): about a third each in building
+// and packing one route per ban, in validating the whole route
+// configuration (twice: translator and server), and in hashing it with a
+// deterministic marshal, which sorts the 20,000-entry map.
+//
+// The output equals Translate's for the same edge (TestIncrementalMatchesTranslate).
+// Versions and ResourceVersions return content versions of the output,
+// computed from per-entry hashes, so the server need not marshal anything
+// to hash it, and delta xDS sends only the slots an edit changed. An Incremental is not safe for concurrent use; it never mutates a
+// resource it has returned.
+type Incremental struct {
+	answers map[answer]*packedAnswer
+	entries map[string]*xdsmatcher.Matcher_OnMatch // prefix → its route, for blocks the route configuration answers
+	bans    shardSet                               // plain bans, in ECDS shards
+	bulk    bool                                   // rebuilding: bans laid out once at the end
+	winner  map[string]*packedAnswer               // prefix → its answer, one per prefix (first block wins)
+	multi   map[string]int                         // prefix → blocks in the list carrying it, where more than one
+	sum     uint64                                 // XOR of entryHash over entries
+	invalid map[ir.Block]error                     // bad blocks in the list, skipped
+
+	// fast is set once fastBan's output has been seen to equal pack's.
+	fast, fastChecked atomic.Bool
+
+	base          baseCache
+	slotLaunch    map[int]packedLaunch // by slot, for the launch settings of base generation slotGen
+	slotGen       int
+	shardVersions map[string]string
+	last          []ir.Block
+	built         bool
+	versions      map[resource.Type]string
+}
+
+// answer is what a block's route depends on besides its prefix; blocks
+// with equal answers share one packed route.
+type answer struct {
+	class   ir.Class
+	code    int
+	message string
+	retry   time.Duration
+}
+
+type packedAnswer struct {
+	key     answer
+	omBytes []byte                      // om marshalled, for packSlot
+	om      *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
+	shard   bool                        // om goes in a ban shard
+	hash    uint64                      // of the answer's packed bytes
+	refs    int                         // entries using it
+	// chain and chainRaw are a ban shard's named filter chain and its bytes.
+	chain    string
+	chainRaw []byte
+}
+
+func answerOf(b ir.Block) answer { return answer{b.Class, b.StatusCode, b.Message, b.RetryAfter} }
+
+// NewIncremental returns an empty Incremental.
+func NewIncremental() *Incremental {
+	return &Incremental{
+		answers:    map[answer]*packedAnswer{},
+		entries:    map[string]*xdsmatcher.Matcher_OnMatch{},
+		winner:     map[string]*packedAnswer{},
+		multi:      map[string]int{},
+		invalid:    map[ir.Block]error{},
+		slotLaunch: map[int]packedLaunch{},
+	}
+}
+
+// Translate is Translate(e), reusing what the previous calls built.
+// e.Blocks must not be modified after the call (it is kept to diff the
+// next call against).
+func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
+	if err := t.base.update(e); err != nil {
+		return nil, err
+	}
+	if err := t.apply(e.Blocks); err != nil {
+		return nil, err
+	}
+	b := t.base.res
+	res := &Resources{Listeners: b.Listeners, Clusters: b.Clusters}
+	var shards []string
+	res.Extensions, t.shardVersions, shards = t.bans.resources(t.winner)
+
+	rc := proto.Clone(b.Routes[0]).(*routev3.RouteConfiguration) // small: the map holds the launch entry only
+	pm := maps.Clone(t.entries)                                  // the published map is never touched again
+	pm[ir.LaunchPrefix] = prefixMap(b.Routes[0])[ir.LaunchPrefix]
+	// Every shard prefix routes launches with its slot enabled, as
+	// addShardRoutes does.
+	if t.slotGen != t.base.gen {
+		clear(t.slotLaunch)
+		t.slotGen = t.base.gen
+	}
+	var shardSum uint64
+	for _, p := range shards {
+		if _, taken := pm[p]; taken && p != ir.LaunchPrefix {
+			continue
+		}
+		i := slotOf(p)
+		sl, ok := t.slotLaunch[i]
+		if !ok {
+			om := slotLaunch(e.Launch, i)
+			sl = packedLaunch{om: om, hash: xxhash.Sum64(om.GetMatcher().GetOnNoMatch().GetAction().GetTypedConfig().GetValue())}
+			t.slotLaunch[i] = sl
+		}
+		pm[p] = sl.om
+		shardSum ^= entryHash(p, sl.hash)
+	}
+	prefixMapSet(rc, pm)
+	res.Routes = []*routev3.RouteConfiguration{rc}
+
+	h := xxhash.New()
+	for _, x := range res.Extensions {
+		h.WriteString(x.GetName())
+		h.WriteString(t.shardVersions[x.GetName()])
+	}
+	t.versions = maps.Clone(t.base.versions)
+	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum^shardSum)
+	t.versions[resource.ExtensionConfigType] = fmt.Sprintf("%016x", h.Sum64())
+	return res, t.err()
+}
+
+// packedLaunch is the launch route with one slot enabled.
+type packedLaunch struct {
+	om   *xdsmatcher.Matcher_OnMatch
+	hash uint64
+}
+
+// ResourceVersions returns a content version per resource of the last
+// Translate's output, by type and name, for delta xDS: a shard an edit did
+// not touch keeps its version, so it is not sent again.
+func (t *Incremental) ResourceVersions() map[resource.Type]map[string]string {
+	out := map[resource.Type]map[string]string{resource.ExtensionConfigType: maps.Clone(t.shardVersions)}
+	for typ, rs := range t.base.resourceVersions {
+		out[typ] = maps.Clone(rs)
+	}
+	out[resource.RouteType] = map[string]string{RouteName: t.versions[resource.RouteType]}
+	return out
+}
+
+// baseCache is Translate's output for an edge without blocks, kept while
+// the edge's other parts stay the same.
+type baseCache struct {
+	edge      ir.Edge // Blocks nil
+	res       *Resources
+	versions  map[resource.Type]string // listeners and clusters
+	routeHash uint64                   // of the route configuration without blocks
+	// resourceVersions: per listener and cluster.
+	resourceVersions map[resource.Type]map[string]string
+	gen              int // counts rebuilds
+}
+
+// update rebuilds c when e's parts other than blocks changed. Everything
+// but the blocks is small: Translate builds and validates it, so
+// Incremental cannot drift from Translate.
+func (c *baseCache) update(e *ir.Edge) error {
+	base := *e
+	base.Blocks = nil
+	if c.res != nil && reflect.DeepEqual(base, c.edge) {
+		return nil
+	}
+	res, err := Translate(&base)
+	if err != nil {
+		return err
+	}
+	versions := map[resource.Type]string{}
+	perRes := map[resource.Type]map[string]string{}
+	var routeHash uint64
+	for typ, items := range res.ByType() {
+		if typ == resource.ExtensionConfigType {
+			continue // the shards are Incremental's
+		}
+		h := xxhash.New()
+		perRes[typ] = map[string]string{}
+		for _, r := range items {
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("%w: hashing %T: %w", ErrInvalidEdge, r, err)
+			}
+			h.Write(strconv.AppendInt(nil, int64(len(b)), 10))
+			h.Write(b)
+			perRes[typ][cachev3.GetResourceName(r)] = fmt.Sprintf("%016x", xxhash.Sum64(b))
+		}
+		if typ == resource.RouteType {
+			routeHash = h.Sum64()
+			continue
+		}
+		versions[typ] = fmt.Sprintf("%016x", h.Sum64())
+	}
+	base.Gate.Endpoints = slices.Clone(base.Gate.Endpoints)
+	*c = baseCache{edge: base, res: res, versions: versions, routeHash: routeHash, resourceVersions: perRes, gen: c.gen + 1}
+	return nil
+}
+
+// Versions returns a content version per resource type of the last
+// Translate's output: equal outputs, equal versions.
+func (t *Incremental) Versions() map[resource.Type]string { return maps.Clone(t.versions) }
+
+// apply brings the prefix map from t.last to blocks. The common head and
+// tail of the two lists are skipped (an edit leaves them alone); the
+// middle is removed and added entry by entry. When a prefix in the middle
+// is carried by more than one block, which block wins depends on order:
+// then the whole map is rebuilt, from the packed answers already made.
+func (t *Incremental) apply(blocks []ir.Block) error {
+	if !t.built {
+		t.built = true
+		t.last = blocks
+		return t.rebuild(blocks)
+	}
+	old := t.last
+	head := 0
+	for head < len(old) && head < len(blocks) && old[head] == blocks[head] {
+		head++
+	}
+	tail := 0
+	for tail < len(old)-head && tail < len(blocks)-head && old[len(old)-1-tail] == blocks[len(blocks)-1-tail] {
+		tail++
+	}
+	removed, added := old[head:len(old)-tail], blocks[head:len(blocks)-tail]
+	t.last = blocks
+	for _, b := range slices.Concat(removed, added) {
+		if t.multi[b.PathPrefix] > 0 {
+			return t.rebuild(blocks)
+		}
+	}
+	for _, b := range removed {
+		if _, bad := t.invalid[b]; bad {
+			delete(t.invalid, b)
+			continue
+		}
+		t.drop(b.PathPrefix)
+	}
+	for _, b := range added {
+		if t.carried(b.PathPrefix) { // a second block for a prefix in the middle
+			return t.rebuild(blocks)
+		}
+		if err := t.add(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuild makes the map from scratch, keeping packed answers still used.
+// Answers not packed yet are packed in parallel first: on a first build
+// that is nearly all the work.
+func (t *Incremental) rebuild(blocks []ir.Block) error {
+	t.bulk = true
+	defer func() { t.bulk = false }()
+	for p := range t.winner {
+		t.drop(p)
+	}
+	if len(blocks) > 2*len(t.winner) {
+		// Sized once for the list, so a first build does not grow the map step by step.
+		t.winner = make(map[string]*packedAnswer, len(blocks))
+	}
+	clear(t.multi)
+	clear(t.invalid)
+	if err := t.packNew(blocks); err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		if t.carried(b.PathPrefix) {
+			t.multi[b.PathPrefix] = max(t.multi[b.PathPrefix], 1) + 1
+			if _, dup := t.winner[b.PathPrefix]; dup {
+				continue // bans are listed first, so the ban wins over a hot spec
+			}
+		}
+		if err := t.add(b); err != nil {
+			return err
+		}
+	}
+	var sorted []string
+	for p, pa := range t.winner {
+		if pa.shard {
+			sorted = append(sorted, p)
+		}
+	}
+	parallelSort(sorted)
+	t.bans.reset(sorted)
+	return nil
+}
+
+// carried reports whether a block in the list carries prefix p.
+func (t *Incremental) carried(p string) bool {
+	if _, ok := t.winner[p]; ok {
+		return true
+	}
+	for b := range t.invalid { // few, if any
+		if b.PathPrefix == p {
+			return true
+		}
+	}
+	return false
+}
+
+// parallelSort sorts s, its halves on two goroutines (20,000 prefixes
+// sharing long common prefixes take a few ms to sort); both end before
+// it returns.
+func parallelSort(s []string) {
+	if len(s) < 4096 || runtime.GOMAXPROCS(0) < 2 {
+		slices.Sort(s)
+		return
+	}
+	mid := len(s) / 2
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.Sort(s[:mid]) })
+	slices.Sort(s[mid:])
+	wg.Wait()
+	merged := make([]string, 0, len(s))
+	a, b := s[:mid], s[mid:]
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] <= b[0] {
+			merged, a = append(merged, a[0]), a[1:]
+		} else {
+			merged, b = append(merged, b[0]), b[1:]
+		}
+	}
+	copy(s, append(append(merged, a...), b...))
+}
+
+// packNew packs the answers of blocks that have none yet, spread over
+// the CPUs; the goroutines end before it returns.
+func (t *Incremental) packNew(blocks []ir.Block) error {
+	var todo []ir.Block
+	seen := map[answer]bool{}
+	for _, b := range blocks {
+		k := answerOf(b)
+		if _, ok := t.answers[k]; ok || seen[k] || b.Validate() != nil {
+			continue
+		}
+		seen[k] = true
+		todo = append(todo, b)
+	}
+	packed := make([]*packedAnswer, len(todo))
+	errs := make([]error, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo)/256+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(todo); i += workers {
+				packed[i], errs[i] = t.packOne(todo[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, pa := range packed {
+		t.answers[pa.key] = pa
+	}
+	return nil
+}
+
+// packOne packs b, by hand when fastBan covers it and has been checked
+// against pack on this Incremental's first such block.
+func (t *Incremental) packOne(b ir.Block) (*packedAnswer, error) {
+	if t.fast.Load() {
+		if v, ok := fastBan(b); ok {
+			return packFast(b, v), nil
+		}
+	}
+	pa, err := pack(b)
+	if err != nil || t.fastChecked.Load() {
+		return pa, err
+	}
+	if v, ok := fastBan(b); ok && t.fastChecked.CompareAndSwap(false, true) {
+		t.fast.Store(bytes.Equal(v, pa.chainRaw))
+	}
+	return pa, nil
+}
+
+// pack builds, validates, packs and hashes b's answer: a ban shard's
+// action for a plain ban, else a route.
+func pack(b ir.Block) (*packedAnswer, error) {
+	if toShard(b) {
+		name, chain, raw := banChain(b)
+		if err := chain.ValidateAll(); err != nil {
+			return nil, fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		}
+		return shardAnswer(b, name, raw), nil
+	}
+	r := blockRoute(b)
+	if err := r.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("%w: generated route for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+	}
+	om := onMatchRoute(routeEdgePrefix+string(b.Class), r)
+	if err := om.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("%w: generated matcher action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+	}
+	return &packedAnswer{key: answerOf(b), om: om, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
+}
+
+// add enters b's prefix, unless b is invalid (then it is kept aside).
+func (t *Incremental) add(b ir.Block) error {
+	if err := b.Validate(); err != nil {
+		t.invalid[b] = err
+		return nil
+	}
+	k := answerOf(b)
+	pa, ok := t.answers[k]
+	if !ok {
+		var err error
+		if pa, err = t.packOne(b); err != nil {
+			return err
+		}
+		t.answers[k] = pa
+	}
+	pa.refs++
+	t.winner[b.PathPrefix] = pa
+	t.place(b.PathPrefix, pa, true)
+	return nil
+}
+
+// drop removes prefix p's entry and lets its answer go when unused.
+func (t *Incremental) drop(p string) {
+	pa, ok := t.winner[p]
+	if !ok {
+		return
+	}
+	t.place(p, pa, false)
+	delete(t.winner, p)
+	if pa.refs--; pa.refs == 0 {
+		delete(t.answers, pa.key)
+	}
+}
+
+// place adds (or removes) p's entry in the route map or its ban shard.
+func (t *Incremental) place(p string, pa *packedAnswer, add bool) {
+	if !pa.shard {
+		t.sum ^= entryHash(p, pa.hash)
+		if add {
+			t.entries[p] = pa.om
+		} else {
+			delete(t.entries, p)
+		}
+		return
+	}
+	switch {
+	case t.bulk: // laid out once at the end
+	case add:
+		t.bans.insert(p)
+	default:
+		t.bans.remove(p)
+	}
+}
+
+// entryHash mixes a prefix's hash with its answer's (splitmix64's
+// finalizer), so the XOR of all entries changes with any one of them.
+func entryHash(prefix string, answer uint64) uint64 {
+	x := xxhash.Sum64String(prefix) ^ (answer * 0x9e3779b97f4a7c15)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// err reports the skipped blocks in a stable order.
+func (t *Incremental) err() error {
+	if len(t.invalid) == 0 {
+		return nil
+	}
+	msgs := make([]string, 0, len(t.invalid))
+	for _, e := range t.invalid {
+		msgs = append(msgs, e.Error())
+	}
+	slices.Sort(msgs)
+	errs := make([]error, len(msgs))
+	for i, m := range msgs {
+		errs[i] = errors.New(m)
+	}
+	return errors.Join(errs...)
+}
+
+// prefixMap and prefixMapSet reach the matcher tree routeConfig builds.
+func prefixMap(rc *routev3.RouteConfiguration) map[string]*xdsmatcher.Matcher_OnMatch {
+	return rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()
+}
+
+func prefixMapSet(rc *routev3.RouteConfiguration, m map[string]*xdsmatcher.Matcher_OnMatch) {
+	rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().Map = m
+}
+
+// fastBan packs a plain ban's chain (banChain: set_metadata with the
+// ban's failed event) by hand: with 10,000 bans,
+// encoding each event with encoding/json and each action with
+// proto.Marshal (twice, nested Any) was most of a full build. It covers
+// messages that JSON encodes verbatim (printable ASCII without " \ < > &);
+// anything else takes pack. The bytes must equal pack's:
+// TestFastBanMatchesPack, and Incremental checks its first use.
+func fastBan(b ir.Block) ([]byte, bool) {
+	if !toShard(b) || !jsonVerbatim(b.Message) {
+		return nil, false
+	}
+	code := strconv.Itoa(b.StatusCode)
+	const head, mid, end = `data: {"phase":"failed","message":"`, `","status_code":`, "}\n\n"
+	bodyLen := len(head) + len(b.Message) + len(mid) + len(code) + len(end)
+	// Sizes from the inside out, then one buffer written from the outside
+	// in, in proto.Marshal's field order (declaration order).
+	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n } // one-byte tag, length, bytes
+	val := field(bodyLen)                                                       // Value.string_value
+	entry := field(len(banMetaKey)) + field(val)                                // Struct.fields map entry: key, value
+	st := field(entry)                                                          // Struct.fields
+	md := field(len(banMetaNamespace)) + field(st)                              // Metadata: metadata_namespace, value
+	cfg := field(md)                                                            // Config.metadata
+	anyv := field(len(setMetadataTypeURL)) + field(cfg)                         // Any: type_url, value
+	tec := field(len(setMetadataFilter)) + field(anyv)                          // TypedExtensionConfig: name, typed_config
+	out := make([]byte, 0, field(tec))                                          // FilterChainConfiguration.typed_config
+	open := func(num protowire.Number, n int) {
+		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
+	}
+	str := func(num protowire.Number, v string) { open(num, len(v)); out = append(out, v...) }
+	open(1, tec)
+	str(1, setMetadataFilter)
+	open(2, anyv)
+	str(1, setMetadataTypeURL)
+	open(2, cfg)
+	open(3, md)
+	str(1, banMetaNamespace)
+	open(3, st)
+	open(1, entry)
+	str(1, banMetaKey)
+	open(2, val)
+	open(3, bodyLen)
+	out = append(append(append(append(append(out, head...), b.Message...), mid...), code...), end...)
+	return out, true
+}
+
+var (
+	setMetadataTypeURL = "type.googleapis.com/" + string((&setmetadatav3.Config{}).ProtoReflect().Descriptor().FullName())
+)
+
+func jsonVerbatim(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// packFast is pack for a block fastBan covers.
+func packFast(b ir.Block, raw []byte) *packedAnswer { return shardAnswer(b, chainName(raw), raw) }
+
+// shardAnswer is the packed answer of a plain ban whose chain is raw.
+func shardAnswer(b ir.Block, name string, raw []byte) *packedAnswer {
+	om := banAction(name)
+	return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true,
+		chain: name, chainRaw: raw, hash: xxhash.Sum64(raw)}
+}
