@@ -1,6 +1,6 @@
 // Command replay replays the 2018-07-30 incident straight at the BinderHub
 // simulator and through Envoy + binderguard, each next to a no-storm
-// baseline, and writes test/bench/REPLAY.md with its charts (see package
+// baseline, and through binderguard with stale while building, and writes test/bench/REPLAY.md with its charts (see package
 // test/replay). `make replay` runs it at full size.
 //
 // It starts its own simulator and binderguard on free loopback ports: it
@@ -90,8 +90,17 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(*out, replay.ReportFile))
-	for _, t := range rep.Targets {
-		fmt.Fprintf(stdout, "%s %s: %s (no storm %s; want %s)\n", map[bool]string{true: "✔", false: "✘"}[t.Met], t.What, t.Got, t.Baseline, t.Want)
+	for _, set := range []struct {
+		name    string
+		targets []replay.Target
+	}{{"storm", rep.Targets}, {"storm, stale while building", rep.StaleTargets}} {
+		fmt.Fprintf(stdout, "%s:\n", set.name)
+		for _, t := range set.targets {
+			fmt.Fprintf(stdout, "%s %s: %s (no storm %s; want %s)\n", map[bool]string{true: "✔", false: "✘"}[t.Met], t.What, t.Got, t.Baseline, t.Want)
+		}
 	}
+	st := rep.Figures[len(rep.Figures)-1]
+	fmt.Fprintf(stdout, "stale while building: %d of %d launches ready with the last good commit, %d with the new one; p50/p99 time to ready %.1f/%.1f s (without it %.1f/%.1f s)\n",
+		st.StormReadyStale, st.StormClients, st.StormReadyNew, st.StormP50, st.StormP99, rep.Figures[3].StormP50, rep.Figures[3].StormP99)
 	return nil
 }

@@ -77,11 +77,12 @@ type launcher struct {
 }
 
 // launch runs client i against url until ready, failed, error or timeout.
-func (l *launcher) launch(ctx context.Context, i int, spec, url string) Result {
+// Its result is named so that the deferred Duration reaches the caller.
+func (l *launcher) launch(ctx context.Context, i int, spec, url string) (r Result) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	r := Result{Index: i, Spec: spec, Started: start}
+	r = Result{Index: i, Spec: spec, Started: start}
 	l.tracker.set(i, stateConnecting)
 	defer func() {
 		r.Duration = time.Since(start)

@@ -135,6 +135,11 @@ func TestRun(t *testing.T) {
 					if r.Keepalives != 1 || r.Ready.URL == "" {
 						t.Errorf("client %d: keepalives %d url %q, want 1 and a url", r.Index, r.Keepalives, r.Ready.URL)
 					}
+					// Started + Duration places the launch's end on a timeline.
+					if r.Started.IsZero() || r.Duration < r.TimeToReady || r.TimeToReady <= 0 {
+						t.Errorf("client %d: started %v, duration %v, time to ready %v; want a duration of at least the time to ready",
+							r.Index, r.Started, r.Duration, r.TimeToReady)
+					}
 				}
 			},
 		},

@@ -92,15 +92,16 @@ func drawChart(path string, panels []panel) error {
 
 // writeCharts draws the report's charts into dir from the legs' series
 // (in runOrder) and returns them in the order the report shows them.
-func writeCharts(dir string, ss [4]Series) ([]Chart, error) {
-	dBase, dStorm, gBase, gStorm := ss[0], ss[1], ss[2], ss[3]
+func writeCharts(dir string, ss [len(runOrder)]Series) ([]Chart, error) {
+	dBase, dStorm, gBase, gStorm, stale := ss[0], ss[1], ss[2], ss[3], ss[4]
+	const staleName = "stale while building"
 	charts := []struct {
 		Chart
 		panels []panel
 	}{
 		{
 			Chart{"replay-watchers.png", "Build watchers inside the simulator",
-				"Requests attached to the hot repository's build, and those waiting silently for one of the 64 pool slots, during the storm. Through binderguard the simulator sees one watcher; the other launches are held at the gate, each on a live stream fed with the build's log."},
+				"Requests attached to the hot repository's build, and those waiting silently for one of the 64 pool slots, during the storm. Through binderguard the simulator sees one watcher; the other launches are held at the gate, each on a live stream fed with the build's log. With stale while building (right) the simulator still sees one watcher of the new commit's build, and the launches are not held: each is launched with the last good commit at once."},
 			[]panel{
 				{Direct.String(), "requests", []line{
 					{name: "build watchers", x: dStorm.T, y: dStorm.Watchers},
@@ -111,6 +112,11 @@ func writeCharts(dir string, ss [4]Series) ([]Chart, error) {
 					{name: "queued silently", x: gStorm.T, y: gStorm.Queued},
 					{name: "held at the gate (with progress)", x: gStorm.T, y: gStorm.Held, dashed: true},
 				}},
+				{Guarded.String() + ", " + staleName, "requests", []line{
+					{name: "build watchers", x: stale.T, y: stale.Watchers},
+					{name: "queued silently", x: stale.T, y: stale.Queued},
+					{name: "held at the gate (with progress)", x: stale.T, y: stale.Held, dashed: true},
+				}},
 			},
 		},
 		{
@@ -120,24 +126,28 @@ func writeCharts(dir string, ss [4]Series) ([]Chart, error) {
 				{"simulator CPU", "cores", []line{
 					{name: "storm, " + Direct.String(), x: dStorm.T, y: dStorm.SimCPU},
 					{name: "storm, " + Guarded.String(), x: gStorm.T, y: gStorm.SimCPU},
+					{name: "storm, " + staleName, x: stale.T, y: stale.SimCPU},
 					{name: "no storm, " + Direct.String(), x: dBase.T, y: dBase.SimCPU, dashed: true},
 					{name: "no storm, " + Guarded.String(), x: gBase.T, y: gBase.SimCPU, dashed: true},
 				}},
 				{"binderguard + Envoy CPU", "cores", []line{
 					{name: "storm", x: gStorm.T, y: gStorm.GuardCPU},
+					{name: "storm, " + staleName, x: stale.T, y: stale.GuardCPU},
 					{name: "no storm", x: gBase.T, y: gBase.GuardCPU, dashed: true},
 				}},
 			},
 		},
 		{
 			Chart{"replay-launches.png", "The storm's launches, as they end",
-				"Launches of the hot repository that had ended ready, and failed or errored, by each second."},
+				"Launches of the hot repository that had ended ready, and failed or errored, by each second. With stale while building they are ready as they arrive, with the last good commit, instead of after the build."},
 			[]panel{
 				{"storm launches ended", "launches", []line{
 					{name: "ready, " + Direct.String(), x: dStorm.T, y: dStorm.StormReady},
 					{name: "ready, " + Guarded.String(), x: gStorm.T, y: gStorm.StormReady},
+					{name: "ready, " + staleName, x: stale.T, y: stale.StormReady},
 					{name: "failed, " + Direct.String(), x: dStorm.T, y: dStorm.StormFailed, dashed: true},
 					{name: "failed, " + Guarded.String(), x: gStorm.T, y: gStorm.StormFailed, dashed: true},
+					{name: "failed, " + staleName, x: stale.T, y: stale.StormFailed, dashed: true},
 				}},
 			},
 		},
@@ -148,6 +158,7 @@ func writeCharts(dir string, ss [4]Series) ([]Chart, error) {
 				{"background p99 time to ready", "seconds", []line{
 					{name: "storm, " + Direct.String(), x: dStorm.T, y: dStorm.BackgroundP99},
 					{name: "storm, " + Guarded.String(), x: gStorm.T, y: gStorm.BackgroundP99},
+					{name: "storm, " + staleName, x: stale.T, y: stale.BackgroundP99},
 					{name: "no storm, " + Direct.String(), x: dBase.T, y: dBase.BackgroundP99, dashed: true},
 					{name: "no storm, " + Guarded.String(), x: gBase.T, y: gBase.BackgroundP99, dashed: true},
 				}},

@@ -4,7 +4,9 @@
 // a ramp while other repositories launch in the background, once straight
 // at the BinderHub simulator (bin/fakebinder, as mybinder.org had it) and
 // once through Envoy + binderguard (`binderguard local`), each next to a
-// no-storm baseline measured in the same run.
+// no-storm baseline measured in the same run; and once more through
+// binderguard with the policy's staleWhileBuilding on, the repository's
+// HEAD having moved from a commit the gate saw ready to the one building.
 //
 // It runs the simulator and binderguard as separate processes so that the
 // simulator's own CPU can be read from /proc, the way the binder pod's CPU

@@ -22,8 +22,17 @@ type Figures struct {
 	StormClients, StormReady, StormRetry, StormFailed, StormErrors int
 	StormP50, StormP99                                             float64
 	DistinctTokens                                                 int
-	// From the simulator's stats: peak build watchers and silently
-	// queued requests, builds started, launches that ran slowed.
+	// A stale leg's ready launches, split by what they got: the last good
+	// commit (Leg.StaleCommit), served while the new one builds, or
+	// anything else (the new commit). Zero for the other legs.
+	StormReadyStale, StormReadyNew int
+	// StaleLaunches and StaleFallbacks are the gate's own counts of
+	// launches served the last good commit and of those held after all.
+	StaleLaunches, StaleFallbacks int64
+	// From the simulator's stats: peak build watchers (over the
+	// simulator's life: a stale leg's commit A had its one before the
+	// window) and silently queued requests, builds started in the window,
+	// launches that ran slowed.
 	PeakWatchers, PeakQueued, BuildsStarted, SlowedLaunches int64
 	// PeakHeld is the most launches the gate held at once.
 	PeakHeld int64
@@ -52,9 +61,17 @@ func figures(leg Leg, window, build time.Duration) Figures {
 		Kind: leg.Kind, StormClients: s.Clients, StormReady: s.Ready, StormErrors: s.Errors,
 		StormP50: s.P50ReadyS, StormP99: s.P99ReadyS, DistinctTokens: s.DistinctTokens,
 		PeakWatchers: leg.Sim.PeakBuildWatchers, PeakQueued: leg.Sim.PeakQueued,
-		BuildsStarted: leg.Sim.BuildsStarted, SlowedLaunches: leg.Sim.SlowedLaunches,
+		BuildsStarted: leg.Sim.BuildsStarted - leg.PreSim.BuildsStarted, SlowedLaunches: leg.Sim.SlowedLaunches - leg.PreSim.SlowedLaunches,
+		StaleLaunches: leg.Gate.StaleLaunches, StaleFallbacks: leg.Gate.StaleFallbacks,
 	}
 	for _, r := range s.Results {
+		if r.Outcome == launchstorm.OutcomeReady && leg.StaleCommit != "" {
+			if readyWith(r, leg.StaleCommit) {
+				f.StormReadyStale++
+			} else {
+				f.StormReadyNew++
+			}
+		}
 		if r.Outcome != launchstorm.OutcomeFailed {
 			continue
 		}
@@ -192,7 +209,7 @@ type Target struct {
 // Tolerance is the targets' "within 10 %" of a no-storm baseline.
 const Tolerance = 0.10
 
-// targets checks the guarded storm g against its no-storm baseline b.
+// targets checks a guarded storm g against its no-storm baseline b.
 func targets(b, g Figures) []Target {
 	within := func(got, base float64) bool { return got <= base*(1+Tolerance) }
 	return []Target{

@@ -36,7 +36,7 @@ func testLeg() Leg {
 	m := launchstorm.Summarize(bg)
 	s.Mix = &m
 	return Leg{
-		Kind: LegKind{Guarded, true}, Start: t0, Summary: s,
+		Kind: LegKind{Mode: Guarded, Storm: true}, Start: t0, Summary: s,
 		Sim: fakebinder.Stats{PeakBuildWatchers: 1, PeakQueued: 0, BuildsStarted: 1},
 		Samples: []Sample{
 			{T: 1, SimCPU: 0.5, SimCPUTotal: 0.5, GuardCPU: 0.2, Watchers: 1, Held: 3, StatsOK: true},
@@ -50,7 +50,7 @@ func testLeg() Leg {
 func TestFigures(t *testing.T) {
 	got := figures(testLeg(), 3*time.Second, 2*time.Second)
 	want := Figures{
-		Kind: LegKind{Guarded, true}, StormClients: 4, StormReady: 2, StormRetry: 1, StormFailed: 1,
+		Kind: LegKind{Mode: Guarded, Storm: true}, StormClients: 4, StormReady: 2, StormRetry: 1, StormFailed: 1,
 		StormP50: 3, StormP99: 4, PeakWatchers: 1, BuildsStarted: 1, PeakHeld: 3,
 		BackgroundClients: 2, BackgroundReady: 2, BackgroundP50: 1, BackgroundP99: 2,
 		// The window ends at 3 s: the fourth sample is outside it.
@@ -122,15 +122,22 @@ func TestTargets(t *testing.T) {
 func TestRenderMarkdown(t *testing.T) {
 	leg := testLeg()
 	f := figures(leg, 3*time.Second, 2*time.Second)
+	sf := figures(staleLeg(), 3*time.Second, 2*time.Second)
 	r := &Report{
-		Scenario: Scaled(), Figures: [4]Figures{f, f, f, f}, Targets: targets(f, f),
+		Scenario: Scaled(), Figures: [len(runOrder)]Figures{f, f, f, f, sf}, Targets: targets(f, f), StaleTargets: targets(f, sf),
 		Charts: []Chart{{File: "replay-cpu.png", Title: "CPU", Caption: "the caption"}},
 		Taken:  t0, Machine: Machine{CPUs: 2, Model: "test CPU", LoadBefore: "1 2 3", LoadAfter: "4 5 6", Note: "Shared."},
 	}
 	md := renderMarkdown(r, "make replay")
 	for _, want := range []string{
-		"| upstream build watchers for the hot repository | ≤ 1 | 1 | 1 | ✔ |",
-		"| … failed, told when to retry (Retry-After) | 1 | 1 | 1 | 1 |",
+		"| upstream build watchers for the hot repository | ≤ 1 | 1 | 1 | ✔ | 1 | ✔ |",
+		"| … failed, told when to retry (Retry-After) | 1 | 1 | 1 | 1 | 0 |",
+		"| | no storm, straight to the simulator | **storm, straight to the simulator** | no storm, through binderguard | **storm, through binderguard** | **storm, through binderguard, stale while building** |",
+		"| … ready with the last good commit (A, stale) | — | — | — | — | 2 |",
+		"| … ready with the new commit (B) | — | — | — | — | 1 |",
+		"| launches served stale, by the gate's count; held after all | — | — | — | — | 2; 1 |",
+		"| **p50 / p99 time to ready** | **3.0 / 4.0 s** | **0.5 / 6.0 s** |",
+		"| ready with the last good commit A / with the new commit B | — / 2 | 2 / 1 |",
 		"![CPU](replay-cpu.png)\n\nthe caption\n\nReproduce: `make replay` (writes `replay-cpu.png`).",
 		"Taken 2018-07-30 on 2 CPUs (test CPU); load average (1, 5, 15 min) 1 2 3 before, 4 5 6 after. Shared.",
 		"`bin/fakebinder --build-time 5s --launch-time 500ms --burn-cpu 10ms",
@@ -189,5 +196,93 @@ func TestReplayPolicyIsTheShippedDefault(t *testing.T) {
 	}
 	if d := cmp.Diff(read(shipped), read(policyYAML)); d != "" {
 		t.Errorf("policy.yaml differs from the shipped default (-shipped +replay):\n%s", d)
+	}
+}
+
+// staleLeg is a stale-while-building storm of three launches: two ready
+// with commit A at once, one (the leader) with B after the build. Commit
+// A's build before the window counts in PreSim.
+func staleLeg() Leg {
+	withCommit := func(r launchstorm.Result, c string) launchstorm.Result {
+		r.Ready.BinderPersistentRequest = "v2/gh/jupyterlab/jupyterlab-demo/" + c
+		return r
+	}
+	storm := []launchstorm.Result{withCommit(ready(0, 6), commitB), withCommit(ready(0.5, 0.5), commitA), withCommit(ready(1, 0.4), commitA)}
+	s := launchstorm.Summarize(storm)
+	m := launchstorm.Summarize([]launchstorm.Result{ready(0, 1)})
+	s.Mix = &m
+	return Leg{
+		Kind: LegKind{Mode: Guarded, Storm: true, Stale: true}, Start: t0, Summary: s, StaleCommit: commitA,
+		PreSim:  fakebinder.Stats{PeakBuildWatchers: 1, BuildsStarted: 1},
+		Sim:     fakebinder.Stats{PeakBuildWatchers: 1, BuildsStarted: 2},
+		Gate:    GateCounters{StaleLaunches: 2, StaleFallbacks: 1},
+		Samples: []Sample{{T: 1, Watchers: 1, StatsOK: true}},
+	}
+}
+
+func TestFiguresOfAStaleLeg(t *testing.T) {
+	got := figures(staleLeg(), 3*time.Second, 2*time.Second)
+	if got.StormReady != 3 || got.StormReadyStale != 2 || got.StormReadyNew != 1 {
+		t.Errorf("ready %d: %d with A, %d with B; want 3: 2 and 1", got.StormReady, got.StormReadyStale, got.StormReadyNew)
+	}
+	if got.BuildsStarted != 1 || got.PeakWatchers != 1 {
+		t.Errorf("builds in the window %d, peak watchers %d; want 1 (B; A's was before) and 1", got.BuildsStarted, got.PeakWatchers)
+	}
+	if got.StaleLaunches != 2 || got.StaleFallbacks != 1 {
+		t.Errorf("gate counters %d, %d; want 2, 1", got.StaleLaunches, got.StaleFallbacks)
+	}
+	// A leg that is not stale splits nothing, whatever its launches got.
+	plain := staleLeg()
+	plain.StaleCommit = ""
+	if f := figures(plain, 3*time.Second, 2*time.Second); f.StormReadyStale != 0 || f.StormReadyNew != 0 {
+		t.Errorf("a leg without a stale commit: %d with A, %d with B; want 0, 0", f.StormReadyStale, f.StormReadyNew)
+	}
+}
+
+func TestReadyWith(t *testing.T) {
+	r := ready(0, 1)
+	r.Ready.BinderPersistentRequest = "v2/gh/jupyterlab/jupyterlab-demo/" + commitA
+	failed := r
+	failed.Outcome = launchstorm.OutcomeFailed
+	tests := map[string]struct {
+		r      launchstorm.Result
+		commit string
+		want   bool
+	}{
+		"ready with the commit":          {r, commitA, true},
+		"ready with another":             {r, commitB, false},
+		"failed, whatever it names":      {failed, commitA, false},
+		"no commit asked: never":         {r, "", false},
+		"a commit that is only a suffix": {r, commitA[1:], false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := readyWith(tc.r, tc.commit); got != tc.want {
+				t.Errorf("readyWith = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// The stale leg's policy is the replay's with staleWhileBuilding on and
+// nothing else changed.
+func TestStalePolicyIsTheReplayPolicyWithStaleOn(t *testing.T) {
+	var plain, stale map[string]any
+	b, err := stalePolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(policyYAML, &plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &stale); err != nil {
+		t.Fatal(err)
+	}
+	if got := stale["spec"].(map[string]any)["staleWhileBuilding"]; !cmp.Equal(got, map[string]any{"enabled": true}) {
+		t.Errorf("staleWhileBuilding = %v, want {enabled: true}", got)
+	}
+	delete(stale["spec"].(map[string]any), "staleWhileBuilding")
+	if d := cmp.Diff(plain, stale); d != "" {
+		t.Errorf("the stale policy differs otherwise (-replay +stale):\n%s", d)
 	}
 }

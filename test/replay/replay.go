@@ -32,19 +32,26 @@ type Config struct {
 type Report struct {
 	Scenario Scenario
 	// Legs and Figures are in runOrder.
-	Legs    [4]Leg
-	Figures [4]Figures
-	Targets []Target
-	Charts  []Chart
+	Legs    [len(runOrder)]Leg
+	Figures [len(runOrder)]Figures
+	// Targets are checked on the guarded storm, StaleTargets on the storm
+	// with stale while building, both against the guarded baseline.
+	Targets, StaleTargets []Target
+	Charts                []Chart
 	// Taken is when the replay began; Machine describes where.
 	Taken   time.Time
 	Machine Machine
 }
 
-// runOrder is the order of the legs: each baseline right before its storm.
-var runOrder = [4]LegKind{{Direct, false}, {Direct, true}, {Guarded, false}, {Guarded, true}}
+// runOrder is the order of the legs: each baseline right before its
+// storm, and last the guarded storm again with stale while building.
+var runOrder = [...]LegKind{
+	{Mode: Direct}, {Mode: Direct, Storm: true},
+	{Mode: Guarded}, {Mode: Guarded, Storm: true},
+	{Mode: Guarded, Storm: true, Stale: true},
+}
 
-// Run runs the four legs one after another, then writes REPLAY.md and its
+// Run runs the legs one after another, then writes REPLAY.md and its
 // charts into c.Out. It returns the report also when writing fails.
 func Run(ctx context.Context, c Config) (*Report, error) {
 	if err := c.Scenario.Validate(); err != nil {
@@ -61,24 +68,25 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	rep := &Report{Scenario: c.Scenario, Taken: time.Now().UTC(), Machine: describeMachine(c.Note)}
 	env := legEnv{bin: c.Bin, envoy: c.Envoy, progress: c.Progress}
 	for i, kind := range runOrder {
-		c.Progress("leg %d/4: %s", i+1, kind)
+		c.Progress("leg %d/%d: %s", i+1, len(runOrder), kind)
 		leg, err := runLeg(ctx, c.Scenario, kind, env)
 		if err != nil {
-			return rep, fmt.Errorf("leg %d/4: %w", i+1, err)
+			return rep, fmt.Errorf("leg %d/%d: %w", i+1, len(runOrder), err)
 		}
 		rep.Legs[i] = leg
 		rep.Figures[i] = figures(leg, c.Scenario.Window, c.Scenario.BuildTime)
 		f := rep.Figures[i]
-		c.Progress("  done: storm %d/%d ready, %d told to retry; peak build watchers %d; background p99 %.2fs; simulator CPU %.3f cores",
-			f.StormReady, f.StormClients, f.StormRetry, f.PeakWatchers, f.BackgroundP99, f.SimCPU)
+		c.Progress("  done: storm %d/%d ready (%d with the last good commit), %d told to retry; p50/p99 %.1f/%.1fs; peak build watchers %d; background p99 %.2fs; simulator CPU %.3f cores",
+			f.StormReady, f.StormClients, f.StormReadyStale, f.StormRetry, f.StormP50, f.StormP99, f.PeakWatchers, f.BackgroundP99, f.SimCPU)
 	}
 	rep.Machine.LoadAfter = loadAverage()
 	rep.Targets = targets(rep.Figures[2], rep.Figures[3])
+	rep.StaleTargets = targets(rep.Figures[2], rep.Figures[4])
 
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return rep, fmt.Errorf("making %s: %w", c.Out, err)
 	}
-	var ss [4]Series
+	var ss [len(runOrder)]Series
 	for i, leg := range rep.Legs {
 		ss[i] = series(leg, c.Scenario.P99Window)
 	}

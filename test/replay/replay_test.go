@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/xds/envoyproc"
 )
 
@@ -33,7 +35,9 @@ func buildBinaries(t *testing.T) string {
 // loaded, never a timing ratio: straight at the simulator the storm's
 // launches become build watchers; through binderguard there is one, every
 // launch is ready or told when to retry, the background all gets ready,
-// and the report and its charts are written.
+// and the report and its charts are written. With stale while building,
+// the new commit's build still has one watcher, and most launches are
+// ready with the last good commit without being held behind the build.
 func TestScaledReplay(t *testing.T) {
 	envoy, err := envoyproc.Find()
 	if err != nil {
@@ -49,7 +53,7 @@ func TestScaledReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	dBase, direct, gBase, guarded := rep.Figures[0], rep.Figures[1], rep.Figures[2], rep.Figures[3]
+	dBase, direct, gBase, guarded, stale := rep.Figures[0], rep.Figures[1], rep.Figures[2], rep.Figures[3], rep.Figures[4]
 
 	// The incident is reproduced: without the gate the launches arriving
 	// during the build watch it.
@@ -59,9 +63,11 @@ func TestScaledReplay(t *testing.T) {
 	if direct.SimCPU <= 0 {
 		t.Errorf("straight at the simulator: simulator CPU %v, want the watchers' burn to show", direct.SimCPU)
 	}
-	for _, f := range []Figures{dBase, gBase, guarded} {
+	// With stale while building the peak is over commit A's build before
+	// the window too: each had one watcher at most.
+	for _, f := range []Figures{dBase, gBase, guarded, stale} {
 		if f.PeakWatchers > 1 || f.BuildsStarted != 1 {
-			t.Errorf("%s: peak build watchers %d, builds %d, want at most 1 watcher of 1 build", f.Kind, f.PeakWatchers, f.BuildsStarted)
+			t.Errorf("%s: peak build watchers %d, builds in the window %d, want at most 1 watcher of 1 build", f.Kind, f.PeakWatchers, f.BuildsStarted)
 		}
 	}
 	for _, f := range rep.Figures {
@@ -79,6 +85,22 @@ func TestScaledReplay(t *testing.T) {
 	if guarded.PeakHeld == 0 {
 		t.Errorf("through binderguard: the gate never held a launch")
 	}
+
+	// Stale while building: most launches get commit A while B builds, on
+	// their own launch, never held behind the build; the leader, at least,
+	// builds B and gets it.
+	if stale.StormReadyStale <= sc.Launches/2 || stale.StormReadyNew < 1 || stale.StormReadyStale+stale.StormReadyNew != stale.StormReady {
+		t.Errorf("%s: %d ready with A, %d with B of %d ready; want most with A and the leader with B", stale.Kind, stale.StormReadyStale, stale.StormReadyNew, stale.StormReady)
+	}
+	if stale.StaleLaunches < int64(stale.StormReadyStale) {
+		t.Errorf("%s: the gate counted %d stale launches, but %d got ready with A", stale.Kind, stale.StaleLaunches, stale.StormReadyStale)
+	}
+	for _, r := range rep.Legs[4].Summary.Results {
+		if readyWith(r, commitA) && (slices.Contains(r.Phases, sse.PhaseBuilding) || slices.Contains(r.Phases, sse.PhaseFetching)) {
+			t.Errorf("%s: launch %d got ready with A after a build log (phases %v): it was held behind B's build", stale.Kind, r.Index, r.Phases)
+			break
+		}
+	}
 	for i, leg := range rep.Legs {
 		ok := 0
 		for _, s := range leg.Samples {
@@ -90,8 +112,10 @@ func TestScaledReplay(t *testing.T) {
 			t.Errorf("%s: %d samples of the simulator's stats, want at least %d", runOrder[i], ok, min)
 		}
 	}
-	if len(rep.Targets) == 0 || !rep.Targets[0].Met || !rep.Targets[2].Met {
-		t.Errorf("targets %+v: watchers and ready-or-retry must be met", rep.Targets)
+	for _, ts := range [][]Target{rep.Targets, rep.StaleTargets} {
+		if len(ts) < 3 || !ts[0].Met || !ts[2].Met {
+			t.Errorf("targets %+v: watchers and ready-or-retry must be met", ts)
+		}
 	}
 
 	md, err := os.ReadFile(filepath.Join(out, ReportFile))

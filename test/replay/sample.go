@@ -138,6 +138,46 @@ func (s *sampler) held(ctx context.Context) (int64, error) {
 	return gaugeValue(string(b), "binderguard_waiters")
 }
 
+// gateCounters reads binderguard's stale-while-building counters.
+func (s *sampler) gateCounters(ctx context.Context) (GateCounters, error) {
+	var c GateCounters
+	b, err := s.get(ctx, s.metricsURL)
+	if err != nil {
+		return c, err
+	}
+	c.StaleLaunches = counterSum(string(b), "binderguard_stale_launches_total")
+	c.StaleFallbacks = counterSum(string(b), "binderguard_stale_fallbacks_total")
+	return c, nil
+}
+
+// counterSum adds up every series of a counter in Prometheus text
+// exposition, whatever its labels; a counter with no series yet (a
+// labelled one nothing has counted) is zero.
+func counterSum(text, name string) int64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // another metric with this prefix, or a comment
+		}
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			rest = rest[end+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			sum += v
+		}
+	}
+	return int64(sum)
+}
+
 // gaugeValue reads an unlabelled gauge from Prometheus text exposition.
 func gaugeValue(text, name string) (int64, error) {
 	sc := bufio.NewScanner(strings.NewReader(text))

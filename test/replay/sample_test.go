@@ -28,3 +28,30 @@ binderguard_waiters 42
 		})
 	}
 }
+
+func TestCounterSum(t *testing.T) {
+	text := `# HELP binderguard_stale_fallbacks_total Launches admitted as stale that were held after all.
+# TYPE binderguard_stale_fallbacks_total counter
+binderguard_stale_fallbacks_total{reason="probe"} 2
+binderguard_stale_fallbacks_total{reason="failed"} 3
+binderguard_stale_fallbacks_total_created{reason="probe"} 1.7e9
+binderguard_stale_launches_total{policy="de}fault"} 998
+binderguard_rebuilds_seen_total 1
+`
+	tests := map[string]struct {
+		name string
+		want int64
+	}{
+		"every labelled series, not a longer name": {name: "binderguard_stale_fallbacks_total", want: 5},
+		"a brace inside a label value":             {name: "binderguard_stale_launches_total", want: 998},
+		"an unlabelled counter":                    {name: "binderguard_rebuilds_seen_total", want: 1},
+		"a counter with no series is zero":         {name: "binderguard_nothing_total", want: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := counterSum(text, tc.name); got != tc.want {
+				t.Errorf("counterSum(%s) = %d, want %d", tc.name, got, tc.want)
+			}
+		})
+	}
+}
