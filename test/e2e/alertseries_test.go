@@ -197,7 +197,11 @@ func TestAlertRulesReadSeriesTheStackExports(t *testing.T) {
 	waitFor(t, 10*time.Second, "launches held at the gate", func() bool {
 		return s.gateHits.prefix("/build/gh/org/popular/") == 5
 	})
-	time.Sleep(200 * time.Millisecond)
+	// The gate publishes its state (and the per-spec gauges) every
+	// StateInterval, not on each arrival.
+	waitFor(t, 10*time.Second, "the held storm in the gate's per-spec gauge", func() bool {
+		return metricOf(s.metricsURL, `binderguard_hot_spec_waiters{spec="gh/org/popular/HEAD"}`) > 0
+	})
 	scrapeAll()
 	wg.Wait()
 
