@@ -137,7 +137,7 @@ func TestWriterSkipsAResultForAnOlderGeneration(t *testing.T) {
 }
 
 // TestSourceAndWriterTogether wires the writer into the kube source the
-// way binderguard serve does.
+// way binderguard serve does: through a Relay, a leader-only runnable.
 func TestSourceAndWriterTogether(t *testing.T) {
 	env := testenv.Start(t)
 	ns := env.Namespace(t)
@@ -158,17 +158,23 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	relay := status.NewRelay(w, nil)
+	if !relay.NeedLeaderElection() {
+		t.Fatal("the status relay runs on every replica; want the leader only")
+	}
 	src, err := kube.New(kube.Config{
-		Cache: informers,
-		Store: snapshot.NewStore(nil),
-		OnBuild: func(ctx context.Context, b kube.Build) error {
-			_, err := w.Write(ctx, b.RepoBans, b.LaunchPolicies, b.Objects)
-			return err
-		},
+		Cache:   informers,
+		Store:   snapshot.NewStore(nil),
+		OnBuild: relay.Offer,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	wg.Go(func() {
+		if err := relay.Start(ctx); err != nil {
+			t.Errorf("status relay: %v", err)
+		}
+	})
 	wg.Go(func() {
 		if err := src.Run(ctx); err != nil {
 			t.Errorf("kube source: %v", err)
