@@ -36,7 +36,7 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 	"github.com/binderguard/binderguard/webhook"
 )
 

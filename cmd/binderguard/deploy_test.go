@@ -31,7 +31,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 	"github.com/binderguard/binderguard/webhook/admission"
 	"github.com/binderguard/binderguard/webhook/certs"
 )

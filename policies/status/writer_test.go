@@ -15,7 +15,7 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/status"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 )
 
 // write lists the namespace's policies from the API server, validates them

@@ -15,7 +15,7 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/spec"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 )
 
 // waitTimeout bounds how long a test waits for the snapshot to follow an
