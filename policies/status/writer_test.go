@@ -13,7 +13,6 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
-	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/status"
 	"github.com/binderguard/binderguard/test/testenv"
 )
@@ -145,15 +144,6 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	informers, err := kube.NewCache(env.Config, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() {
-		if err := informers.Start(ctx); err != nil {
-			t.Errorf("informer cache: %v", err)
-		}
-	})
 	w, err := status.NewWriter(status.Config{Client: env.Client})
 	if err != nil {
 		t.Fatal(err)
@@ -162,24 +152,12 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	if !relay.NeedLeaderElection() {
 		t.Fatal("the status relay runs on every replica; want the leader only")
 	}
-	src, err := kube.New(kube.Config{
-		Cache:   informers,
-		Store:   snapshot.NewStore(nil),
-		OnBuild: relay.Offer,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	wg.Go(func() {
 		if err := relay.Start(ctx); err != nil {
 			t.Errorf("status relay: %v", err)
 		}
 	})
-	wg.Go(func() {
-		if err := src.Run(ctx); err != nil {
-			t.Errorf("kube source: %v", err)
-		}
-	})
+	env.StartPolicySource(t, ns, relay.Offer)
 
 	bad := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
 		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"zenodo/notadoi"}}}
