@@ -7,7 +7,7 @@
 // only once it is in place.
 //
 // The decisions live in webhook/evaluate (pure), the handlers in
-// webhook/admission, serving in webhook/server, existing pods in
+// webhook/admission, serving in webhook/https, existing pods in
 // webhook/existing. This package only connects them; it must never hold
 // policy logic of its own.
 package webhook
@@ -31,7 +31,7 @@ import (
 	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/webhook/evaluate"
 	"github.com/binderguard/binderguard/webhook/existing"
-	"github.com/binderguard/binderguard/webhook/server"
+	"github.com/binderguard/binderguard/webhook/https"
 )
 
 // Config is what `binderguard serve` gives the webhook.
@@ -104,7 +104,7 @@ func Setup(mgr manager.Manager, cfg Config) (map[string]healthz.Checker, error) 
 	if err != nil {
 		return nil, fmt.Errorf("building the admission handlers: %w", err)
 	}
-	srv, err := server.New(server.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-server")}, hooks)
+	srv, err := https.New(https.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-server")}, hooks)
 	if err != nil {
 		return nil, err
 	}

@@ -119,10 +119,10 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	}
 	relay := status.NewRelay(writer, log.With("component", "status"))
 	src, err := kube.New(kube.Config{
-		Cache:   s.mgr.GetCache(),
-		Store:   s.store,
-		OnBuild: relay.Offer,
-		Logger:  log.With("component", "policies"),
+		Cache:     s.mgr.GetCache(),
+		Store:     s.store,
+		OnRebuild: relay.Offer,
+		Logger:    log.With("component", "policies"),
 	})
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ type Relay struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	latest *kube.Build
+	latest *kube.Rebuild
 	kick   chan struct{}
 }
 
@@ -33,9 +33,9 @@ func NewRelay(w *Writer, log *slog.Logger) *Relay {
 
 // Offer keeps a copy of b (the source reuses its own) and wakes the
 // writer. It never fails: retries are the writer's, on the leader. It
-// fits kube.Config.OnBuild.
-func (r *Relay) Offer(_ context.Context, b kube.Build) error {
-	cp := kube.Build{Snapshot: b.Snapshot, Objects: append([]snapshot.ObjectStatus(nil), b.Objects...)}
+// fits kube.Config.OnRebuild.
+func (r *Relay) Offer(_ context.Context, b kube.Rebuild) error {
+	cp := kube.Rebuild{Snapshot: b.Snapshot, Objects: append([]snapshot.ObjectStatus(nil), b.Objects...)}
 	for i := range b.RepoBans {
 		cp.RepoBans = append(cp.RepoBans, *b.RepoBans[i].DeepCopy())
 	}

@@ -23,9 +23,9 @@ type PolicySource struct {
 }
 
 // StartPolicySource runs the informers of namespace ns and a kube policy
-// source over them, calling onBuild (nil: none) after every rebuild, until
+// source over them, calling onRebuild (nil: none) after every rebuild, until
 // the test ends; it returns once the first snapshot is in the store.
-func (e *Env) StartPolicySource(t testing.TB, ns string, onBuild func(context.Context, kube.Build) error) *PolicySource {
+func (e *Env) StartPolicySource(t testing.TB, ns string, onRebuild func(context.Context, kube.Rebuild) error) *PolicySource {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -41,7 +41,7 @@ func (e *Env) StartPolicySource(t testing.TB, ns string, onBuild func(context.Co
 		}
 	})
 	p := &PolicySource{Store: snapshot.NewStore(nil)}
-	if p.Source, err = kube.New(kube.Config{Cache: informers, Store: p.Store, OnBuild: onBuild}); err != nil {
+	if p.Source, err = kube.New(kube.Config{Cache: informers, Store: p.Store, OnRebuild: onRebuild}); err != nil {
 		t.Fatal(err)
 	}
 	wg.Go(func() {

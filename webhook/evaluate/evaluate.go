@@ -167,7 +167,7 @@ func bans(f Facts, pols Policies) ([]Finding, []string) {
 }
 
 // buildFindings groups build-limit errors into one finding per rule.
-func buildFindings(f Facts, b Build, errs field.ErrorList) []Finding {
+func buildFindings(f Facts, b BuildPolicy, errs field.ErrorList) []Finding {
 	var res, dl field.ErrorList
 	for _, e := range errs {
 		if e.Field == "spec.activeDeadlineSeconds" {

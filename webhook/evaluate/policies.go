@@ -29,8 +29,8 @@ type Ban struct {
 	Repo    string // canonical repository identity
 }
 
-// Build is the resolved build policy for one repository.
-type Build struct {
+// BuildPolicy is the resolved build policy for one repository.
+type BuildPolicy struct {
 	Policy string // "LaunchPolicy/<ns>/<name>" or "default"
 	Mode   Mode
 	// Resources.Limits are the maxima (and the limits set where a container
@@ -55,5 +55,5 @@ type Policies interface {
 	BanRequest(request string) (Ban, bool, error)
 	// BuildFor resolves the build policy for a repository URL and ref; an
 	// empty or unreadable URL gets the site default.
-	BuildFor(url, ref string) Build
+	BuildFor(url, ref string) BuildPolicy
 }

@@ -57,15 +57,15 @@ type fixture struct {
 	c      client.Client
 	ns     string
 	store  *snapshot.Store
-	builds chan kube.Build
+	builds chan kube.Rebuild
 }
 
 // start runs a source; hookErr, when set, is what the hook returns.
 func start(t *testing.T, hookErr func() error) *fixture {
 	env := testenv.Start(t)
 	ns := env.Namespace(t)
-	f := &fixture{t: t, env: env, c: env.Client, ns: ns, builds: make(chan kube.Build, 64)}
-	f.store = env.StartPolicySource(t, ns, func(_ context.Context, b kube.Build) error {
+	f := &fixture{t: t, env: env, c: env.Client, ns: ns, builds: make(chan kube.Rebuild, 64)}
+	f.store = env.StartPolicySource(t, ns, func(_ context.Context, b kube.Rebuild) error {
 		select {
 		case f.builds <- b:
 		default: // the test reads only the latest builds it cares about

@@ -1,4 +1,4 @@
-// Package server builds the HTTPS server binderguard's admission webhooks
+// Package https builds the HTTPS server binderguard's admission webhooks
 // are served from: controller-runtime's webhook.Server with TLS 1.2 as the
 // floor (1.3 negotiated whenever the API server offers it), HTTP/2 off,
 // serving certificates reloaded from disk when they are rotated, and the
@@ -6,7 +6,7 @@
 //
 // It must never decide anything about a pod: that is webhook/evaluate,
 // reached through webhook/admission.
-package server
+package https
 
 import (
 	"crypto/tls"
