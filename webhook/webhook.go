@@ -104,7 +104,7 @@ func Setup(mgr manager.Manager, cfg Config) (map[string]healthz.Checker, error) 
 	if err != nil {
 		return nil, fmt.Errorf("building the admission handlers: %w", err)
 	}
-	srv, err := https.New(https.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-server")}, hooks)
+	srv, err := https.New(https.Config{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-server")}, hooks)
 	if err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	// Policies: the directory, watched, into a snapshot store. The first
 	// load happens here so a broken directory stops us before Envoy starts.
 	store := snapshot.NewStore(snapshot.Empty())
-	src, err := file.New(file.Options{Dir: c.policies, Store: store, Logger: log})
+	src, err := file.New(file.Config{Dir: c.policies, Store: store, Logger: log})
 	if err != nil {
 		return err
 	}

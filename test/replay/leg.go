@@ -125,7 +125,7 @@ func runLeg(ctx context.Context, sc Scenario, kind LegKind, env legEnv) (Leg, er
 			env.progress("  %5.0fs  sim CPU %.2f cores  build watchers %d  queued %d  held at the gate %d", s.T, s.SimCPU, s.Watchers, s.Queued, s.Held)
 		})
 	}()
-	sum, err := launchstorm.Run(ctx, launchstorm.Options{
+	sum, err := launchstorm.Run(ctx, launchstorm.Config{
 		URL: target, Spec: sc.HotSpec, Clients: clients, Ramp: ramp, Timeout: sc.Timeout,
 		Mix: mix, StatsURL: smp.statsURL,
 	})

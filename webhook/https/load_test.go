@@ -138,7 +138,7 @@ func loadTLS(b *testing.B, hooks *admission.Hooks) {
 	timed := &timing{}
 	hooks = &admission.Hooks{Mutating: timed.wrap(hooks.Mutating), Validating: timed.wrap(hooks.Validating)}
 	port := testtls.FreePort(b)
-	srv, err := https.New(https.Options{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
+	srv, err := https.New(https.Config{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func running(t *testing.T) (string, string, *http.Client, webhook.Server) {
 		t.Fatal(err)
 	}
 	port := testtls.FreePort(t)
-	srv, err := https.New(https.Options{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
+	srv, err := https.New(https.Config{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
