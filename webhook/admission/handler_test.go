@@ -34,7 +34,7 @@ func (p fakePolicies) BanURL(u string) (evaluate.Ban, bool, error) {
 func (p fakePolicies) BanRequest(string) (evaluate.Ban, bool, error) {
 	return evaluate.Ban{}, false, nil
 }
-func (p fakePolicies) BuildFor(string, string) evaluate.BuildPolicy { return p.build }
+func (p fakePolicies) BuildFor(string) evaluate.BuildPolicy { return p.build }
 
 var limits = corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("2G"), "ephemeral-storage": resource.MustParse("2G")}
 

@@ -42,7 +42,7 @@ func (p fakePolicies) BanRequest(r string) (Ban, bool, error) {
 	return p.BanURL("github.com/" + parts[2] + "/" + parts[3])
 }
 
-func (p fakePolicies) BuildFor(string, string) BuildPolicy { return p.build }
+func (p fakePolicies) BuildFor(string) BuildPolicy { return p.build }
 
 func ban(repo string, mode Mode) map[string]Ban {
 	return map[string]Ban{repo: {Policy: "RepoBan/binder/crypto", Rule: repo, Message: "mining", Mode: mode, Repo: repo}}

@@ -44,7 +44,7 @@ func (v snapshotPolicies) BanRequest(req string) (Ban, bool, error) {
 	return fromHit(h), ok, nil
 }
 
-func (v snapshotPolicies) BuildFor(u, _ string) BuildPolicy {
+func (v snapshotPolicies) BuildFor(u string) BuildPolicy {
 	l := snapshot.DefaultLaunch()
 	if r, err := spec.ParseRepoURL(u); err == nil {
 		l = v.s.LaunchRepo(r)

@@ -35,7 +35,7 @@ func (noPolicies) BanURL(u string) (evaluate.Ban, bool, error) {
 	return evaluate.Ban{}, false, nil
 }
 func (noPolicies) BanRequest(string) (evaluate.Ban, bool, error) { return evaluate.Ban{}, false, nil }
-func (noPolicies) BuildFor(string, string) evaluate.BuildPolicy {
+func (noPolicies) BuildFor(string) evaluate.BuildPolicy {
 	return evaluate.BuildPolicy{Policy: "default"}
 }
 
