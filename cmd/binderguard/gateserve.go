@@ -28,7 +28,7 @@ func newGateServer(g *gate.Gate) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	// The elected replica sums every gate's held launches into
-	// LaunchPolicy status (see liveStatus); each gate knows only its own.
+	// LaunchPolicy status (see reportLive); each gate knows only its own.
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(gateLoad(g.State()))
