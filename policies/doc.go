@@ -8,7 +8,9 @@
 //   - snapshot: validated objects to an immutable, versioned Snapshot, and
 //     the Store that hands the latest one to the gate, xDS and webhook.
 //   - source/file, source/kube: YAML directory or informers to the Store.
-//   - status: writes each object's Accepted condition back.
+//   - status: writes each object's Accepted condition back (Relay: on the
+//     elected leader only).
+//   - importer: BinderHub's banned_specs config to RepoBans (pure).
 //
 // Nothing here may import the gate, xDS or webhook packages.
 package policies

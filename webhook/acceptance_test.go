@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +36,7 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 	"github.com/binderguard/binderguard/webhook"
 )
 
@@ -102,11 +104,15 @@ func start(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	wo := env.Webhook
-	if err := webhook.Setup(mgr, webhook.Config{
+	checks, err := webhook.Setup(mgr, webhook.Config{
 		Store: c.store, Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
 		Registerer: c.reg, ExistingPods: true,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := checks["webhook"]; !ok || len(checks) != 1 {
+		t.Fatalf("readiness checks %v: want only \"webhook\" (external certificates)", slices.Sorted(maps.Keys(checks)))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -125,6 +131,7 @@ func start(t *testing.T) *cluster {
 		}
 		return err
 	})
+	testenv.Eventually(t, 30*time.Second, "webhook readiness check passing", func() error { return checks["webhook"](nil) })
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = c.warns
 	c.kube = kubernetes.NewForConfigOrDie(cfg)

@@ -1,12 +1,13 @@
 // Package webhook wires binderguard's pod admission into a
 // controller-runtime manager: the TLS webhook server with the mutating and
-// validating pod handlers, its readiness check, and the controller that
-// acts on pods already running when a RepoBan appears; in self-signed
-// certificate mode, also the rotator that keeps the serving certificate
-// (webhook/certs), with the server started only once it is in place.
+// validating pod handlers, its readiness checks (returned for the caller
+// to serve), and the controller that acts on pods already running when a
+// RepoBan appears; in self-signed certificate mode, also the rotator that
+// keeps the serving certificate (webhook/certs), with the server started
+// only once it is in place.
 //
 // The decisions live in webhook/evaluate (pure), the handlers in
-// webhook/admission, serving in webhook/server, existing pods in
+// webhook/admission, serving in webhook/https, existing pods in
 // webhook/existing. This package only connects them; it must never hold
 // policy logic of its own.
 package webhook
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -29,7 +31,7 @@ import (
 	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/webhook/evaluate"
 	"github.com/binderguard/binderguard/webhook/existing"
-	"github.com/binderguard/binderguard/webhook/server"
+	"github.com/binderguard/binderguard/webhook/https"
 )
 
 // Config is what `binderguard serve` gives the webhook.
@@ -80,12 +82,14 @@ func PolicySource(store *snapshot.Store, parser *spec.Parser) admission.PolicySo
 	}
 }
 
-// Setup adds the webhook server (both pod handlers), a readiness check
-// named "webhook" and, when enabled, the existing-pods controller to mgr.
-// The manager's scheme must include v1alpha1 for the controller.
-func Setup(mgr manager.Manager, cfg Config) error {
+// Setup adds the webhook server (both pod handlers) and, when enabled,
+// the existing-pods controller to mgr, and returns the readiness checks the
+// caller serves: "webhook" (the server answers TLS on its port) and, in
+// self-signed mode, "webhook-certs" (the certificate is in place). The
+// manager's scheme must include v1alpha1 for the controller.
+func Setup(mgr manager.Manager, cfg Config) (map[string]healthz.Checker, error) {
 	if cfg.Store == nil {
-		return errors.New("webhook: Config.Store is required")
+		return nil, errors.New("webhook: Config.Store is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -98,45 +102,42 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		OnRefused:  cfg.OnRefused,
 	})
 	if err != nil {
-		return fmt.Errorf("building the admission handlers: %w", err)
+		return nil, fmt.Errorf("building the admission handlers: %w", err)
 	}
-	srv, err := server.New(server.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-server")}, hooks)
+	srv, err := https.New(https.Config{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-server")}, hooks)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	checks := map[string]healthz.Checker{}
 	var run manager.Runnable = srv
 	if cfg.CertMode == certs.SelfSigned {
 		ready, err := certs.Add(mgr, certs.Config{Namespace: cfg.Namespace, CertDir: cfg.CertDir, Logger: cfg.Logger.With("component", "webhook-certs")})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// controller-runtime's server reads the files when it starts: start
 		// it once the rotator's certificate is mounted.
 		run = startWhenReady{ready: ready, srv: srv, log: cfg.Logger}
-		if err := mgr.AddReadyzCheck("webhook-certs", func(*http.Request) error {
+		checks["webhook-certs"] = func(*http.Request) error {
 			select {
 			case <-ready:
 				return nil
 			default:
 				return errors.New("serving certificate not yet written, mounted and injected into the webhook configurations")
 			}
-		}); err != nil {
-			return fmt.Errorf("adding the webhook certificate readiness check: %w", err)
 		}
 	}
 	if err := mgr.Add(run); err != nil {
-		return fmt.Errorf("adding the webhook server to the manager: %w", err)
+		return nil, fmt.Errorf("adding the webhook server to the manager: %w", err)
 	}
 	// Ready once the server answers TLS on its port (it dials it).
-	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
-		return fmt.Errorf("adding the webhook readiness check: %w", err)
-	}
+	checks["webhook"] = srv.StartedChecker()
 	if cfg.ExistingPods {
 		if err := existing.Setup(mgr, cfg.PodNamespace, cfg.Parser, cfg.Logger.With("component", "existing-pods")); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return checks, nil
 }
 
 // startWhenReady starts the webhook server once ready closes, on every

@@ -22,8 +22,8 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/proxy/sse"
-	testenv "github.com/binderguard/binderguard/test/envtest"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/test/testenv"
 )
 
 // startServeAt runs `binderguard serve` against a fresh envtest API server

@@ -21,12 +21,9 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/file"
 	"github.com/binderguard/binderguard/policies/spec"
-	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/bootstrap"
-	"github.com/binderguard/binderguard/xds/controller"
 	"github.com/binderguard/binderguard/xds/envoyproc"
 	"github.com/binderguard/binderguard/xds/ir"
-	"github.com/binderguard/binderguard/xds/server"
 )
 
 // localConfig is what `binderguard local` was asked to run.
@@ -130,7 +127,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	// Policies: the directory, watched, into a snapshot store. The first
 	// load happens here so a broken directory stops us before Envoy starts.
 	store := snapshot.NewStore(snapshot.Empty())
-	src, err := file.New(file.Options{Dir: c.policies, Store: store, Logger: log})
+	src, err := file.New(file.Config{Dir: c.policies, Store: store, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -138,25 +135,24 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("loading policies: %w", err)
 	}
 
-	// The gate.
-	g, err := gate.New(gate.Config{
-		Upstream:     c.upstream,
-		Policies:     gate.SnapshotPolicies(store, c.providers),
-		Registerer:   reg,
-		Logger:       log.With("component", "gate"),
-		TrustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	// The gate and the control plane.
+	d, err := newDataPath(dataPathConfig{
+		store:        store,
+		upstream:     c.upstream,
+		providers:    c.providers,
+		edge:         localEdgeBase(c),
+		trustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		reg:          reg,
+		log:          log,
+		gateLis:      gateLis,
+		xdsLis:       xdsLis,
+		gateGrace:    2 * time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("starting the gate: %w", err)
+		return err
 	}
-	defer g.Close() // also on an early return, before the gate server runs; Close is idempotent
-
-	// The control plane.
-	xdsSrv := server.New(server.Options{Logger: log.With("component", "xds"), Registerer: reg})
-	ctl := controller.New(localEdgeBase(c), xdsSrv, log.With("component", "controller"))
-	ctl.SetExtraProviders(c.providers.Extra())
-	ctl.ApplySnapshot(store.Load(), time.Now())
-	if err := ctl.Sync(ctx); err != nil {
+	defer d.gate.Close() // also on an early return, before the gate server runs; Close is idempotent
+	if err := d.ctl.Sync(ctx); err != nil {
 		return fmt.Errorf("building the first edge config: %w", err)
 	}
 
@@ -175,7 +171,6 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	// gate server has ended (see stopEnvoyAfter).
 	envoyCtx, stopEnvoy := context.WithCancel(context.Background())
 	defer stopEnvoy()
-	gateDone := make(chan struct{})
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
@@ -189,16 +184,10 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		}()
 	}
 	metricsSrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	run("xds server", func() error { return xdsSrv.Serve(ctx, xdsLis) })
-	run("gate server", func() error {
-		defer close(gateDone)
-		return serveGate(ctx, g, gateLis, 2*time.Second, ir.Endpoint{}, log)
-	})
+	for _, r := range d.runnables {
+		run(r.name, func() error { return r.run(ctx) })
+	}
 	run("metrics server", func() error { return serveHTTP(ctx, metricsSrv, metricsLis, time.Second, nil) })
-	run("gate", func() error { return g.Run(ctx) })
-	run("controller", func() error { return ctl.Run(ctx) })
-	run("gate state", func() error { controller.WatchGate(ctx, g, ctl); return nil })
-	run("policy snapshots", func() error { controller.WatchPolicies(ctx, store, ctl); return nil })
 	run("policy directory", func() error { return src.Run(ctx) })
 	run("envoy", func() error { return envoy.Run(envoyCtx) })
 
@@ -216,7 +205,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Error("stopping", "err", runErr)
 	}
 	cancel()
-	stopEnvoyAfter(gateDone, stopEnvoy)
+	stopEnvoyAfter(d.gateServed, stopEnvoy)
 	wg.Wait()
 	return runErr
 }

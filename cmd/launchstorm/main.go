@@ -85,7 +85,7 @@ func storm(ctx context.Context, args []string, stdout, stderr io.Writer, termina
 	fs := flag.NewFlagSet("launchstorm", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		o        launchstorm.Options
+		o        launchstorm.Config
 		mixFile  string
 		jsonOnly bool
 		headers  = headerFlags{}

@@ -82,7 +82,7 @@ func DefaultLaunch() Launch {
 			OpenDuration:        DefaultOpenDuration,
 			MaxBuildDuration:    DefaultMaxBuildDuration,
 		},
-		Build: Build{Resources: corev1.ResourceRequirements{}},
+		Build: BuildLimits{Resources: corev1.ResourceRequirements{}},
 		Stale: Stale{Enabled: DefaultStaleEnabled, MaxAge: DefaultStaleMaxAge},
 	}
 }

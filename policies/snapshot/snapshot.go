@@ -27,7 +27,7 @@ type Launch struct {
 	Collapse Collapse
 	Shed     Shed
 	Breaker  Breaker
-	Build    Build
+	Build    BuildLimits
 	Stale    Stale
 }
 
@@ -60,8 +60,8 @@ type Breaker struct {
 	MaxBuildDuration    time.Duration
 }
 
-// Build bounds build pods (applied by the webhook).
-type Build struct {
+// BuildLimits bounds build pods (applied by the webhook).
+type BuildLimits struct {
 	Resources             corev1.ResourceRequirements
 	ActiveDeadlineSeconds *int64
 }

@@ -13,9 +13,8 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
-	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/status"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 )
 
 // write lists the namespace's policies from the API server, validates them
@@ -137,7 +136,7 @@ func TestWriterSkipsAResultForAnOlderGeneration(t *testing.T) {
 }
 
 // TestSourceAndWriterTogether wires the writer into the kube source the
-// way binderguard serve does.
+// way binderguard serve does: through a Relay, a leader-only runnable.
 func TestSourceAndWriterTogether(t *testing.T) {
 	env := testenv.Start(t)
 	ns := env.Namespace(t)
@@ -145,35 +144,20 @@ func TestSourceAndWriterTogether(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	informers, err := kube.NewCache(env.Config, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() {
-		if err := informers.Start(ctx); err != nil {
-			t.Errorf("informer cache: %v", err)
-		}
-	})
 	w, err := status.NewWriter(status.Config{Client: env.Client})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := kube.New(kube.Config{
-		Cache: informers,
-		Store: snapshot.NewStore(nil),
-		OnBuild: func(ctx context.Context, b kube.Build) error {
-			_, err := w.Write(ctx, b.RepoBans, b.LaunchPolicies, b.Objects)
-			return err
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
+	relay := status.NewRelay(w, nil)
+	if !relay.NeedLeaderElection() {
+		t.Fatal("the status relay runs on every replica; want the leader only")
 	}
 	wg.Go(func() {
-		if err := src.Run(ctx); err != nil {
-			t.Errorf("kube source: %v", err)
+		if err := relay.Start(ctx); err != nil {
+			t.Errorf("status relay: %v", err)
 		}
 	})
+	env.StartPolicySource(t, ns, relay.Offer)
 
 	bad := &v1alpha1.RepoBan{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
 		Spec: v1alpha1.RepoBanSpec{Repos: []v1alpha1.RepoRef{"zenodo/notadoi"}}}

@@ -145,7 +145,7 @@ spec:
 		resetSim(t, c)
 		storm := make(chan launchstorm.Summary, 1)
 		go func() {
-			sum, err := launchstorm.Run(t.Context(), launchstorm.Options{URL: c.BinderURL, Spec: "gh/storm/deleted/HEAD", Clients: 100, Timeout: 3 * time.Minute})
+			sum, err := launchstorm.Run(t.Context(), launchstorm.Config{URL: c.BinderURL, Spec: "gh/storm/deleted/HEAD", Clients: 100, Timeout: 3 * time.Minute})
 			if err != nil {
 				t.Error(err)
 			}
@@ -192,7 +192,7 @@ spec:
 					spec = fmt.Sprintf("gh/steady/r%d/HEAD", i)
 				}
 				wg.Go(func() {
-					sum, err := launchstorm.Run(t.Context(), launchstorm.Options{URL: c.BinderURL, Spec: spec, Clients: 1, Timeout: 3 * time.Minute})
+					sum, err := launchstorm.Run(t.Context(), launchstorm.Config{URL: c.BinderURL, Spec: spec, Clients: 1, Timeout: 3 * time.Minute})
 					if err != nil {
 						t.Error(err)
 						return
@@ -232,7 +232,7 @@ func stormIsOneBuildAcrossReplicas(t *testing.T, c *Cluster, cs kubernetes.Inter
 	t.Helper()
 	before := envoyLaunches(t, cs)
 	resetSim(t, c)
-	sum, err := launchstorm.Run(t.Context(), launchstorm.Options{
+	sum, err := launchstorm.Run(t.Context(), launchstorm.Config{
 		URL: c.BinderURL, Spec: spec, Clients: 300, Timeout: 3 * time.Minute,
 		StatsURL: c.BinderURL + "/_sim/stats",
 	})

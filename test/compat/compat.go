@@ -25,10 +25,10 @@ import (
 	"time"
 )
 
-// Defaults for Options.
+// Defaults for Config.
 const (
 	// DefaultTimeout is how long the client may run when neither
-	// Options.Timeout nor a context deadline says otherwise.
+	// Config.Timeout nor a context deadline says otherwise.
 	DefaultTimeout = 60 * time.Second
 	// DefaultLinger is waited after the client's end before counting its
 	// requests: longer than the client's 1 s retry interval, so a retry
@@ -42,8 +42,8 @@ const (
 // ClientPackage is the npm package launch.mjs drives.
 const ClientPackage = "@jupyterhub/binderhub-client"
 
-// Options says what to launch.
-type Options struct {
+// Config says what to launch.
+type Config struct {
 	// BaseURL is the BinderHub base URL (the client requests
 	// BaseURL/build/Spec).
 	BaseURL string
@@ -106,13 +106,13 @@ type Result struct {
 }
 
 // Launch runs the official client once against baseURL for providerSpec,
-// with the defaults of Options.
+// with the defaults of Config.
 func Launch(ctx context.Context, baseURL, providerSpec string) (Result, error) {
-	return Run(ctx, Options{BaseURL: baseURL, Spec: providerSpec})
+	return Run(ctx, Config{BaseURL: baseURL, Spec: providerSpec})
 }
 
 // Run runs the official client once as o says.
-func Run(ctx context.Context, o Options) (Result, error) {
+func Run(ctx context.Context, o Config) (Result, error) {
 	if o.BaseURL == "" || o.Spec == "" {
 		return Result{}, errors.New("compat: BaseURL and Spec are required")
 	}

@@ -195,7 +195,7 @@ func TestOfficialClient(t *testing.T) {
 func TestLaunchTimesOutAndCloses(t *testing.T) {
 	_, url := start(t)
 	// A slow stream: "held" sends keepalives for a second before ready.
-	r, err := Run(context.Background(), Options{BaseURL: url, Spec: "gh/org/held/HEAD", Timeout: 300 * time.Millisecond, Linger: -1})
+	r, err := Run(context.Background(), Config{BaseURL: url, Spec: "gh/org/held/HEAD", Timeout: 300 * time.Millisecond, Linger: -1})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -164,7 +164,7 @@ func startStack(t *testing.T, fb fakebinder.Config) *stack {
 func (s *stack) startWebhook(t *testing.T) {
 	t.Helper()
 	store := snapshot.NewStore(snapshot.Empty())
-	src, err := file.New(file.Options{Dir: s.policies, Store: store})
+	src, err := file.New(file.Config{Dir: s.policies, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

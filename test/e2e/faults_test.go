@@ -71,7 +71,7 @@ func (s *stack) holdAt(t *testing.T, spec string, n int, stage string) (leader c
 	}
 	js = make(chan jsHeld, 1)
 	go func() {
-		res, err := compat.Run(ctx, compat.Options{BaseURL: s.edgeURL, Spec: spec, Timeout: 90 * time.Second, Linger: -1})
+		res, err := compat.Run(ctx, compat.Config{BaseURL: s.edgeURL, Spec: spec, Timeout: 90 * time.Second, Linger: -1})
 		js <- jsHeld{res: res, err: err, end: time.Now()}
 	}()
 	waitFor(t, 30*time.Second, "the storm to be held", func() bool { return s.gate.State().WaitersTotal == n+1 })

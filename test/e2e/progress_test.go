@@ -40,7 +40,7 @@ func TestOfficialClientShowsRefreshedProgressWhileHeld(t *testing.T) {
 		st := s.gate.State()
 		return len(st.Hot) > 0 && st.Hot[0].Stage == "building"
 	})
-	res, err := compat.Run(s.ctx, compat.Options{BaseURL: s.edgeURL, Spec: spec, Timeout: 30 * time.Second})
+	res, err := compat.Run(s.ctx, compat.Config{BaseURL: s.edgeURL, Spec: spec, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatalf("official client: %v", err)
 	}

@@ -55,7 +55,7 @@ func TestOfficialClientGetsTheLastGoodCommitWhileANewOneBuilds(t *testing.T) {
 	leaderBuilding(t, ctx, s.edgeURL+"/build/"+spec)
 
 	start := time.Now()
-	res, err := compat.Run(ctx, compat.Options{BaseURL: s.edgeURL, Spec: spec, Timeout: 20 * time.Second})
+	res, err := compat.Run(ctx, compat.Config{BaseURL: s.edgeURL, Spec: spec, Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatalf("running the official client: %v", err)
 	}

@@ -47,7 +47,7 @@ func TestOfficialClientHeldPastItsTokensExpiryReachesReady(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(s.ctx, 40*time.Second)
 		defer cancel()
-		res, err := compat.Run(ctx, compat.Options{BaseURL: s.edgeURL, Spec: spec, BuildToken: token})
+		res, err := compat.Run(ctx, compat.Config{BaseURL: s.edgeURL, Spec: spec, BuildToken: token})
 		if err != nil {
 			t.Fatalf("running the official client: %v", err)
 		}

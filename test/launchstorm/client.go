@@ -20,7 +20,7 @@ const (
 	// OutcomeReady: a "ready" event arrived.
 	OutcomeReady Outcome = "ready"
 	// OutcomeFailed: a "failed" event arrived, or an HTTP error answer the
-	// JS client gives up on (or that is not retried without Options.Retry).
+	// JS client gives up on (or that is not retried without Config.Retry).
 	OutcomeFailed Outcome = "failed"
 	// OutcomeError: a transport error, a timeout, a malformed event, or the
 	// stream ended before "ready" or "failed".
@@ -29,7 +29,7 @@ const (
 
 // Result is what one client saw.
 type Result struct {
-	// Index numbers the client (see Options.Headers).
+	// Index numbers the client (see Config.Headers).
 	Index int
 	// Spec is the spec this client launched.
 	Spec    string
@@ -113,7 +113,7 @@ func (l *launcher) launch(ctx context.Context, i int, spec, url string) (r Resul
 }
 
 // attempt makes one request and reads its stream; it reports whether to
-// retry (only with Options.Retry, on what the JS client's source retries).
+// retry (only with Config.Retry, on what the JS client's source retries).
 func (l *launcher) attempt(ctx context.Context, start time.Time, r *Result, url string) (retry bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -161,7 +161,7 @@ func (l *launcher) attempt(ctx context.Context, start time.Time, r *Result, url 
 
 // retriable reports whether the JS client's source means to retry after an
 // HTTP status: 429 and 5xx are retried, other non-OK answers are final.
-// (The pinned 0.5.0 never does; see Options.Retry.)
+// (The pinned 0.5.0 never does; see Config.Retry.)
 func retriable(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }

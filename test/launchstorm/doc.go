@@ -9,6 +9,6 @@
 // at anything but a test or loopback deployment by our own tests, and it
 // must never retry in ways the real client does not, so that what it
 // measures is what browsers would do: by default it does not retry at all,
-// like the pinned 0.5.0 client; with Options.Retry it retries 429/5xx every
+// like the pinned 0.5.0 client; with Config.Retry it retries 429/5xx every
 // second, as the client's source intends.
 package launchstorm

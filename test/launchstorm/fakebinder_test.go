@@ -35,7 +35,7 @@ func TestStormTheSimulator(t *testing.T) {
 	const clients = 200
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Run(ctx, Options{
+	s, err := Run(ctx, Config{
 		URL:     srv.URL,
 		Spec:    "gh/org/popular/HEAD",
 		Clients: clients,

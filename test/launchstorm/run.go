@@ -33,7 +33,7 @@ const preflightTimeout = 5 * time.Second
 // and summarises. It returns an error only for bad options or an
 // unreachable URL; failed launches are data in the Summary. Every
 // goroutine it starts has ended when it returns.
-func Run(ctx context.Context, o Options) (Summary, error) {
+func Run(ctx context.Context, o Config) (Summary, error) {
 	base, err := o.validate()
 	if err != nil {
 		return Summary{}, err

@@ -115,11 +115,11 @@ func clientHeader(i int) http.Header { return http.Header{"X-Client": {fmt.Sprin
 
 func TestRun(t *testing.T) {
 	tests := map[string]struct {
-		opts  Options
+		opts  Config
 		check func(t *testing.T, s Summary)
 	}{
 		"every ready launch gets its own token": {
-			opts: Options{Spec: "gh/org/ready/HEAD", Clients: 20},
+			opts: Config{Spec: "gh/org/ready/HEAD", Clients: 20},
 			check: func(t *testing.T, s Summary) {
 				if s.Ready != 20 || s.DistinctTokens != 20 || s.Failed != 0 || s.Errors != 0 {
 					t.Errorf("ready %d tokens %d failed %d errors %d, want 20 20 0 0", s.Ready, s.DistinctTokens, s.Failed, s.Errors)
@@ -144,7 +144,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"a failed event ends the launch with its status code": {
-			opts: Options{Spec: "gh/org/banned/HEAD", Clients: 5},
+			opts: Config{Spec: "gh/org/banned/HEAD", Clients: 5},
 			check: func(t *testing.T, s Summary) {
 				if s.Failed != 5 || s.Non200 != 0 || s.Requests != 5 {
 					t.Errorf("failed %d non_200 %d requests %d, want 5 0 5", s.Failed, s.Non200, s.Requests)
@@ -158,7 +158,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"a failed event without a status code counts as none": {
-			opts: Options{Spec: "gh/org/quota/HEAD", Clients: 2},
+			opts: Config{Spec: "gh/org/quota/HEAD", Clients: 2},
 			check: func(t *testing.T, s Summary) {
 				if d := cmp.Diff(map[string]int{"none": 2}, s.ByStatus); d != "" {
 					t.Errorf("by_status (-want +got):\n%s", d)
@@ -166,7 +166,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"an HTTP 429 without retry is a failed launch from a non-200 answer": {
-			opts: Options{Spec: "gh/org/busy/HEAD", Clients: 3, Headers: clientHeader},
+			opts: Config{Spec: "gh/org/busy/HEAD", Clients: 3, Headers: clientHeader},
 			check: func(t *testing.T, s Summary) {
 				if s.Failed != 3 || s.Non200 != 3 || s.Retries != 0 {
 					t.Errorf("failed %d non_200 %d retries %d, want 3 3 0", s.Failed, s.Non200, s.Retries)
@@ -177,7 +177,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"with retry an HTTP 429 is retried like the JS client and then launches": {
-			opts: Options{Spec: "gh/org/busy/HEAD", Clients: 3, Retry: true, Headers: clientHeader},
+			opts: Config{Spec: "gh/org/busy/HEAD", Clients: 3, Retry: true, Headers: clientHeader},
 			check: func(t *testing.T, s Summary) {
 				if s.Ready != 3 || s.Retries != 3 || s.Requests != 6 || s.DistinctTokens != 3 {
 					t.Errorf("ready %d retries %d requests %d tokens %d, want 3 3 6 3", s.Ready, s.Retries, s.Requests, s.DistinctTokens)
@@ -185,7 +185,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"with retry an HTTP 404 is still final": {
-			opts: Options{Spec: "gh/org/notfound/HEAD", Clients: 1, Retry: true},
+			opts: Config{Spec: "gh/org/notfound/HEAD", Clients: 1, Retry: true},
 			check: func(t *testing.T, s Summary) {
 				if s.Failed != 1 || s.Requests != 1 || s.ByStatus["404"] != 1 {
 					t.Errorf("failed %d requests %d by_status %v, want 1 1 404:1", s.Failed, s.Requests, s.ByStatus)
@@ -193,7 +193,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"an abrupt close is an error": {
-			opts: Options{Spec: "gh/org/close/HEAD", Clients: 3},
+			opts: Config{Spec: "gh/org/close/HEAD", Clients: 3},
 			check: func(t *testing.T, s Summary) {
 				if s.Errors != 3 || s.Phases["waiting"] != 3 {
 					t.Errorf("errors %d waiting %d, want 3 3", s.Errors, s.Phases["waiting"])
@@ -201,7 +201,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"a stream that ends before ready is an error saying so": {
-			opts: Options{Spec: "gh/org/end/HEAD", Clients: 1},
+			opts: Config{Spec: "gh/org/end/HEAD", Clients: 1},
 			check: func(t *testing.T, s Summary) {
 				if s.Errors != 1 || !strings.Contains(s.Results[0].Message, "closed unexpectedly") {
 					t.Errorf("errors %d message %q", s.Errors, s.Results[0].Message)
@@ -209,7 +209,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"a malformed event is an error": {
-			opts: Options{Spec: "gh/org/garbage/HEAD", Clients: 1},
+			opts: Config{Spec: "gh/org/garbage/HEAD", Clients: 1},
 			check: func(t *testing.T, s Summary) {
 				if s.Errors != 1 || !strings.Contains(s.Results[0].Message, "malformed event") {
 					t.Errorf("errors %d message %q", s.Errors, s.Results[0].Message)
@@ -217,7 +217,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"a launch that never ends times out as an error": {
-			opts: Options{Spec: "gh/org/hang/HEAD", Clients: 2, Timeout: 300 * time.Millisecond},
+			opts: Config{Spec: "gh/org/hang/HEAD", Clients: 2, Timeout: 300 * time.Millisecond},
 			check: func(t *testing.T, s Summary) {
 				if s.Errors != 2 || !strings.Contains(s.Results[0].Message, "timed out") {
 					t.Errorf("errors %d message %q", s.Errors, s.Results[0].Message)
@@ -225,7 +225,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"phases are lowercased as the JS client does": {
-			opts: Options{Spec: "gh/org/upper/HEAD", Clients: 1},
+			opts: Config{Spec: "gh/org/upper/HEAD", Clients: 1},
 			check: func(t *testing.T, s Summary) {
 				if s.Ready != 1 {
 					t.Errorf("ready %d, want 1 (%+v)", s.Ready, s.Results[0])
@@ -233,7 +233,7 @@ func TestRun(t *testing.T) {
 			},
 		},
 		"mix launches are summarised apart, per spec": {
-			opts: Options{Spec: "gh/org/ready/HEAD", Clients: 2, Mix: []MixEntry{
+			opts: Config{Spec: "gh/org/ready/HEAD", Clients: 2, Mix: []MixEntry{
 				{Spec: "gh/other/ready/HEAD", Clients: 3, Interval: Duration(10 * time.Millisecond)},
 				{Spec: "gh/other/banned/HEAD", Clients: 2, Ramp: Duration(20 * time.Millisecond)},
 			}},
@@ -285,7 +285,7 @@ func (s Summary) mixResults() []Result {
 
 func TestRunSendsTheJSClientsRequest(t *testing.T) {
 	sc, url, _ := startScript(t)
-	_, err := Run(context.Background(), Options{URL: url + "/", Spec: "gh/org/ready/HEAD", Clients: 1,
+	_, err := Run(context.Background(), Config{URL: url + "/", Spec: "gh/org/ready/HEAD", Clients: 1,
 		Headers: func(int) http.Header {
 			return http.Header{"Cookie": {"a=b"}, "Accept": {"text/html"}, "Host": {"binder.example.org"}}
 		}})
@@ -309,15 +309,15 @@ func TestRunSendsTheJSClientsRequest(t *testing.T) {
 func TestRunRejectsBadOptions(t *testing.T) {
 	_, url, _ := startScript(t)
 	tests := map[string]struct {
-		opts    Options
+		opts    Config
 		wantErr string
 	}{
-		"no url":               {opts: Options{Spec: "gh/a/b/HEAD", Clients: 1}, wantErr: "url is empty"},
-		"a url without scheme": {opts: Options{URL: "127.0.0.1:8080", Spec: "gh/a/b/HEAD", Clients: 1}, wantErr: "malformed url"},
-		"a malformed spec":     {opts: Options{URL: url, Spec: "gh", Clients: 1}, wantErr: "malformed spec"},
-		"no clients":           {opts: Options{URL: url, Spec: "gh/a/b/HEAD"}, wantErr: "at least 1"},
-		"a bad mix entry":      {opts: Options{URL: url, Spec: "gh/a/b/HEAD", Clients: 1, Mix: []MixEntry{{Spec: "x"}}}, wantErr: "mix entry 0"},
-		"an unreachable url":   {opts: Options{URL: "http://127.0.0.1:1", Spec: "gh/a/b/HEAD", Clients: 1}, wantErr: "cannot reach"},
+		"no url":               {opts: Config{Spec: "gh/a/b/HEAD", Clients: 1}, wantErr: "url is empty"},
+		"a url without scheme": {opts: Config{URL: "127.0.0.1:8080", Spec: "gh/a/b/HEAD", Clients: 1}, wantErr: "malformed url"},
+		"a malformed spec":     {opts: Config{URL: url, Spec: "gh", Clients: 1}, wantErr: "malformed spec"},
+		"no clients":           {opts: Config{URL: url, Spec: "gh/a/b/HEAD"}, wantErr: "at least 1"},
+		"a bad mix entry":      {opts: Config{URL: url, Spec: "gh/a/b/HEAD", Clients: 1, Mix: []MixEntry{{Spec: "x"}}}, wantErr: "mix entry 0"},
+		"an unreachable url":   {opts: Config{URL: "http://127.0.0.1:1", Spec: "gh/a/b/HEAD", Clients: 1}, wantErr: "cannot reach"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -337,7 +337,7 @@ func TestRunFetchesStats(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	s, err := Run(context.Background(), Options{URL: srv.URL, Spec: "gh/a/ready/HEAD", Clients: 1, StatsURL: srv.URL + "/_sim/stats"})
+	s, err := Run(context.Background(), Config{URL: srv.URL, Spec: "gh/a/ready/HEAD", Clients: 1, StatsURL: srv.URL + "/_sim/stats"})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -352,7 +352,7 @@ func TestRunEndsWhenCancelled(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
-	s, err := Run(ctx, Options{URL: url, Spec: "gh/org/hang/HEAD", Clients: 4, Ramp: time.Hour})
+	s, err := Run(ctx, Config{URL: url, Spec: "gh/org/hang/HEAD", Clients: 4, Ramp: time.Hour})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

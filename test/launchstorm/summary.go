@@ -51,7 +51,7 @@ type Summary struct {
 	// one Summary per spec in Mix.Specs when there are several.
 	Mix   *Summary           `json:"mix,omitempty"`
 	Specs map[string]Summary `json:"specs,omitempty"`
-	// SimStats is the JSON fetched from Options.StatsURL.
+	// SimStats is the JSON fetched from Config.StatsURL.
 	SimStats json.RawMessage `json:"sim_stats,omitempty"`
 	// StatsError says why SimStats is missing when it was asked for.
 	StatsError string `json:"stats_error,omitempty"`

@@ -201,7 +201,7 @@ func runLeg(ctx context.Context, sc Scenario, kind LegKind, env legEnv) (Leg, er
 			env.progress("  %5.0fs  sim CPU %.2f cores  build watchers %d  queued %d  held at the gate %d", s.T, s.SimCPU, s.Watchers, s.Queued, s.Held)
 		})
 	}()
-	sum, err := launchstorm.Run(ctx, launchstorm.Options{
+	sum, err := launchstorm.Run(ctx, launchstorm.Config{
 		URL: target, Spec: sc.HotSpec, Clients: clients, Ramp: ramp, Timeout: sc.Timeout,
 		Mix: mix, StatsURL: smp.statsURL,
 	})
@@ -252,7 +252,7 @@ func stalePrelude(ctx context.Context, sc Scenario, simURL, target string, smp *
 	if err := moveRef(ctx, simURL, sc.HotSpec, commitA, sc.BuildTime/10); err != nil {
 		return fakebinder.Stats{}, err
 	}
-	sum, err := launchstorm.Run(ctx, launchstorm.Options{URL: target, Spec: sc.HotSpec, Clients: 1, Timeout: sc.Timeout})
+	sum, err := launchstorm.Run(ctx, launchstorm.Config{URL: target, Spec: sc.HotSpec, Clients: 1, Timeout: sc.Timeout})
 	if err != nil {
 		return fakebinder.Stats{}, fmt.Errorf("launching commit A before the storm: %w", err)
 	}

@@ -24,7 +24,7 @@ import (
 // package's job and is exercised against the real snapshot elsewhere.
 type fakePolicies struct {
 	bans  map[string]evaluate.Ban
-	build evaluate.Build
+	build evaluate.BuildPolicy
 }
 
 func (p fakePolicies) BanURL(u string) (evaluate.Ban, bool, error) {
@@ -34,7 +34,7 @@ func (p fakePolicies) BanURL(u string) (evaluate.Ban, bool, error) {
 func (p fakePolicies) BanRequest(string) (evaluate.Ban, bool, error) {
 	return evaluate.Ban{}, false, nil
 }
-func (p fakePolicies) BuildFor(string, string) evaluate.Build { return p.build }
+func (p fakePolicies) BuildFor(string) evaluate.BuildPolicy { return p.build }
 
 var limits = corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("2G"), "ephemeral-storage": resource.MustParse("2G")}
 
@@ -44,7 +44,7 @@ func policies(mode evaluate.Mode) fakePolicies {
 		bans: map[string]evaluate.Ban{"https://github.com/bad/miner": {
 			Policy: "RepoBan/binder/crypto", Rule: "gh/bad/miner", Mode: mode, Repo: "github.com/bad/miner", Message: "mining",
 		}},
-		build: evaluate.Build{Policy: "LaunchPolicy/binder/builds", Mode: evaluate.ModeEnforce,
+		build: evaluate.BuildPolicy{Policy: "LaunchPolicy/binder/builds", Mode: evaluate.ModeEnforce,
 			Resources: corev1.ResourceRequirements{Limits: limits}, ActiveDeadlineSeconds: &d},
 	}
 }

@@ -64,7 +64,7 @@ func mutate(pod *corev1.Pod, pols Policies) (Verdict, *corev1.Pod) {
 		v.Reason = "not a build pod"
 		return v, pod
 	}
-	b := pols.BuildFor(f.RepoURL, f.Ref)
+	b := pols.BuildFor(f.RepoURL)
 	v.Policy, v.Repo = b.Policy, f.RepoURL
 	if b.Mode != ModeEnforce && b.Mode != "" {
 		v.Reason = fmt.Sprintf("%s is in %s mode: not mutated", b.Policy, b.Mode)
@@ -91,7 +91,7 @@ func Validate(pod *corev1.Pod, pols Policies) Verdict {
 		return Verdict{Allowed: true, Kind: f.Kind, Reason: "not a binder pod", Patch: []jsonpatch.Operation{}}
 	case KindBuild:
 		fs, warns = bans(f, pols)
-		b := pols.BuildFor(f.RepoURL, f.Ref)
+		b := pols.BuildFor(f.RepoURL)
 		fs = append(fs, buildFindings(f, b, ValidateBuild(pod, b))...)
 	case KindUser:
 		fs, warns = bans(f, pols)
@@ -106,7 +106,7 @@ func ValidateResize(pod *corev1.Pod, pols Policies) Verdict {
 	if f.Kind != KindBuild {
 		return Verdict{Allowed: true, Kind: f.Kind, Reason: "not a build pod", Patch: []jsonpatch.Operation{}}
 	}
-	b := pols.BuildFor(f.RepoURL, f.Ref)
+	b := pols.BuildFor(f.RepoURL)
 	return decide(f, buildFindings(f, b, ValidateResizeErrors(pod, b)), nil)
 }
 
@@ -167,7 +167,7 @@ func bans(f Facts, pols Policies) ([]Finding, []string) {
 }
 
 // buildFindings groups build-limit errors into one finding per rule.
-func buildFindings(f Facts, b Build, errs field.ErrorList) []Finding {
+func buildFindings(f Facts, b BuildPolicy, errs field.ErrorList) []Finding {
 	var res, dl field.ErrorList
 	for _, e := range errs {
 		if e.Field == "spec.activeDeadlineSeconds" {

@@ -68,7 +68,7 @@ func TestValidate(t *testing.T) {
 		},
 		"a build pod over the maximum under a Warn policy is allowed with a warning": {
 			pod:     buildPod("https://github.com/good/repo").pod(),
-			pols:    fakePolicies{build: func() Build { b := stdBuild; b.Mode = ModeWarn; return b }()},
+			pols:    fakePolicies{build: func() BuildPolicy { b := stdBuild; b.Mode = ModeWarn; return b }()},
 			allowed: true, warnings: 2, findings: 2,
 		},
 		"a user pod of a banned repository is denied from BINDER_REPO_URL": {
@@ -142,7 +142,7 @@ func TestValidate(t *testing.T) {
 func TestMutate(t *testing.T) {
 	tests := map[string]struct {
 		pod   *corev1.Pod
-		build Build
+		build BuildPolicy
 		want  string // JSON of the patch
 	}{
 		"a build pod without resources gets the policy's limits, requests and deadline": {
@@ -196,7 +196,7 @@ func TestMutate(t *testing.T) {
 		},
 		"a Warn policy does not mutate": {
 			pod:   buildPod("https://github.com/good/repo").pod(),
-			build: func() Build { b := stdBuild; b.Mode = ModeWarn; return b }(),
+			build: func() BuildPolicy { b := stdBuild; b.Mode = ModeWarn; return b }(),
 			want:  `[]`,
 		},
 		"a user pod is never mutated": {

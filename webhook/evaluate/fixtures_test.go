@@ -13,7 +13,7 @@ import (
 // normalisation is tested in policies/spec and through the snapshot adapter.
 type fakePolicies struct {
 	bans  map[string]Ban // canonical repo -> ban
-	build Build
+	build BuildPolicy
 }
 
 func canon(u string) (string, error) {
@@ -42,7 +42,7 @@ func (p fakePolicies) BanRequest(r string) (Ban, bool, error) {
 	return p.BanURL("github.com/" + parts[2] + "/" + parts[3])
 }
 
-func (p fakePolicies) BuildFor(string, string) Build { return p.build }
+func (p fakePolicies) BuildFor(string) BuildPolicy { return p.build }
 
 func ban(repo string, mode Mode) map[string]Ban {
 	return map[string]Ban{repo: {Policy: "RepoBan/binder/crypto", Rule: repo, Message: "mining", Mode: mode, Repo: repo}}
@@ -52,7 +52,7 @@ func q(s string) resource.Quantity { return resource.MustParse(s) }
 
 func i64(v int64) *int64 { return &v }
 
-var stdBuild = Build{
+var stdBuild = BuildPolicy{
 	Policy: "LaunchPolicy/binder/builds", Mode: ModeEnforce,
 	Resources: corev1.ResourceRequirements{
 		Limits:   corev1.ResourceList{"cpu": q("1"), "memory": q("2G"), "ephemeral-storage": q("2G")},

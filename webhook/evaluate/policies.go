@@ -29,8 +29,8 @@ type Ban struct {
 	Repo    string // canonical repository identity
 }
 
-// Build is the resolved build policy for one repository.
-type Build struct {
+// BuildPolicy is the resolved build policy for one repository.
+type BuildPolicy struct {
 	Policy string // "LaunchPolicy/<ns>/<name>" or "default"
 	Mode   Mode
 	// Resources.Limits are the maxima (and the limits set where a container
@@ -53,7 +53,8 @@ type Policies interface {
 	// BanRequest looks up the ban covering a BinderHub request
 	// ("v2/gh/org/repo/ref" in BINDER_REQUEST, BINDER_PERSISTENT_REQUEST).
 	BanRequest(request string) (Ban, bool, error)
-	// BuildFor resolves the build policy for a repository URL and ref; an
-	// empty or unreadable URL gets the site default.
-	BuildFor(url, ref string) Build
+	// BuildFor resolves the build policy for a repository URL; an empty
+	// or unreadable URL gets the site default. LaunchPolicies select
+	// repositories, never refs, so the ref plays no part.
+	BuildFor(url string) BuildPolicy
 }

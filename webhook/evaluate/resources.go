@@ -17,7 +17,7 @@ var limited = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, c
 // defaults (never above the container's limit), and activeDeadlineSeconds
 // is set or lowered to the policy's. It is idempotent: a pod it has already
 // mutated comes back unchanged.
-func MutateBuild(pod *corev1.Pod, b Build) {
+func MutateBuild(pod *corev1.Pod, b BuildPolicy) {
 	for i := range pod.Spec.InitContainers {
 		clampContainer(&pod.Spec.InitContainers[i].Resources, b.Resources)
 	}
@@ -66,7 +66,7 @@ func set(l *corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) 
 // resource, no request above it, and the pod has a deadline no longer than
 // the policy's. This is what the validating webhook enforces after the
 // mutating one ran (or failed open).
-func ValidateBuild(pod *corev1.Pod, b Build) field.ErrorList {
+func ValidateBuild(pod *corev1.Pod, b BuildPolicy) field.ErrorList {
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
 	for i := range pod.Spec.InitContainers {
@@ -125,7 +125,7 @@ func validateMaxima(p *field.Path, r corev1.ResourceRequirements, pol corev1.Res
 // ValidateResizeErrors checks an in-place resize (UPDATE of pods/resize) of a
 // build pod: the new requests and limits must stay within the maxima. A
 // missing limit or deadline is not a resize's doing, so it is not checked.
-func ValidateResizeErrors(pod *corev1.Pod, b Build) field.ErrorList {
+func ValidateResizeErrors(pod *corev1.Pod, b BuildPolicy) field.ErrorList {
 	var errs field.ErrorList
 	p := field.NewPath("spec", "containers")
 	for i := range pod.Spec.Containers {

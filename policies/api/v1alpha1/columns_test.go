@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 )
 
 // cells is the one row's cells of what `kubectl get <resource>` shows.

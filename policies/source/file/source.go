@@ -14,8 +14,8 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 )
 
-// Options configure a Source.
-type Options struct {
+// Config wires a Source.
+type Config struct {
 	Dir       string          // the policy directory (required)
 	Namespace string          // for objects without one; "default" when empty
 	Store     *snapshot.Store // where snapshots go (required)
@@ -31,7 +31,7 @@ type Options struct {
 
 // Source watches a policy directory.
 type Source struct {
-	o   Options
+	o   Config
 	log *slog.Logger
 
 	mu       sync.Mutex
@@ -40,7 +40,7 @@ type Source struct {
 }
 
 // New checks the options; Run does the work.
-func New(o Options) (*Source, error) {
+func New(o Config) (*Source, error) {
 	if o.Dir == "" || o.Store == nil {
 		return nil, errors.New("file policy source: Dir and Store are required")
 	}

@@ -77,7 +77,7 @@ func TestEditBreakFixTheSnapshotFollowsAndTheBadFileNeverWins(t *testing.T) {
 	write(t, filepath.Join(dir, "README.md"), "not a policy") // ignored
 
 	st := snapshot.NewStore(nil)
-	src, err := New(Options{Dir: dir, Store: st, Resync: -1})
+	src, err := New(Config{Dir: dir, Store: st, Resync: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestAFileThatWasNeverValidContributesNothing(t *testing.T) {
 	write(t, filepath.Join(dir, "a.yaml"), banYAML)
 	write(t, filepath.Join(dir, "b.yaml"), "kind: [")
 	st := snapshot.NewStore(nil)
-	src, err := New(Options{Dir: dir, Store: st})
+	src, err := New(Config{Dir: dir, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestDuplicatesAcrossFilesAreReported(t *testing.T) {
 }
 
 func TestRunFailsOnAMissingDirectory(t *testing.T) {
-	src, err := New(Options{Dir: filepath.Join(t.TempDir(), "missing"), Store: snapshot.NewStore(nil)})
+	src, err := New(Config{Dir: filepath.Join(t.TempDir(), "missing"), Store: snapshot.NewStore(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 )
 
-// Build is the outcome of one rebuild, handed to Config.OnBuild.
-type Build struct {
+// Rebuild is the outcome of one rebuild, handed to Config.OnRebuild.
+type Rebuild struct {
 	// Snapshot is what was published (or already held, when nothing that
 	// matters changed).
 	Snapshot *snapshot.Snapshot
@@ -42,11 +42,11 @@ type Config struct {
 	Cache cache.Cache
 	// Store receives every snapshot built.
 	Store *snapshot.Store
-	// OnBuild, when set, is called after every rebuild on the source's
+	// OnRebuild, when set, is called after every rebuild on the source's
 	// goroutine; a slow hook delays the next rebuild, not this one's
 	// publication. When it returns an error the source rebuilds and calls
 	// it again after a backoff, even if nothing changed.
-	OnBuild func(ctx context.Context, b Build) error
+	OnRebuild func(ctx context.Context, r Rebuild) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now; expiry is judged by it.
@@ -214,8 +214,8 @@ func (s *Source) rebuild(ctx context.Context) (time.Time, error) {
 			"bans", nb, "launchPolicies", nl, "expiredBans", len(expired), "invalid", len(errs))
 	}
 	next := snap.NextExpiry(now)
-	if s.cfg.OnBuild != nil {
-		if err := s.cfg.OnBuild(ctx, Build{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: objects}); err != nil {
+	if s.cfg.OnRebuild != nil {
+		if err := s.cfg.OnRebuild(ctx, Rebuild{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: objects}); err != nil {
 			return next, fmt.Errorf("policy build hook: %w", err)
 		}
 	}

@@ -3,7 +3,6 @@ package kube_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/spec"
-	testenv "github.com/binderguard/binderguard/test/envtest"
+	"github.com/binderguard/binderguard/test/testenv"
 )
 
 // waitTimeout bounds how long a test waits for the snapshot to follow an
@@ -58,54 +57,24 @@ type fixture struct {
 	c      client.Client
 	ns     string
 	store  *snapshot.Store
-	builds chan kube.Build
+	builds chan kube.Rebuild
 }
 
 // start runs a source; hookErr, when set, is what the hook returns.
 func start(t *testing.T, hookErr func() error) *fixture {
 	env := testenv.Start(t)
 	ns := env.Namespace(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	informers, err := kube.NewCache(env.Config, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() {
-		if err := informers.Start(ctx); err != nil {
-			t.Errorf("informer cache: %v", err)
+	f := &fixture{t: t, env: env, c: env.Client, ns: ns, builds: make(chan kube.Rebuild, 64)}
+	f.store = env.StartPolicySource(t, ns, func(_ context.Context, b kube.Rebuild) error {
+		select {
+		case f.builds <- b:
+		default: // the test reads only the latest builds it cares about
 		}
-	})
-	f := &fixture{t: t, env: env, c: env.Client, ns: ns, store: snapshot.NewStore(nil), builds: make(chan kube.Build, 64)}
-	src, err := kube.New(kube.Config{
-		Cache: informers,
-		Store: f.store,
-		OnBuild: func(_ context.Context, b kube.Build) error {
-			select {
-			case f.builds <- b:
-			default: // the test reads only the latest builds it cares about
-			}
-			if hookErr != nil {
-				return hookErr()
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() {
-		if err := src.Run(ctx); err != nil {
-			t.Errorf("kube source: %v", err)
+		if hookErr != nil {
+			return hookErr()
 		}
-	})
-	select {
-	case <-src.Ready():
-	case <-time.After(waitTimeout):
-		t.Fatal("kube source never became ready")
-	}
+		return nil
+	}).Store
 	return f
 }
 

@@ -1,4 +1,4 @@
-package server_test
+package https_test
 
 import (
 	admissionv1 "k8s.io/api/admission/v1"

@@ -1,6 +1,7 @@
 // Package testenv starts a real kube-apiserver and etcd (controller-runtime
 // envtest) with binderguard's CRDs installed, for tests of the policy
-// sources, the status writer and the admission webhook.
+// sources, the status writer and the admission webhook; StartPolicySource
+// runs the informer-fed kube policy source those tests share.
 //
 // Binaries come from KUBEBUILDER_ASSETS, or else from .tools/bin at the
 // repository root (`make tools` puts them there). When they are missing the

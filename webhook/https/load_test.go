@@ -1,4 +1,4 @@
-package server_test
+package https_test
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ import (
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/webhook/admission"
 	"github.com/binderguard/binderguard/webhook/evaluate"
+	"github.com/binderguard/binderguard/webhook/https"
 	"github.com/binderguard/binderguard/webhook/internal/testtls"
-	"github.com/binderguard/binderguard/webhook/server"
 )
 
 // Load-test settings: the rate the issue asks for, over a small pool of
@@ -138,7 +138,7 @@ func loadTLS(b *testing.B, hooks *admission.Hooks) {
 	timed := &timing{}
 	hooks = &admission.Hooks{Mutating: timed.wrap(hooks.Mutating), Validating: timed.wrap(hooks.Validating)}
 	port := testtls.FreePort(b)
-	srv, err := server.New(server.Options{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
+	srv, err := https.New(https.Config{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// DefaultTimeout bounds one client's launch when Options.Timeout is zero.
+// DefaultTimeout bounds one client's launch when Config.Timeout is zero.
 // BinderHub's own Launcher.launch_timeout is 600 s and builds may take
 // longer, so the default is generous.
 const DefaultTimeout = 15 * time.Minute
@@ -24,8 +24,8 @@ const DefaultTimeout = 15 * time.Minute
 // DefaultRetryInterval); the pinned 0.5.0 never gets there.
 const RetryInterval = time.Second
 
-// Options says what to storm.
-type Options struct {
+// Config says what to storm.
+type Config struct {
 	// URL is the base URL of the BinderHub (or of the proxy in front of
 	// it), e.g. "http://127.0.0.1:8080" or "http://host/binder/".
 	URL string
@@ -68,7 +68,7 @@ type Options struct {
 
 // MixEntry is one group of background launches.
 type MixEntry struct {
-	// Spec is "<provider>/<spec>" like Options.Spec.
+	// Spec is "<provider>/<spec>" like Config.Spec.
 	Spec string `json:"spec"`
 	// Clients is how many launches of Spec to open.
 	Clients int `json:"clients"`
@@ -201,7 +201,7 @@ func buildURL(base *url.URL, spec string) string {
 	return strings.TrimRight(base.String(), "/") + "/build/" + spec
 }
 
-func (o *Options) validate() (*url.URL, error) {
+func (o *Config) validate() (*url.URL, error) {
 	u, err := checkURL(o.URL)
 	if err != nil {
 		return nil, err

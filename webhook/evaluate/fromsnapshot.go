@@ -13,16 +13,18 @@ import (
 // the same ban whichever way it spells the repository. parser names the
 // site's extra provider prefixes (nil: BinderHub's built-in ones only).
 func FromSnapshot(s *snapshot.Snapshot, parser *spec.Parser, now time.Time) Policies {
-	return snapView{s: s, parser: parser, now: now}
+	return snapshotPolicies{s: s, parser: parser, now: now}
 }
 
-type snapView struct {
+// snapshotPolicies adapts a snapshot to Policies: it holds no policy of
+// its own, only the parser and the time lookups are made at.
+type snapshotPolicies struct {
 	s      *snapshot.Snapshot
 	parser *spec.Parser
 	now    time.Time
 }
 
-func (v snapView) BanURL(u string) (Ban, bool, error) {
+func (v snapshotPolicies) BanURL(u string) (Ban, bool, error) {
 	r, err := spec.ParseRepoURL(u)
 	if err != nil {
 		return Ban{}, false, err
@@ -31,7 +33,7 @@ func (v snapView) BanURL(u string) (Ban, bool, error) {
 	return fromHit(h), ok, nil
 }
 
-func (v snapView) BanRequest(req string) (Ban, bool, error) {
+func (v snapshotPolicies) BanRequest(req string) (Ban, bool, error) {
 	sp, err := v.parser.ParseRequest(req)
 	if err != nil {
 		return Ban{}, false, err
@@ -42,12 +44,12 @@ func (v snapView) BanRequest(req string) (Ban, bool, error) {
 	return fromHit(h), ok, nil
 }
 
-func (v snapView) BuildFor(u, _ string) Build {
+func (v snapshotPolicies) BuildFor(u string) BuildPolicy {
 	l := snapshot.DefaultLaunch()
 	if r, err := spec.ParseRepoURL(u); err == nil {
 		l = v.s.LaunchRepo(r)
 	}
-	return Build{
+	return BuildPolicy{
 		Policy:                l.Policy,
 		Mode:                  l.Mode,
 		Resources:             l.Build.Resources,

@@ -1,4 +1,4 @@
-package server_test
+package https_test
 
 import (
 	"bytes"
@@ -22,8 +22,8 @@ import (
 
 	"github.com/binderguard/binderguard/webhook/admission"
 	"github.com/binderguard/binderguard/webhook/evaluate"
+	"github.com/binderguard/binderguard/webhook/https"
 	"github.com/binderguard/binderguard/webhook/internal/testtls"
-	"github.com/binderguard/binderguard/webhook/server"
 )
 
 type noPolicies struct{}
@@ -35,7 +35,9 @@ func (noPolicies) BanURL(u string) (evaluate.Ban, bool, error) {
 	return evaluate.Ban{}, false, nil
 }
 func (noPolicies) BanRequest(string) (evaluate.Ban, bool, error) { return evaluate.Ban{}, false, nil }
-func (noPolicies) BuildFor(string, string) evaluate.Build        { return evaluate.Build{Policy: "default"} }
+func (noPolicies) BuildFor(string) evaluate.BuildPolicy {
+	return evaluate.BuildPolicy{Policy: "default"}
+}
 
 // running starts the real server on a loopback port with a fresh
 // certificate and returns its address, the certificate directory and a
@@ -49,7 +51,7 @@ func running(t *testing.T) (string, string, *http.Client, webhook.Server) {
 		t.Fatal(err)
 	}
 	port := testtls.FreePort(t)
-	srv, err := server.New(server.Options{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
+	srv, err := https.New(https.Config{Host: "127.0.0.1", Port: port, CertDir: dir}, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}

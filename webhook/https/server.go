@@ -1,4 +1,4 @@
-// Package server builds the HTTPS server binderguard's admission webhooks
+// Package https builds the HTTPS server binderguard's admission webhooks
 // are served from: controller-runtime's webhook.Server with TLS 1.2 as the
 // floor (1.3 negotiated whenever the API server offers it), HTTP/2 off,
 // serving certificates reloaded from disk when they are rotated, and the
@@ -6,7 +6,7 @@
 //
 // It must never decide anything about a pod: that is webhook/evaluate,
 // reached through webhook/admission.
-package server
+package https
 
 import (
 	"crypto/tls"
@@ -20,8 +20,8 @@ import (
 	"github.com/binderguard/binderguard/webhook/admission"
 )
 
-// Options configure the server.
-type Options struct {
+// Config configures the server.
+type Config struct {
 	// Host and Port to listen on; Port 0 means controller-runtime's 9443.
 	Host string
 	Port int
@@ -57,7 +57,7 @@ func TLSOptions() []func(*tls.Config) {
 // admission.MutatePath and admission.ValidatePath. Start it with the
 // manager (mgr.Add) or directly (srv.Start(ctx)); its StartedChecker is
 // the readiness check.
-func New(o Options, hooks *admission.Hooks) (webhook.Server, error) {
+func New(o Config, hooks *admission.Hooks) (webhook.Server, error) {
 	if hooks == nil || hooks.Mutating == nil || hooks.Validating == nil {
 		return nil, errors.New("webhook server: both handlers are required")
 	}
