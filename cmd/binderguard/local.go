@@ -173,7 +173,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	defer stopEnvoy()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 8)
+	errc := make(chan error, len(d.runnables)+3) // one slot per run below: a failing goroutine never blocks
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
