@@ -26,7 +26,7 @@ func TestBreakersAreEvictedWhenIdleAndClosed(t *testing.T) {
 	}
 	done(errBuildFailed)
 	busy := g.breakerFor("busy", l, now)
-	g.flights["busy"] = &flight{key: "busy"}
+	g.flights["busy"] = &flight{g: g, key: "busy"}
 	for i := range 20 {
 		g.breakerFor(fmt.Sprintf("crawl-%d", i), l, now)
 	}

@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -116,85 +115,29 @@ func (c *Config) setDefaults() {
 // Gate is the launch gate. It is an http.Handler for /build/; Run
 // publishes its State and evicts idle breakers.
 type Gate struct {
-	cfg      Config
-	upstream *url.URL
-	client   *http.Client
-	log      *slog.Logger
-	m        *metrics
+	cfg Config
+	hub binderHub
+	log *slog.Logger
+	m   *metrics
 
 	// ctx ends with Close; it owns the releaser goroutines.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu           sync.Mutex
-	flights      map[string]*flight
-	builtUntil   map[string]time.Time
-	streams      map[string]int
-	streamsTotal int
-	waitersTotal int
-	breakers     map[string]*breaker
-	lastGood     map[string]*lastGood // by key, for stale launches (stale.go)
-	buildTimes   *collapse.BuildTimes
-	global       Global // last seen, for State
-	dirty        atomic.Bool
+	mu         sync.Mutex
+	flights    map[string]*flight
+	builtUntil map[string]time.Time
+	counts     counts
+	breakers   map[string]*breaker
+	lastGood   map[string]*lastGood // by key, for stale launches (stale.go)
+	buildTimes *collapse.BuildTimes
+	global     Global // last seen, for State
+	dirty      atomic.Bool
 
 	subsMu sync.Mutex
 	subs   map[*subscriber]struct{}
 	last   State
-}
-
-// flight is one spec's leader and followers, from the leader's arrival
-// until the build fails, is abandoned, or every follower is released.
-// Fields other than ring are guarded by Gate.mu.
-type flight struct {
-	key       string
-	paths     []string
-	policy    string // Policy.Name of the leader's launch, for State
-	launch    Launch
-	stage     collapse.Stage
-	leader    *leadership
-	followers list.List // of *follower, oldest first
-	tokens    collapse.Tokens
-	ring      *ring
-	done      func(error) // the breaker's outcome callback; nil once called
-	buildTime *time.Timer
-	nextSeq   uint64 // arrival number of the next follower
-	releasing bool
-	sawLog    bool
-
-	start      time.Time // the leader's arrival: when the build began, as users are told
-	stale      collapse.StaleFlight
-	staleProbe chan struct{} // closed when the probing stale launch answers
-}
-
-// leadership is one request's turn as a flight's leader.
-type leadership struct {
-	cancel context.CancelFunc
-	cut    *sse.Event // the gate cut the upstream stream; tell the client this
-	peer   string     // the address its request came from (an Envoy)
-}
-
-type follower struct {
-	r            *http.Request
-	providerSpec string
-	seq          uint64        // arrival order in its flight
-	elem         *list.Element // nil once signalled or removed
-	sig          chan signal   // receives at most one signal
-}
-
-type signalKind int
-
-const (
-	sigRelease signalKind = iota
-	sigPromote
-	sigFail
-)
-
-type signal struct {
-	kind signalKind
-	ev   sse.Event // for sigFail
-	lead *leadership
 }
 
 // Outcomes passed to a breaker's done callback.
@@ -226,22 +169,28 @@ func New(cfg Config) (*Gate, error) {
 		return nil, fmt.Errorf("gate: registering metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Gate{
-		cfg:        cfg,
-		upstream:   cfg.Upstream,
-		client:     &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	g := &Gate{
+		cfg: cfg,
+		hub: binderHub{
+			base:          cfg.Upstream,
+			client:        &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+			trusted:       cfg.TrustedPeers,
+			headerTimeout: cfg.UpstreamHeaderTimeout,
+			idleTimeout:   cfg.UpstreamIdleTimeout,
+		},
 		log:        cfg.Logger,
 		m:          m,
 		ctx:        ctx,
 		cancel:     cancel,
 		flights:    make(map[string]*flight),
 		builtUntil: make(map[string]time.Time),
-		streams:    make(map[string]int),
 		breakers:   make(map[string]*breaker),
 		lastGood:   make(map[string]*lastGood),
 		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
 		subs:       make(map[*subscriber]struct{}),
-	}, nil
+	}
+	g.counts = counts{m: m, dirty: &g.dirty, streams: make(map[string]int)}
+	return g, nil
 }
 
 // Close ends every held follower's stream, and every leader's whose
@@ -258,10 +207,10 @@ func (g *Gate) Close() {
 	g.mu.Lock()
 	ev := sse.Failed(503, restartingMessage)
 	for _, f := range g.flights {
-		g.failFollowersLocked(f, ev)
+		f.failLocked(ev)
 		if f.stage != collapse.Releasing {
-			g.cutLeaderLocked(f, ev)
-			g.endFlightLocked(f, errAbandoned)
+			f.cutLeaderLocked(ev)
+			f.endLocked(errAbandoned)
 		}
 	}
 	g.mu.Unlock()
@@ -280,23 +229,12 @@ func (g *Gate) DrainPeer(peer string) int {
 	defer g.mu.Unlock()
 	n := 0
 	for _, f := range g.flights {
-		for e := f.followers.Front(); e != nil; {
-			fo, next := e.Value.(*follower), e.Next()
-			if peerHost(fo.r.RemoteAddr) == peer {
-				f.followers.Remove(e)
-				fo.elem = nil
-				g.waitersTotal--
-				fo.sig <- signal{kind: sigFail, ev: ev}
-				n++
-			}
-			e = next
-		}
+		n += f.drainPeerLocked(peer, ev)
 		if l := f.leader; l != nil && l.peer == peer && l.cut == nil && f.stage != collapse.Releasing {
-			g.cutLeaderLocked(f, ev)
+			f.cutLeaderLocked(ev)
 			n++
 		}
 	}
-	g.m.waiters.Set(float64(g.waitersTotal))
 	g.dirty.Store(true)
 	return n
 }
@@ -438,9 +376,9 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 	br := g.breakerFor(key, pol.Launch, now)
 	sit := collapse.Situation{
 		BuiltUntil:   g.builtUntil[key],
-		WaitersTotal: g.waitersTotal,
-		Streams:      g.streams[key],
-		StreamsTotal: g.streamsTotal,
+		WaitersTotal: g.counts.waiters,
+		Streams:      g.counts.streams[key],
+		StreamsTotal: g.counts.streamsTotal,
 	}
 	sit.Breaker, sit.OpenUntil = br.state()
 	var lg *lastGood
@@ -475,22 +413,17 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		f = g.newFlight(key, pol, done)
 		lead = &leadership{peer: peerHost(r.RemoteAddr)}
 		f.leader = lead
-		g.addStreamLocked(key)
+		g.counts.addStream(key)
 	case collapse.Follow:
-		fo = &follower{r: r, providerSpec: providerSpec, seq: f.nextSeq, sig: make(chan signal, 1)}
-		f.nextSeq++
-		fo.elem = f.followers.PushBack(fo)
-		g.waitersTotal++
-		g.m.waiters.Set(float64(g.waitersTotal))
-		g.dirty.Store(true)
+		fo = f.pushLocked(r, providerSpec)
 	case collapse.Pass:
-		g.addStreamLocked(key)
+		g.counts.addStream(key)
 	case collapse.Stale:
 		sl = &staleLaunch{target: lg.target, version: lg.since, started: f.start, turn: collapse.NextStale(f.stale), probe: f.staleProbe, pol: pol}
 		if sl.turn == collapse.StaleProbe {
-			g.startProbeLocked(f, sl)
+			f.startProbeLocked(sl)
 		}
-		g.addStreamLocked(key)
+		g.counts.addStream(key)
 	}
 	if len(br.paths) < maxPaths && !contains(br.paths, providerSpec) {
 		br.paths = append(br.paths, providerSpec)
@@ -521,6 +454,7 @@ func contains(ss []string, s string) bool {
 
 func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 	f := &flight{
+		g:      g,
 		key:    key,
 		policy: pol.Name,
 		launch: pol.Launch,
@@ -530,29 +464,18 @@ func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 		start:  time.Now(),
 	}
 	if pol.Launch.MaxBuild > 0 {
-		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, func() { g.buildTooLong(f) })
+		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, f.buildTooLong)
 	}
 	g.flights[key] = f
 	g.dirty.Store(true)
 	return f
 }
 
-func (g *Gate) addStreamLocked(key string) {
-	g.streams[key]++
-	g.streamsTotal++
-	g.m.upstreamStreams.Set(float64(g.streamsTotal))
-}
-
 // streamDone ends the accounting of one upstream launch stream.
 func (g *Gate) streamDone(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.streams[key]--
-	if g.streams[key] <= 0 {
-		delete(g.streams, key)
-	}
-	g.streamsTotal--
-	g.m.upstreamStreams.Set(float64(g.streamsTotal))
+	g.counts.endStream(key)
 }
 
 // reject answers with one failed event on a 200 SSE stream.

@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -169,7 +168,7 @@ func resolvedTarget(p sse.Payload, tag, providerSpec string) (string, bool) {
 func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *admission) {
 	sl := a.stale
 	if sl.turn == collapse.StaleWait {
-		switch g.awaitProbe(r, a) {
+		switch a.f.awaitProbe(r, sl) {
 		case staleFound:
 		case staleAbandoned:
 			g.streamDone(a.key)
@@ -195,8 +194,8 @@ func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *admission) 
 // awaitProbe waits for the flight's probing stale launch to answer, and
 // says whether this launch may go (becoming the probe itself if the
 // probe's client left first).
-func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
-	sl, f := a.stale, a.f
+func (f *flight) awaitProbe(r *http.Request, sl *staleLaunch) staleOutcome {
+	g := f.g
 	t := time.NewTimer(probeWait)
 	defer t.Stop()
 	for {
@@ -210,14 +209,14 @@ func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
 			return staleMissing
 		}
 		g.mu.Lock()
-		if g.flights[a.key] != f || f.stage != collapse.Building {
+		if g.flights[f.key] != f || f.stage != collapse.Building {
 			g.mu.Unlock()
 			return staleMissing // the new image is built (or the build over): admit it again
 		}
 		sl.turn = collapse.NextStale(f.stale)
 		switch sl.turn {
 		case collapse.StaleProbe:
-			g.startProbeLocked(f, sl)
+			f.startProbeLocked(sl)
 		case collapse.StaleWait:
 			sl.probe = f.staleProbe // a launch that waited too became the probe
 		}
@@ -232,7 +231,7 @@ func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
 }
 
 // startProbeLocked makes sl the flight's probe. Call with g.mu held.
-func (g *Gate) startProbeLocked(f *flight, sl *staleLaunch) {
+func (f *flight) startProbeLocked(sl *staleLaunch) {
 	f.stale.Probing = true
 	f.staleProbe = make(chan struct{})
 	sl.probe = f.staleProbe
@@ -240,10 +239,10 @@ func (g *Gate) startProbeLocked(f *flight, sl *staleLaunch) {
 
 // staleAnswered records what a stale launch's first answer showed and, if
 // it was the flight's probe, lets the launches waiting for it go on.
-func (g *Gate) staleAnswered(a *admission, out staleOutcome) {
+func (f *flight) staleAnswered(sl *staleLaunch, out staleOutcome) {
+	g := f.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f, sl := a.f, a.stale
 	switch out {
 	case staleFound:
 		f.stale.Verified = true
@@ -251,8 +250,8 @@ func (g *Gate) staleAnswered(a *admission, out staleOutcome) {
 		f.stale.Failed = true
 		// The image is gone or is the one now building: launching it
 		// again would start or attach to a build.
-		if lg := g.lastGood[a.key]; lg != nil && lg.target == sl.target {
-			delete(g.lastGood, a.key)
+		if lg := g.lastGood[f.key]; lg != nil && lg.target == sl.target {
+			delete(g.lastGood, f.key)
 		}
 	case staleBroken:
 		f.stale.Failed = true
@@ -276,19 +275,19 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 	defer ls.end()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	resp, err := g.staleRoundTrip(ctx, r, sl.target)
+	resp, err := g.hub.roundTripTo(ctx, r, sl.target)
 	if err != nil {
 		if r.Context().Err() != nil {
-			g.staleAnswered(a, staleAbandoned)
+			a.f.staleAnswered(sl, staleAbandoned)
 			return false, false
 		}
 		g.log.Warn("stale launch: upstream request failed", "key", a.key, "target", sl.target, "err", err)
-		g.staleAnswered(a, staleBroken)
+		a.f.staleAnswered(sl, staleBroken)
 		return false, false
 	}
 	defer resp.Body.Close()
 	if !isSSE(resp) {
-		g.staleAnswered(a, staleBroken)
+		a.f.staleAnswered(sl, staleBroken)
 		return false, false
 	}
 	rd := sse.NewReader(resp.Body)
@@ -297,9 +296,9 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 		e, err := rd.Next()
 		if err != nil {
 			if r.Context().Err() != nil {
-				g.staleAnswered(a, staleAbandoned)
+				a.f.staleAnswered(sl, staleAbandoned)
 			} else {
-				g.staleAnswered(a, staleBroken)
+				a.f.staleAnswered(sl, staleBroken)
 			}
 			return false, false
 		}
@@ -310,10 +309,10 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 	}
 	if !collapse.StaleFound(first) {
 		g.log.Info("stale launch: last good image not found; holding launches of this build", "key", a.key, "target", sl.target, "phase", first.Phase)
-		g.staleAnswered(a, staleMissing)
+		a.f.staleAnswered(sl, staleMissing)
 		return false, false
 	}
-	g.staleAnswered(a, staleFound)
+	a.f.staleAnswered(sl, staleFound)
 	g.classify(w, collapse.Stale.String())
 	g.m.stale.WithLabelValues(sl.pol.Name).Inc()
 	copyResponseHeaders(w.Header(), resp.Header)
@@ -339,23 +338,6 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 			ls.end()
 		}
 	}
-}
-
-// staleRoundTrip opens the upstream launch of target for the client of r.
-func (g *Gate) staleRoundTrip(ctx context.Context, r *http.Request, target string) (*http.Response, error) {
-	path, err := url.PathUnescape("/build/" + target)
-	if err != nil {
-		return nil, err
-	}
-	in := *r
-	u := *r.URL
-	u.Path, u.RawPath = path, "/build/"+target
-	in.URL = &u
-	req, err := g.upstreamRequest(ctx, &in, "")
-	if err != nil {
-		return nil, err
-	}
-	return g.client.Do(req)
 }
 
 // staleFallback admits a stale launch again as a launch of a spec

@@ -74,9 +74,9 @@ func buildPaths(specs []string) []string {
 func (g *Gate) State() State {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := State{WaitersTotal: g.waitersTotal, StreamsTotal: g.streamsTotal, Global: g.global}
-	st.Saturated = (g.global.MaxWaitersTotal > 0 && g.waitersTotal >= g.global.MaxWaitersTotal) ||
-		(g.global.MaxConcurrentTotal > 0 && g.streamsTotal >= g.global.MaxConcurrentTotal)
+	st := State{WaitersTotal: g.counts.waiters, StreamsTotal: g.counts.streamsTotal, Global: g.global}
+	st.Saturated = (g.global.MaxWaitersTotal > 0 && g.counts.waiters >= g.global.MaxWaitersTotal) ||
+		(g.global.MaxConcurrentTotal > 0 && g.counts.streamsTotal >= g.global.MaxConcurrentTotal)
 	seen := make(map[string]bool, len(g.flights))
 	for key, f := range g.flights {
 		if n := f.followers.Len(); n > 0 {
