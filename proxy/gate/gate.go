@@ -130,7 +130,7 @@ type Gate struct {
 	builtUntil map[string]time.Time
 	counts     counts
 	breakers   map[string]*breaker
-	lastGood   map[string]*lastGood // by key, for stale launches (stale.go)
+	lastGood   lastGoods // for stale launches (stale.go)
 	buildTimes *collapse.BuildTimes
 	global     Global // last seen, for State
 	dirty      atomic.Bool
@@ -183,9 +183,9 @@ func New(cfg Config) (*Gate, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		flights:    make(map[string]*flight),
-		builtUntil: make(map[string]time.Time),
 		breakers:   make(map[string]*breaker),
-		lastGood:   make(map[string]*lastGood),
+		builtUntil: make(map[string]time.Time),
+		lastGood:   lastGoods{max: cfg.LastGoodSpecs, m: make(map[string]*lastGood)},
 		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
 		subs:       make(map[*subscriber]struct{}),
 	}
@@ -285,31 +285,31 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	}
 	providerSpec = strings.TrimRight(providerSpec, "/")
 	if len(providerSpec) > MaxSpecBytes {
-		g.classify(w, "invalid")
-		g.reject(w, 400, fmt.Sprintf("This launch URL is %d bytes long; binderguard accepts at most %d. Please check the repository and ref in it.", len(providerSpec), MaxSpecBytes), 0)
+		g.m.classify(w, "invalid")
+		reject(w, 400, fmt.Sprintf("This launch URL is %d bytes long; binderguard accepts at most %d. Please check the repository and ref in it.", len(providerSpec), MaxSpecBytes), 0)
 		return nil
 	}
 	if g.ctx.Err() != nil {
-		g.classify(w, "reject")
+		g.m.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
-		g.reject(w, 503, restartingMessage, closingRetryAfter)
+		reject(w, 503, restartingMessage, closingRetryAfter)
 		return nil
 	}
 	now := time.Now()
 	pol, err := g.cfg.Policies.Resolve(providerSpec, now)
 	if err != nil {
-		g.classify(w, "invalid")
-		g.reject(w, 400, shown(fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err)), 0)
+		g.m.classify(w, "invalid")
+		reject(w, 400, shown(fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err)), 0)
 		return nil
 	}
 	if b := pol.Ban; b != nil {
 		if b.Enforce {
-			g.classify(w, "banned")
+			g.m.classify(w, "banned")
 			g.m.shed.WithLabelValues("banned").Inc()
 			if g.cfg.OnBanned != nil {
 				g.cfg.OnBanned(b.Policy)
 			}
-			g.reject(w, 403, b.Message, 0)
+			reject(w, 403, b.Message, 0)
 			return nil
 		}
 		g.log.Info("launch of banned spec allowed by policy mode", "spec", providerSpec, "policy", b.Policy)
@@ -319,7 +319,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	}
 	a := g.admit(r, providerSpec, pol, now)
 	if a.d.Role != collapse.Stale { // classified once BinderHub shows the image exists
-		g.classify(w, a.d.Role.String())
+		g.m.classify(w, a.d.Role.String())
 	}
 	if a.d.Role == collapse.Reject {
 		g.m.shed.WithLabelValues(a.d.Reason).Inc()
@@ -327,7 +327,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		if a.d.Reason == "closing" {
 			msg = restartingMessage
 		}
-		g.reject(w, a.d.StatusCode, msg, a.d.RetryAfter)
+		reject(w, a.d.StatusCode, msg, a.d.RetryAfter)
 		return nil
 	}
 	return a
@@ -337,12 +337,6 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 // stale, reject, banned, invalid) on its answer, so Envoy's stats access logger
 // counts launches by class without a stat per spec.
 const ClassHeader = "X-Binderguard-Class"
-
-// classify counts a launch's outcome and labels the answer with it.
-func (g *Gate) classify(w http.ResponseWriter, outcome string) {
-	g.m.launches.WithLabelValues(outcome).Inc()
-	w.Header().Set(ClassHeader, outcome)
-}
 
 // admission is what admit decided for one request.
 type admission struct {
@@ -386,7 +380,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		sit.Stage = f.stage
 		sit.Waiters = f.followers.Len()
 		if pol.Launch.Stale && !f.stale.Failed {
-			lg = g.lastGoodLocked(key, providerSpec, pol.Launch.StaleMaxAge, now)
+			lg = g.lastGood.usable(key, providerSpec, pol.Launch.StaleMaxAge, now)
 			sit.LastGood = lg != nil
 		}
 	}
@@ -479,7 +473,7 @@ func (g *Gate) streamDone(key string) {
 }
 
 // reject answers with one failed event on a 200 SSE stream.
-func (g *Gate) reject(w http.ResponseWriter, code int, msg string, retryAfter time.Duration) {
+func reject(w http.ResponseWriter, code int, msg string, retryAfter time.Duration) {
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
 	}

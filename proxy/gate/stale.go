@@ -57,43 +57,55 @@ const (
 // of a built image within a second (a ref lookup and a registry check).
 const probeWait = 5 * time.Second
 
-// lastGoodLocked is key's last good commit if it may be launched now in
-// place of providerSpec: seen ready within maxAge, and not what the
-// launch asks for already. Call with g.mu held.
-func (g *Gate) lastGoodLocked(key, providerSpec string, maxAge time.Duration, now time.Time) *lastGood {
-	lg := g.lastGood[key]
+// lastGoods are the build keys' last good commits, at most max of them.
+// Guarded by Gate.mu.
+type lastGoods struct {
+	max int
+	m   map[string]*lastGood // by key
+}
+
+// usable is key's last good commit if it may be launched now in place of
+// providerSpec: seen ready within maxAge, and not what the launch asks
+// for already.
+func (l *lastGoods) usable(key, providerSpec string, maxAge time.Duration, now time.Time) *lastGood {
+	lg := l.m[key]
 	if lg == nil || now.Sub(lg.seen) > maxAge || lg.target == providerSpec {
 		return nil
 	}
 	return lg
 }
 
-// learnGood records that key's ref resolved to target and reached ready.
-func (g *Gate) learnGood(key, target string, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if lg := g.lastGood[key]; lg != nil {
+// learn records that key's ref resolved to target and reached ready.
+func (l *lastGoods) learn(key, target string, now time.Time) {
+	if lg := l.m[key]; lg != nil {
 		if lg.target == target {
 			lg.seen = now
 			return
 		}
-	} else if len(g.lastGood) >= g.cfg.LastGoodSpecs {
-		g.evictLastGoodLocked()
+	} else if len(l.m) >= l.max {
+		l.evictOldest()
 	}
-	g.lastGood[key] = &lastGood{target: target, since: now, seen: now}
+	l.m[key] = &lastGood{target: target, since: now, seen: now}
 }
 
-// evictLastGoodLocked forgets the commit seen longest ago. A scan, not an
-// index: it runs only when a new key arrives at a full map.
-func (g *Gate) evictLastGoodLocked() {
+// forget drops key's last good commit if it is still target.
+func (l *lastGoods) forget(key, target string) {
+	if lg := l.m[key]; lg != nil && lg.target == target {
+		delete(l.m, key)
+	}
+}
+
+// evictOldest forgets the commit seen longest ago. A scan, not an index:
+// it runs only when a new key arrives at a full map.
+func (l *lastGoods) evictOldest() {
 	var oldest string
 	var at time.Time
-	for k, lg := range g.lastGood {
+	for k, lg := range l.m {
 		if oldest == "" || lg.seen.Before(at) {
 			oldest, at = k, lg.seen
 		}
 	}
-	delete(g.lastGood, oldest)
+	delete(l.m, oldest)
 }
 
 // observe learns from an upstream event of a launch of an unresolved ref
@@ -112,7 +124,9 @@ func (s *launchStream) observe(e sse.Event) {
 		return
 	}
 	if target, ok := resolvedTarget(p, s.tag, s.spec); ok {
-		s.g.learnGood(s.key, target, time.Now())
+		s.g.mu.Lock()
+		s.g.lastGood.learn(s.key, target, time.Now())
+		s.g.mu.Unlock()
 	}
 }
 
@@ -250,9 +264,7 @@ func (f *flight) staleAnswered(sl *staleLaunch, out staleOutcome) {
 		f.stale.Failed = true
 		// The image is gone or is the one now building: launching it
 		// again would start or attach to a build.
-		if lg := g.lastGood[f.key]; lg != nil && lg.target == sl.target {
-			delete(g.lastGood, f.key)
-		}
+		g.lastGood.forget(f.key, sl.target)
 	case staleBroken:
 		f.stale.Failed = true
 	}
@@ -313,7 +325,7 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 		return false, false
 	}
 	a.f.staleAnswered(sl, staleFound)
-	g.classify(w, collapse.Stale.String())
+	g.m.classify(w, collapse.Stale.String())
 	g.m.stale.WithLabelValues(sl.pol.Name).Inc()
 	copyResponseHeaders(w.Header(), resp.Header)
 	sw := sse.Start(w)
@@ -345,21 +357,21 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *admission, reason string) {
 	g.m.staleFallbacks.WithLabelValues(reason).Inc()
 	if g.ctx.Err() != nil {
-		g.classify(w, "reject")
+		g.m.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
-		g.reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
+		reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
 		return
 	}
 	pol := a.stale.pol
 	pol.Launch.Stale = false
 	b := g.admit(r, a.providerSpec, pol, time.Now())
 	if _, sent := w.(*sentWriter); !sent {
-		g.classify(w, b.d.Role.String())
+		g.m.classify(w, b.d.Role.String())
 	}
 	switch b.d.Role {
 	case collapse.Reject:
 		g.m.shed.WithLabelValues(b.d.Reason).Inc()
-		g.reject(w, b.d.StatusCode, shedMessage(b.d, pol.Key), b.d.RetryAfter)
+		reject(w, b.d.StatusCode, shedMessage(b.d, pol.Key), b.d.RetryAfter)
 	case collapse.Pass:
 		g.pass(w, r, b.key, false)
 	case collapse.Lead:

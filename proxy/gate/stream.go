@@ -118,7 +118,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		ev := sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute.")
 		f.buildFailed(me, ev, errUnreachable)
 		if sw == nil {
-			g.answerNonSSE(w, resp)
+			answerNonSSE(w, resp)
 		} else {
 			_ = sw.Write(ev)
 		}
@@ -298,14 +298,14 @@ func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string, learn bo
 			fault := uw.requestFault(wctx)
 			g.log.Warn("upstream request failed", "key", key, "fault", faultLabel(fault), "err", err)
 			ev, _ := g.hub.faultEvent(fault).Decode()
-			g.reject(w, ev.StatusCode, ev.Message, time.Minute)
+			reject(w, ev.StatusCode, ev.Message, time.Minute)
 		}
 		return
 	}
 	defer resp.Body.Close()
 	uw.gotHeaders()
 	if !isSSE(resp) {
-		g.answerNonSSE(w, resp)
+		answerNonSSE(w, resp)
 		return
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
@@ -333,13 +333,13 @@ func (g *Gate) rebuilding(key string) {
 // written to retry 429/5xx every second, which would hammer a BinderHub
 // that is already struggling. Other answers (a 404 for a path BinderHub
 // does not route) pass unchanged.
-func (g *Gate) answerNonSSE(w http.ResponseWriter, resp *http.Response) {
+func answerNonSSE(w http.ResponseWriter, resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		retry := 10 * time.Second
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			retry = time.Duration(s) * time.Second
 		}
-		g.reject(w, resp.StatusCode, "BinderHub answered "+resp.Status+". Please try again in a minute.", retry)
+		reject(w, resp.StatusCode, "BinderHub answered "+resp.Status+". Please try again in a minute.", retry)
 		return
 	}
 	copyRaw(w, resp)
