@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/collapse"
@@ -129,7 +130,7 @@ type Gate struct {
 	flights    map[string]*flight
 	builtUntil map[string]time.Time
 	counts     counts
-	breakers   map[string]*breaker
+	breakers   breakers
 	lastGood   lastGoods // for stale launches (stale.go)
 	buildTimes *collapse.BuildTimes
 	global     Global // last seen, for State
@@ -183,13 +184,23 @@ func New(cfg Config) (*Gate, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		flights:    make(map[string]*flight),
-		breakers:   make(map[string]*breaker),
 		builtUntil: make(map[string]time.Time),
 		lastGood:   lastGoods{max: cfg.LastGoodSpecs, m: make(map[string]*lastGood)},
 		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
 		subs:       make(map[*subscriber]struct{}),
 	}
 	g.counts = counts{m: m, dirty: &g.dirty, streams: make(map[string]int)}
+	g.breakers = breakers{
+		max:  cfg.MaxBreakers,
+		idle: cfg.BreakerIdle,
+		busy: func(key string) bool { _, ok := g.flights[key]; return ok },
+		changed: func(key string, from, to gobreaker.State) {
+			m.transitions.WithLabelValues(from.String(), to.String()).Inc()
+			g.log.Info("breaker state changed", "key", key, "from", from.String(), "to", to.String())
+			g.dirty.Store(true)
+		},
+		m: make(map[string]*breaker),
+	}
 	return g, nil
 }
 
@@ -367,7 +378,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 	g.mu.Lock()
 	g.global = pol.Global
 	f := g.flights[key]
-	br := g.breakerFor(key, pol.Launch, now)
+	br := g.breakers.get(key, pol.Launch, now)
 	sit := collapse.Situation{
 		BuiltUntil:   g.builtUntil[key],
 		WaitersTotal: g.counts.waiters,

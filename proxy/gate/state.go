@@ -87,14 +87,14 @@ func (g *Gate) State() State {
 		}
 		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: "closed"}
 		h.Full = h.MaxWaiters > 0 && h.Waiters >= h.MaxWaiters
-		if b := g.breakers[key]; b != nil {
+		if b := g.breakers.lookup(key); b != nil {
 			s, until := b.state()
 			h.Breaker, h.OpenUntil = s.String(), until
 		}
 		st.Hot = append(st.Hot, h)
 		seen[key] = true
 	}
-	for key, b := range g.breakers {
+	for key, b := range g.breakers.all() {
 		if seen[key] {
 			continue
 		}

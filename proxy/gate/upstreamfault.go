@@ -170,7 +170,7 @@ func (f *flight) upstreamBroke(me *leadership, fault error) {
 		f.done(fault)
 		f.done = nil
 	}
-	br := g.breakers[f.key]
+	br := g.breakers.lookup(f.key)
 	if br == nil || f.followers.Len() == 0 {
 		f.endLocked(errAbandoned)
 		return
