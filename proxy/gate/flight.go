@@ -82,7 +82,7 @@ func (f *flight) endLocked(outcome error) {
 		f.done = nil
 	}
 	f.leader = nil
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 }
 
 // leadsLocked reports whether me still leads f.
@@ -215,7 +215,7 @@ func (f *flight) built(me *leadership) {
 		f.done = nil
 	}
 	f.leader = nil
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 	if f.followers.Len() == 0 {
 		delete(g.flights, f.key)
 		return
@@ -286,7 +286,7 @@ func (f *flight) markLog(me *leadership) {
 	defer f.g.mu.Unlock()
 	if f.leadsLocked(me) && f.stage == collapse.Starting {
 		f.stage = collapse.Building
-		f.g.dirty.Store(true)
+		f.g.pub.dirty.Store(true)
 	}
 	f.sawLog = true
 }
@@ -330,7 +330,7 @@ func (f *flight) release() {
 					g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
 				}
 				f.releasing = false
-				g.dirty.Store(true)
+				g.pub.dirty.Store(true)
 				g.mu.Unlock()
 				return
 			}

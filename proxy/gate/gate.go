@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,11 +133,10 @@ type Gate struct {
 	lastGood   lastGoods // for stale launches (stale.go)
 	buildTimes *collapse.BuildTimes
 	global     Global // last seen, for State
-	dirty      atomic.Bool
 
-	subsMu sync.Mutex
-	subs   map[*subscriber]struct{}
-	last   State
+	// pub publishes State (state.go); its dirty flag is set under mu or
+	// from breaker callbacks, never needing mu itself.
+	pub publisher
 }
 
 // Outcomes passed to a breaker's done callback.
@@ -187,9 +185,9 @@ func New(cfg Config) (*Gate, error) {
 		builtUntil: make(map[string]time.Time),
 		lastGood:   lastGoods{max: cfg.LastGoodSpecs, m: make(map[string]*lastGood)},
 		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
-		subs:       make(map[*subscriber]struct{}),
 	}
-	g.counts = counts{m: m, dirty: &g.dirty, streams: make(map[string]int)}
+	g.pub.m, g.pub.metricSpecs = m, cfg.MetricSpecs
+	g.counts = counts{m: m, dirty: &g.pub.dirty, streams: make(map[string]int)}
 	g.breakers = breakers{
 		max:  cfg.MaxBreakers,
 		idle: cfg.BreakerIdle,
@@ -197,7 +195,7 @@ func New(cfg Config) (*Gate, error) {
 		changed: func(key string, from, to gobreaker.State) {
 			m.transitions.WithLabelValues(from.String(), to.String()).Inc()
 			g.log.Info("breaker state changed", "key", key, "from", from.String(), "to", to.String())
-			g.dirty.Store(true)
+			g.pub.dirty.Store(true)
 		},
 		m: make(map[string]*breaker),
 	}
@@ -246,7 +244,7 @@ func (g *Gate) DrainPeer(peer string) int {
 			n++
 		}
 	}
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 	return n
 }
 
@@ -472,7 +470,7 @@ func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, f.buildTooLong)
 	}
 	g.flights[key] = f
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 	return f
 }
 

@@ -22,7 +22,7 @@ func TestHotSpecMetricsStayBounded(t *testing.T) {
 		{Key: "c", Waiters: 1, Breaker: "closed"},
 		{Key: "d", Breaker: "open"},
 	}}
-	g.updateHotMetrics(st)
+	g.pub.updateHotMetrics(st)
 	if n := len(gather(t, reg, "binderguard_hot_spec_waiters")); n != 2 {
 		t.Errorf("hot_spec_waiters has %d series, want the top 2", n)
 	}
@@ -32,7 +32,7 @@ func TestHotSpecMetricsStayBounded(t *testing.T) {
 	if m := gather(t, reg, "binderguard_breakers_open"); len(m) != 1 || m[0].GetGauge().GetValue() != 1 {
 		t.Errorf("breakers_open = %v", m)
 	}
-	g.updateHotMetrics(State{})
+	g.pub.updateHotMetrics(State{})
 	if n := len(gather(t, reg, "binderguard_hot_spec_waiters")); n != 0 {
 		t.Errorf("hot_spec_waiters kept %d series of specs no longer hot", n)
 	}

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/binderguard/binderguard/internal/latest"
 	"github.com/binderguard/binderguard/proxy/collapse"
 )
 
@@ -128,38 +130,10 @@ func b2i(b bool) int {
 	return 0
 }
 
-type subscriber struct{ ch chan State }
-
 // Subscribe returns a channel that holds the latest published State: the
 // current one at once, then each change (intermediate ones may be
 // skipped). It is closed when ctx ends. Publishing needs Run.
-func (g *Gate) Subscribe(ctx context.Context) <-chan State {
-	s := &subscriber{ch: make(chan State, 1)}
-	g.subsMu.Lock()
-	g.subs[s] = struct{}{}
-	s.ch <- g.last
-	g.subsMu.Unlock()
-	context.AfterFunc(ctx, func() {
-		g.subsMu.Lock()
-		defer g.subsMu.Unlock()
-		delete(g.subs, s)
-		close(s.ch)
-	})
-	return s.ch
-}
-
-func (g *Gate) publish(st State) {
-	g.subsMu.Lock()
-	defer g.subsMu.Unlock()
-	g.last = st
-	for s := range g.subs {
-		select {
-		case <-s.ch:
-		default:
-		}
-		s.ch <- st
-	}
-}
+func (g *Gate) Subscribe(ctx context.Context) <-chan State { return g.pub.latest.Subscribe(ctx) }
 
 // Run publishes State changes and evicts idle breakers until ctx ends.
 func (g *Gate) Run(ctx context.Context) error {
@@ -167,52 +141,62 @@ func (g *Gate) Run(ctx context.Context) error {
 	defer tick.Stop()
 	sweep := time.NewTicker(10 * time.Second)
 	defer sweep.Stop()
-	g.publishIfChanged(time.Now())
+	g.pub.publishIfChanged(time.Now(), g.State)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			g.publishIfChanged(now)
+			g.pub.publishIfChanged(now, g.State)
 		case now := <-sweep.C:
 			g.sweep(now)
 		}
 	}
 }
 
-func (g *Gate) publishIfChanged(now time.Time) {
-	g.subsMu.Lock()
-	last := g.last
-	g.subsMu.Unlock()
+// publisher publishes the gate's State when it changed: to subscribers,
+// and the hot specs to metrics.
+type publisher struct {
+	// dirty is set by whatever may change State; the next tick looks.
+	dirty       atomic.Bool
+	latest      latest.Value[State]
+	m           *metrics
+	metricSpecs int // Config.MetricSpecs
+}
+
+// publishIfChanged publishes state() if something was marked dirty or an
+// open breaker's time ran out, and it differs from the last published.
+func (p *publisher) publishIfChanged(now time.Time, state func() State) {
+	last := p.latest.Load()
 	expired := false
 	for _, h := range last.Hot {
 		if h.Breaker == "open" && !now.Before(h.OpenUntil) {
 			expired = true // an open breaker half-opens by itself: tell the edge
 		}
 	}
-	if !g.dirty.Swap(false) && !expired {
+	if !p.dirty.Swap(false) && !expired {
 		return
 	}
-	st := g.State()
-	g.updateHotMetrics(st)
+	st := state()
+	p.updateHotMetrics(st)
 	if gocmp.Equal(st, last, cmpopts.EquateEmpty()) {
 		return
 	}
-	g.publish(st)
+	p.latest.Store(st)
 }
 
-func (g *Gate) updateHotMetrics(st State) {
-	g.m.hotWaiters.Reset()
+func (p *publisher) updateHotMetrics(st State) {
+	p.m.hotWaiters.Reset()
 	open := 0
 	shown := 0
 	for _, h := range st.Hot {
 		if h.Breaker == "open" {
 			open++
 		}
-		if h.Waiters > 0 && shown < g.cfg.MetricSpecs {
-			g.m.hotWaiters.WithLabelValues(h.Key).Set(float64(h.Waiters))
+		if h.Waiters > 0 && shown < p.metricSpecs {
+			p.m.hotWaiters.WithLabelValues(h.Key).Set(float64(h.Waiters))
 			shown++
 		}
 	}
-	g.m.breakersOpen.Set(float64(open))
+	p.m.breakersOpen.Set(float64(open))
 }
