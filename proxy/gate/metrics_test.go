@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
 )
 
 func TestHotSpecMetricsStayBounded(t *testing.T) {
@@ -17,10 +19,10 @@ func TestHotSpecMetricsStayBounded(t *testing.T) {
 	}
 	defer g.Close()
 	st := State{Hot: []HotSpec{
-		{Key: "a", Waiters: 9, Breaker: "closed"},
-		{Key: "b", Waiters: 5, Breaker: "closed"},
-		{Key: "c", Waiters: 1, Breaker: "closed"},
-		{Key: "d", Breaker: "open"},
+		{Key: "a", Waiters: 9, Breaker: collapse.Closed},
+		{Key: "b", Waiters: 5, Breaker: collapse.Closed},
+		{Key: "c", Waiters: 1, Breaker: collapse.Closed},
+		{Key: "d", Breaker: collapse.Open},
 	}}
 	g.pub.updateHotMetrics(st)
 	if n := len(gather(t, reg, "binderguard_hot_spec_waiters")); n != 2 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
@@ -359,7 +360,7 @@ func TestStateNamesHotSpecsAndOpenBreakers(t *testing.T) {
 				if h.Key == "gh/org/broken/HEAD" && h.Full && h.Waiters == 2 && h.Stage == "building" && len(h.Paths) == 1 && h.Paths[0] == "/build/gh/org/broken/HEAD" {
 					sawFull = true
 				}
-				if h.Key == "gh/org/broken/HEAD" && h.Breaker == "open" && h.OpenUntil.After(time.Now()) {
+				if h.Key == "gh/org/broken/HEAD" && h.Breaker == collapse.Open && h.OpenUntil.After(time.Now()) {
 					sawOpen = true
 				}
 			}

@@ -46,9 +46,9 @@ type HotSpec struct {
 	MaxWaiters int
 	// Full: at MaxWaiters; new launches of it are shed with 429.
 	Full bool
-	// Breaker is "open", "half-open" or "closed"; while open, launches
-	// get a 503 failed event until OpenUntil.
-	Breaker   string
+	// Breaker is the key's breaker; while open, launches get a 503 failed
+	// event until OpenUntil. It encodes as "closed", "half-open" or "open".
+	Breaker   collapse.BreakerState
 	OpenUntil time.Time
 }
 
@@ -87,11 +87,11 @@ func (g *Gate) State() State {
 			}
 			st.PolicyWaiters[f.policy] += n
 		}
-		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: "closed"}
+		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: collapse.Closed}
 		h.Full = h.MaxWaiters > 0 && h.Waiters >= h.MaxWaiters
 		if b := g.breakers.lookup(key); b != nil {
 			s, until := b.state()
-			h.Breaker, h.OpenUntil = s.String(), until
+			h.Breaker, h.OpenUntil = s, until
 		}
 		st.Hot = append(st.Hot, h)
 		seen[key] = true
@@ -101,12 +101,12 @@ func (g *Gate) State() State {
 			continue
 		}
 		if s, until := b.state(); s == collapse.Open {
-			st.Hot = append(st.Hot, HotSpec{Key: key, Paths: buildPaths(b.paths), Breaker: s.String(), OpenUntil: until})
+			st.Hot = append(st.Hot, HotSpec{Key: key, Paths: buildPaths(b.paths), Breaker: s, OpenUntil: until})
 		}
 	}
 	// Open breakers first (the edge answers them), then full, then busiest.
 	slices.SortFunc(st.Hot, func(a, b HotSpec) int {
-		if c := cmp.Compare(b2i(b.Breaker == "open"), b2i(a.Breaker == "open")); c != 0 {
+		if c := cmp.Compare(b2i(b.Breaker == collapse.Open), b2i(a.Breaker == collapse.Open)); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(b2i(b.Full), b2i(a.Full)); c != 0 {
@@ -170,7 +170,7 @@ func (p *publisher) publishIfChanged(now time.Time, state func() State) {
 	last := p.latest.Load()
 	expired := false
 	for _, h := range last.Hot {
-		if h.Breaker == "open" && !now.Before(h.OpenUntil) {
+		if h.Breaker == collapse.Open && !now.Before(h.OpenUntil) {
 			expired = true // an open breaker half-opens by itself: tell the edge
 		}
 	}
@@ -190,7 +190,7 @@ func (p *publisher) updateHotMetrics(st State) {
 	open := 0
 	shown := 0
 	for _, h := range st.Hot {
-		if h.Breaker == "open" {
+		if h.Breaker == collapse.Open {
 			open++
 		}
 		if h.Waiters > 0 && shown < p.metricSpecs {
