@@ -132,7 +132,7 @@ type Gate struct {
 	breakers   breakers
 	lastGood   lastGoods // for stale launches (stale.go)
 	buildTimes *collapse.BuildTimes
-	global     Global // last seen, for State
+	global     Global // last seen, for the releasers
 
 	// pub publishes State (state.go); its dirty flag is set under mu or
 	// from breaker callbacks, never needing mu itself.

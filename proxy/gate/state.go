@@ -17,13 +17,11 @@ import (
 
 // State is what the gate publishes for the control plane (edge rules for
 // hot specs) and for status: the specs with held launches or an open
-// breaker, and whether the gate is at a site-wide cap.
+// breaker, and the gate's held launches and upstream launch streams.
 type State struct {
 	Hot          []HotSpec
-	Saturated    bool // at MaxWaitersTotal or MaxConcurrentTotal
 	WaitersTotal int
 	StreamsTotal int
-	Global       Global
 	// PolicyWaiters counts held launches by the Policy.Name that governs
 	// their flight, over every flight (Hot is cut to Config.HotSpecs);
 	// policies holding none are absent.
@@ -76,9 +74,7 @@ func buildPaths(specs []string) []string {
 func (g *Gate) State() State {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := State{WaitersTotal: g.counts.waiters, StreamsTotal: g.counts.streamsTotal, Global: g.global}
-	st.Saturated = (g.global.MaxWaitersTotal > 0 && g.counts.waiters >= g.global.MaxWaitersTotal) ||
-		(g.global.MaxConcurrentTotal > 0 && g.counts.streamsTotal >= g.global.MaxConcurrentTotal)
+	st := State{WaitersTotal: g.counts.waiters, StreamsTotal: g.counts.streamsTotal}
 	seen := make(map[string]bool, len(g.flights))
 	for key, f := range g.flights {
 		if n := f.followers.Len(); n > 0 {
