@@ -398,7 +398,7 @@ func (f *flight) heldToken(r *http.Request, providerSpec string) string {
 // promoted, failed, timed out, or its client leaves. Its loop is kept lean
 // and the rare paths are in separate functions, because 10,000 held
 // followers park in it (see ServeHTTP).
-func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
+func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *plan) {
 	f, fo := a.f, a.fo
 	sw := startFollow(w, f, fo)
 	if sw == nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,7 +283,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // rest; nil when the request is answered.
 //
 //go:noinline
-func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
+func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *plan {
 	providerSpec, ok := strings.CutPrefix(r.URL.EscapedPath(), "/build/")
 	if !ok || providerSpec == "" {
 		http.Error(w, "binderguard gate: only /build/<provider>/<spec> is served here", http.StatusNotFound)
@@ -347,8 +348,10 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 // counts launches by class without a stat per spec.
 const ClassHeader = "X-Binderguard-Class"
 
-// admission is what admit decided for one request.
-type admission struct {
+// plan is what admit decided for one request and what it set up to carry
+// the decision out: the flight and the follower or leadership the request
+// got in it, or its stale launch.
+type plan struct {
 	d            collapse.Decision
 	key          string
 	providerSpec string
@@ -360,7 +363,7 @@ type admission struct {
 	learn        bool         // its policy launches stale: learn the commit its ready resolves to
 }
 
-func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.Time) *admission {
+func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.Time) *plan {
 	key := pol.Key
 	limits := collapse.Limits{
 		Collapse:           pol.Launch.Collapse,
@@ -428,32 +431,23 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		}
 		g.counts.addStream(key)
 	}
-	if len(br.paths) < maxPaths && !contains(br.paths, providerSpec) {
+	if len(br.paths) < maxPaths && !slices.Contains(br.paths, providerSpec) {
 		br.paths = append(br.paths, providerSpec)
 	}
 	if f != nil {
 		if token != "" {
 			f.tokens.Observe(providerSpec, origin(r), token)
 		}
-		if len(f.paths) < maxPaths && !contains(f.paths, providerSpec) {
+		if len(f.paths) < maxPaths && !slices.Contains(f.paths, providerSpec) {
 			f.paths = append(f.paths, providerSpec)
 		}
 	}
 	g.mu.Unlock()
-	return &admission{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead, stale: sl, learn: pol.Launch.Stale}
+	return &plan{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead, stale: sl, learn: pol.Launch.Stale}
 }
 
 // maxPaths bounds the spellings of a key kept for State.
 const maxPaths = 8
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 	f := &flight{

@@ -16,7 +16,7 @@ import (
 // to BinderHub as its own launch of the last commit of that ref the gate
 // saw reach ready, instead of being held for the whole build. BinderHub
 // finds that commit's image and launches it at once. This file learns the
-// last good commits and runs those launches; admission (gate.go) decides
+// last good commits and runs those launches; admit (gate.go) decides
 // who gets one.
 
 // lastGood is the last commit of one build key's ref that reached ready.
@@ -179,7 +179,7 @@ func resolvedTarget(p sse.Payload, tag, providerSpec string) (string, bool) {
 // good commit as the client's own request, and falls back to what the
 // launch would have been without stale launches (held, usually) if the
 // image is missing or the launch fails before ready.
-func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *admission) {
+func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *plan) {
 	sl := a.stale
 	if sl.turn == collapse.StaleWait {
 		switch a.f.awaitProbe(r, sl) {
@@ -281,7 +281,7 @@ func (f *flight) staleAnswered(sl *staleLaunch, out staleOutcome) {
 // commit). Only if BinderHub's first event shows the image exists does
 // the client get the notice and the stream. sent reports whether the
 // client got anything; ok whether it got ready.
-func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission) (sent, ok bool) {
+func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sent, ok bool) {
 	sl := a.stale
 	ls := &launchStream{g: g, key: a.key}
 	defer ls.end()
@@ -354,7 +354,7 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 
 // staleFallback admits a stale launch again as a launch of a spec
 // without stale launches, and runs it: held behind the build, usually.
-func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *admission, reason string) {
+func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *plan, reason string) {
 	g.m.staleFallbacks.WithLabelValues(reason).Inc()
 	if g.ctx.Err() != nil {
 		g.m.classify(w, "reject")
