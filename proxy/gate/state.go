@@ -17,11 +17,10 @@ import (
 
 // State is what the gate publishes for the control plane (edge rules for
 // hot specs) and for status: the specs with held launches or an open
-// breaker, and the gate's held launches and upstream launch streams.
+// breaker. The gate's totals of held launches and upstream launch streams
+// are its binderguard_waiters and binderguard_upstream_streams gauges.
 type State struct {
-	Hot          []HotSpec
-	WaitersTotal int
-	StreamsTotal int
+	Hot []HotSpec
 	// PolicyWaiters counts held launches by the Policy.Name that governs
 	// their flight, over every flight (Hot is cut to Config.HotSpecs);
 	// policies holding none are absent.
@@ -74,7 +73,7 @@ func buildPaths(specs []string) []string {
 func (g *Gate) State() State {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := State{WaitersTotal: g.counts.waiters, StreamsTotal: g.counts.streamsTotal}
+	var st State
 	seen := make(map[string]bool, len(g.flights))
 	for key, f := range g.flights {
 		if n := f.followers.Len(); n > 0 {
