@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/binderguard/binderguard/policies/status/live"
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -126,7 +127,7 @@ func gateLoad(st gate.State) live.Load {
 	l := live.Load{Waiters: st.PolicyWaiters}
 	for _, h := range st.Hot {
 		s := live.Spec{Key: h.Key, Policy: h.Policy, Waiters: h.Waiters}
-		if h.Breaker == "open" {
+		if h.Breaker == collapse.Open {
 			s.BreakerOpenUntil = &h.OpenUntil
 		}
 		l.Hot = append(l.Hot, s)

@@ -1,6 +1,9 @@
 package collapse
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Role is what the gate does with one launch request.
 type Role int
@@ -70,6 +73,25 @@ func (b BreakerState) String() string {
 	default:
 		return "closed"
 	}
+}
+
+// MarshalText writes the state as String does ("closed", "half-open",
+// "open"): the words the gate's State carried before it was typed.
+func (b BreakerState) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (b *BreakerState) UnmarshalText(text []byte) error {
+	switch string(text) {
+	case "closed":
+		*b = Closed
+	case "half-open":
+		*b = HalfOpen
+	case "open":
+		*b = Open
+	default:
+		return fmt.Errorf("breaker state %q: want closed, half-open or open", text)
+	}
+	return nil
 }
 
 // Shed reasons, used in failed-event messages' metrics labels.

@@ -166,7 +166,7 @@ func BenchmarkHeldFollowers(b *testing.B) {
 			if err != nil || strings.TrimSpace(line) != "held" {
 				b.Fatalf("hold client: %q, %v", line, err)
 			}
-			waitFor(b, "followers held", func() bool { return s.gate.State().WaitersTotal == n })
+			waitFor(b, "followers held", func() bool { return gauge(s.reg, "binderguard_waiters") == n })
 			held := measureMem(b)
 			if path := os.Getenv("BINDERGUARD_HEAP_PROFILE"); path != "" {
 				writeHeapProfile(b, path)
@@ -177,7 +177,7 @@ func BenchmarkHeldFollowers(b *testing.B) {
 			if err := cmd.Wait(); err != nil {
 				b.Fatalf("hold client: %v", err)
 			}
-			waitFor(b, "followers gone", func() bool { return s.gate.State().WaitersTotal == 0 })
+			waitFor(b, "followers gone", func() bool { return gauge(s.reg, "binderguard_waiters") == 0 })
 
 			extraRSS := float64(held.rss) - float64(base.rss)
 			extraHeap := float64(held.heap+held.stack) - float64(base.heap+base.stack)

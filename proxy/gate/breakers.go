@@ -1,6 +1,8 @@
 package gate
 
 import (
+	"iter"
+	"maps"
 	"sync/atomic"
 	"time"
 
@@ -9,10 +11,9 @@ import (
 	"github.com/binderguard/binderguard/proxy/collapse"
 )
 
-// breaker is one build key's circuit breaker. The gobreaker has no
-// registry, so the gate keeps them in a map and evicts idle closed ones.
-// Every call into cb happens with Gate.mu held; OnStateChange therefore
-// touches only atomics and metrics.
+// breaker is one build key's circuit breaker. Every call into cb happens
+// with Gate.mu held; OnStateChange therefore touches only atomics and
+// metrics.
 type breaker struct {
 	cb        *gobreaker.TwoStepCircuitBreaker[struct{}]
 	threshold atomic.Int64
@@ -33,14 +34,28 @@ func (b *breaker) state() (collapse.BreakerState, time.Time) {
 	}
 }
 
-// breakerFor returns key's breaker, making it if needed. Call with g.mu
-// held. The open duration is fixed when the breaker is made; the failure
-// threshold follows the latest policy.
-func (g *Gate) breakerFor(key string, l Launch, now time.Time) *breaker {
-	b, ok := g.breakers[key]
+// breakers are the per-key breakers. The gobreaker has no registry, so
+// this keeps them in a map and evicts idle closed ones, so that a crawl
+// over many specs cannot grow it forever. Guarded by Gate.mu.
+type breakers struct {
+	max  int           // Config.MaxBreakers
+	idle time.Duration // Config.BreakerIdle
+	// busy reports whether key has a flight: its breaker is kept.
+	busy func(key string) bool
+	// changed is told of every state change; it must only touch atomics
+	// and metrics (it runs inside calls into the breaker).
+	changed func(key string, from, to gobreaker.State)
+	m       map[string]*breaker
+}
+
+// get returns key's breaker, making it if needed. The open duration is
+// fixed when the breaker is made; the failure threshold follows the
+// latest policy.
+func (bs *breakers) get(key string, l Launch, now time.Time) *breaker {
+	b, ok := bs.m[key]
 	if !ok {
-		if len(g.breakers) >= g.cfg.MaxBreakers {
-			g.evictBreakersLocked(now, len(g.breakers)/10+1)
+		if len(bs.m) >= bs.max {
+			bs.evict(len(bs.m)/10 + 1)
 		}
 		b = &breaker{openFor: l.BreakerOpen}
 		if b.openFor <= 0 {
@@ -58,31 +73,50 @@ func (g *Gate) breakerFor(key string, l Launch, now time.Time) *breaker {
 				if to == gobreaker.StateOpen {
 					b.openUntil.Store(time.Now().Add(b.openFor).UnixNano())
 				}
-				g.m.transitions.WithLabelValues(from.String(), to.String()).Inc()
-				g.log.Info("breaker state changed", "key", name, "from", from.String(), "to", to.String())
-				g.dirty.Store(true)
+				bs.changed(name, from, to)
 			},
 		})
-		g.breakers[key] = b
+		bs.m[key] = b
 	}
 	b.threshold.Store(int64(l.BreakerFailures))
 	b.lastUsed = now
 	return b
 }
 
-// evictBreakersLocked drops up to n breakers that are closed, idle and
-// have no flight, so a crawl over many specs cannot grow the map forever.
-// A closed breaker forgets only its count of recent failures.
-func (g *Gate) evictBreakersLocked(now time.Time, n int) {
-	for key, b := range g.breakers {
+// lookup returns key's breaker, nil if it has none.
+func (bs *breakers) lookup(key string) *breaker { return bs.m[key] }
+
+// all are the breakers by key.
+func (bs *breakers) all() iter.Seq2[string, *breaker] { return maps.All(bs.m) }
+
+// len is how many breakers are kept.
+func (bs *breakers) len() int { return len(bs.m) }
+
+// evict drops up to n breakers that are closed and have no flight. A
+// closed breaker forgets only its count of recent failures.
+func (bs *breakers) evict(n int) {
+	for key, b := range bs.m {
 		if n <= 0 {
 			return
 		}
-		if _, busy := g.flights[key]; busy || b.cb.State() != gobreaker.StateClosed {
+		if bs.busy(key) || b.cb.State() != gobreaker.StateClosed {
 			continue
 		}
-		delete(g.breakers, key)
+		delete(bs.m, key)
 		n--
+	}
+}
+
+// sweep drops the closed breakers without a flight idle past idle.
+func (bs *breakers) sweep(now time.Time) {
+	for key, b := range bs.m {
+		if now.Sub(b.lastUsed) < bs.idle {
+			continue
+		}
+		if bs.busy(key) || b.cb.State() != gobreaker.StateClosed {
+			continue
+		}
+		delete(bs.m, key)
 	}
 }
 
@@ -90,15 +124,7 @@ func (g *Gate) evictBreakersLocked(now time.Time, n int) {
 func (g *Gate) sweep(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for key, b := range g.breakers {
-		if now.Sub(b.lastUsed) < g.cfg.BreakerIdle {
-			continue
-		}
-		if _, busy := g.flights[key]; busy || b.cb.State() != gobreaker.StateClosed {
-			continue
-		}
-		delete(g.breakers, key)
-	}
+	g.breakers.sweep(now)
 	for key, until := range g.builtUntil {
 		if now.After(until) {
 			delete(g.builtUntil, key)

@@ -122,7 +122,7 @@ func TestBinderHubFailingBeforeTheStream(t *testing.T) {
 				fchs = append(fchs, ch)
 				go func() { ch <- s.launch(ctx, spec, clientIP(i), nil, nil) }()
 			}
-			waitFor(t, "followers held", func() bool { return s.gate.State().WaitersTotal == 5 })
+			waitFor(t, "followers held", func() bool { return gauge(s.reg, "binderguard_waiters") == 5 })
 			leader := <-lch
 			if leader.failed == nil || leader.failed.StatusCode != tc.code || !hasMessage(leader.failed, tc.said) {
 				t.Errorf("leader: %v %+v (%v), want a %d failed event saying %q", leader.phases(), leader.failed, leader.err, tc.code, tc.said)

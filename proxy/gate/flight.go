@@ -1,6 +1,8 @@
 package gate
 
 import (
+	"container/list"
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,8 +11,66 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-// endFlightLocked removes f and reports its outcome to the breaker.
-func (g *Gate) endFlightLocked(f *flight, outcome error) {
+// flight is one spec's leader and followers, from the leader's arrival
+// until the build fails, is abandoned, or every follower is released. It
+// owns its follower queue and the steps of its build; the counts, built
+// marks and breakers those steps touch are the gate's. Fields other than
+// ring are guarded by g.mu, and so are the methods named ...Locked; the
+// others take it.
+type flight struct {
+	g         *Gate
+	key       string
+	paths     []string
+	policy    string // Policy.Name of the leader's launch, for State
+	launch    Launch
+	stage     collapse.Stage
+	leader    *leadership
+	followers list.List // of *follower, oldest first
+	tokens    collapse.Tokens
+	ring      *ring
+	done      func(error) // the breaker's outcome callback; nil once called
+	buildTime *time.Timer
+	nextSeq   uint64 // arrival number of the next follower
+	releasing bool
+	sawLog    bool
+
+	start      time.Time // the leader's arrival: when the build began, as users are told
+	stale      collapse.StaleFlight
+	staleProbe chan struct{} // closed when the probing stale launch answers
+}
+
+// leadership is one request's turn as a flight's leader.
+type leadership struct {
+	cancel context.CancelFunc
+	cut    *sse.Event // the gate cut the upstream stream; tell the client this
+	peer   string     // the address its request came from (an Envoy)
+}
+
+type follower struct {
+	r            *http.Request
+	providerSpec string
+	seq          uint64        // arrival order in its flight
+	elem         *list.Element // nil once signalled or removed
+	sig          chan signal   // receives at most one signal
+}
+
+type signalKind int
+
+const (
+	sigRelease signalKind = iota
+	sigPromote
+	sigFail
+)
+
+type signal struct {
+	kind signalKind
+	ev   sse.Event // for sigFail
+	lead *leadership
+}
+
+// endLocked removes f and reports its outcome to the breaker.
+func (f *flight) endLocked(outcome error) {
+	g := f.g
 	if g.flights[f.key] == f {
 		delete(g.flights, f.key)
 	}
@@ -22,32 +82,86 @@ func (g *Gate) endFlightLocked(f *flight, outcome error) {
 		f.done = nil
 	}
 	f.leader = nil
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 }
 
-// current reports whether me still leads f. Call with g.mu held.
-func (g *Gate) current(f *flight, me *leadership) bool {
-	return g.flights[f.key] == f && f.leader == me && f.stage != collapse.Releasing
+// leadsLocked reports whether me still leads f.
+func (f *flight) leadsLocked(me *leadership) bool {
+	return f.g.flights[f.key] == f && f.leader == me && f.stage != collapse.Releasing
 }
 
-// popFollowerLocked takes the oldest held follower off f, or nil.
-func (g *Gate) popFollowerLocked(f *flight) *follower {
+// pushLocked holds a launch of providerSpec as f's newest follower.
+func (f *flight) pushLocked(r *http.Request, providerSpec string) *follower {
+	fo := &follower{r: r, providerSpec: providerSpec, seq: f.nextSeq, sig: make(chan signal, 1)}
+	f.nextSeq++
+	fo.elem = f.followers.PushBack(fo)
+	f.g.counts.held(1)
+	return fo
+}
+
+// popLocked takes the oldest held follower off f, or nil.
+func (f *flight) popLocked() *follower {
 	e := f.followers.Front()
 	if e == nil {
 		return nil
 	}
 	fo := f.followers.Remove(e).(*follower)
 	fo.elem = nil
-	g.waitersTotal--
-	g.m.waiters.Set(float64(g.waitersTotal))
-	g.dirty.Store(true)
+	f.g.counts.held(-1)
 	return fo
 }
 
-// failFollowersLocked ends every held follower of f with ev.
-func (g *Gate) failFollowersLocked(f *flight, ev sse.Event) {
-	for fo := g.popFollowerLocked(f); fo != nil; fo = g.popFollowerLocked(f) {
+// failLocked ends every held follower of f with ev.
+func (f *flight) failLocked(ev sse.Event) {
+	for fo := f.popLocked(); fo != nil; fo = f.popLocked() {
 		fo.sig <- signal{kind: sigFail, ev: ev}
+	}
+}
+
+// drainPeerLocked ends with ev the followers whose request came from
+// peer, and returns how many.
+func (f *flight) drainPeerLocked(peer string, ev sse.Event) int {
+	n := 0
+	for e := f.followers.Front(); e != nil; {
+		fo, next := e.Value.(*follower), e.Next()
+		if peerHost(fo.r.RemoteAddr) == peer {
+			f.followers.Remove(e)
+			fo.elem = nil
+			f.g.counts.held(-1)
+			fo.sig <- signal{kind: sigFail, ev: ev}
+			n++
+		}
+		e = next
+	}
+	return n
+}
+
+// remove takes fo off f unless it was signalled already.
+func (f *flight) remove(fo *follower) bool {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	if fo.elem == nil {
+		return false
+	}
+	f.followers.Remove(fo.elem)
+	fo.elem = nil
+	f.g.counts.held(-1)
+	return true
+}
+
+// abandon forgets a follower whose client left, undoing a signal that
+// raced the leaving.
+func (f *flight) abandon(fo *follower) {
+	if f.remove(fo) {
+		return
+	}
+	s := <-fo.sig
+	switch s.kind {
+	case sigRelease:
+		f.g.streamDone(f.key)
+	case sigPromote:
+		f.g.streamDone(f.key)
+		f.leaderGone(s.lead)
 	}
 }
 
@@ -55,20 +169,36 @@ func (g *Gate) failFollowersLocked(f *flight, ev sse.Event) {
 // the build ends (client gone, stream closed, or the leader's own request
 // rejected). The follower's own request re-attaches to the running build,
 // and the others notice nothing.
-func (g *Gate) leaderGone(f *flight, me *leadership) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.current(f, me) {
+func (f *flight) leaderGone(me *leadership) {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	if !f.leadsLocked(me) {
 		return
 	}
-	g.handOnLocked(f)
+	f.handOnLocked()
+}
+
+// handOnLocked makes f's oldest held launch its leader, or ends f when
+// none is left.
+func (f *flight) handOnLocked() {
+	fo := f.popLocked()
+	if fo == nil {
+		f.endLocked(errAbandoned)
+		return
+	}
+	next := &leadership{peer: peerHost(fo.r.RemoteAddr)}
+	f.leader = next
+	f.g.counts.addStream(f.key)
+	f.g.m.promotions.Inc()
+	fo.sig <- signal{kind: sigPromote, lead: next}
 }
 
 // built starts releasing f's followers: the image exists.
-func (g *Gate) built(f *flight, me *leadership) {
+func (f *flight) built(me *leadership) {
+	g := f.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.current(f, me) {
+	if !f.leadsLocked(me) {
 		return
 	}
 	if !f.sawLog {
@@ -76,7 +206,7 @@ func (g *Gate) built(f *flight, me *leadership) {
 	}
 	f.stage = collapse.Releasing
 	g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
-	g.recordBuildLocked(f, time.Now())
+	f.recordBuildLocked(time.Now())
 	if f.buildTime != nil {
 		f.buildTime.Stop()
 	}
@@ -85,22 +215,22 @@ func (g *Gate) built(f *flight, me *leadership) {
 		f.done = nil
 	}
 	f.leader = nil
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 	if f.followers.Len() == 0 {
 		delete(g.flights, f.key)
 		return
 	}
 	f.releasing = true
 	g.wg.Add(1)
-	go g.release(f)
+	go f.release()
 }
 
 // buildFailed ends f: its followers get the failure as their own failed
 // event (message only: nothing else of the leader's event is shared).
-func (g *Gate) buildFailed(f *flight, me *leadership, e sse.Event, outcome error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.current(f, me) {
+func (f *flight) buildFailed(me *leadership, e sse.Event, outcome error) {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	if !f.leadsLocked(me) {
 		return
 	}
 	msg := "The build of this repository failed.\n"
@@ -117,14 +247,15 @@ func (g *Gate) buildFailed(f *flight, me *leadership, e sse.Event, outcome error
 		}
 		ev = sse.Failed(code, msg)
 	}
-	g.failFollowersLocked(f, ev)
-	g.endFlightLocked(f, outcome)
+	f.failLocked(ev)
+	f.endLocked(outcome)
 }
 
 // buildTooLong trips f's breaker when its build passes the policy's
 // maximum: the leader's upstream stream is cancelled and everyone waiting
 // gets a 503 failed event.
-func (g *Gate) buildTooLong(f *flight) {
+func (f *flight) buildTooLong() {
+	g := f.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.flights[f.key] != f || f.stage == collapse.Releasing {
@@ -132,20 +263,32 @@ func (g *Gate) buildTooLong(f *flight) {
 	}
 	g.m.shed.WithLabelValues("build_too_long").Inc()
 	ev := sse.Failed(503, tooLongMessage(f))
-	g.failFollowersLocked(f, ev)
-	g.cutLeaderLocked(f, ev)
-	g.endFlightLocked(f, errBuildTooLong)
+	f.failLocked(ev)
+	f.cutLeaderLocked(ev)
+	f.endLocked(errBuildTooLong)
 }
 
 // cutLeaderLocked cancels f's leader's upstream stream; its client gets ev
 // instead of what follows.
-func (g *Gate) cutLeaderLocked(f *flight, ev sse.Event) {
+func (f *flight) cutLeaderLocked(ev sse.Event) {
 	if l := f.leader; l != nil && l.cut == nil {
 		l.cut = &ev
 		if l.cancel != nil {
 			l.cancel()
 		}
 	}
+}
+
+// markLog records that f's leader showed a build, so later launches of the
+// spec follow with a build in progress.
+func (f *flight) markLog(me *leadership) {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	if f.leadsLocked(me) && f.stage == collapse.Starting {
+		f.stage = collapse.Building
+		f.g.pub.dirty.Store(true)
+	}
+	f.sawLog = true
 }
 
 func tooLongMessage(f *flight) string {
@@ -156,7 +299,8 @@ func tooLongMessage(f *flight) string {
 // release lets f's held followers go, one by one at the policy's pace and
 // within the stream caps, each to make its own upstream request. It ends
 // when no follower is left (then f ends) or the gate closes.
-func (g *Gate) release(f *flight) {
+func (f *flight) release() {
+	g := f.g
 	defer g.wg.Done()
 	p := collapse.NewPacer(f.launch.ReleaseRate, f.launch.ReleaseBurst)
 	timer := time.NewTimer(time.Hour)
@@ -186,12 +330,12 @@ func (g *Gate) release(f *flight) {
 					g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
 				}
 				f.releasing = false
-				g.dirty.Store(true)
+				g.pub.dirty.Store(true)
 				g.mu.Unlock()
 				return
 			}
-			perSpec := f.launch.MaxConcurrent <= 0 || g.streams[f.key] < f.launch.MaxConcurrent
-			total := g.global.MaxConcurrentTotal <= 0 || g.streamsTotal < g.global.MaxConcurrentTotal
+			perSpec := f.launch.MaxConcurrent <= 0 || g.counts.streams[f.key] < f.launch.MaxConcurrent
+			total := g.global.MaxConcurrentTotal <= 0 || g.counts.streamsTotal < g.global.MaxConcurrentTotal
 			if perSpec && total {
 				break
 			}
@@ -202,8 +346,8 @@ func (g *Gate) release(f *flight) {
 				return
 			}
 		}
-		fo := g.popFollowerLocked(f)
-		g.addStreamLocked(f.key)
+		fo := f.popLocked()
+		g.counts.addStream(f.key)
 		g.m.releases.Inc()
 		fo.sig <- signal{kind: sigRelease}
 		g.mu.Unlock()
@@ -212,35 +356,41 @@ func (g *Gate) release(f *flight) {
 
 const capacityPoll = 100 * time.Millisecond
 
-// removeFollower takes fo off f unless it was signalled already.
-func (g *Gate) removeFollower(f *flight, fo *follower) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if fo.elem == nil {
-		return false
+// catchUp writes the log events after *cursor and returns the channel
+// that is closed when another one comes.
+//
+//go:noinline
+func (f *flight) catchUp(sw *sse.Writer, cursor *uint64) (<-chan struct{}, bool) {
+	evs, next, notify := f.ring.since(*cursor)
+	*cursor = next
+	for _, e := range evs {
+		if sw.Write(e) != nil {
+			return nil, false
+		}
 	}
-	f.followers.Remove(fo.elem)
-	fo.elem = nil
-	g.waitersTotal--
-	g.m.waiters.Set(float64(g.waitersTotal))
-	g.dirty.Store(true)
-	return true
+	return notify, true
 }
 
-// abandon forgets a follower whose client left, undoing a signal that
-// raced the leaving.
-func (g *Gate) abandon(f *flight, fo *follower) {
-	if g.removeFollower(f, fo) {
-		return
+// heldToken is the build_token a held launch (released or promoted)
+// presents to BinderHub: never one that expired while it was held (see
+// collapse.Tokens.ForHeld).
+func (f *flight) heldToken(r *http.Request, providerSpec string) string {
+	own := r.URL.Query().Get("build_token")
+	if own == "" {
+		return ""
 	}
-	s := <-fo.sig
-	switch s.kind {
-	case sigRelease:
-		g.streamDone(f.key)
-	case sigPromote:
-		g.streamDone(f.key)
-		g.leaderGone(f, s.lead)
+	g := f.g
+	g.mu.Lock()
+	token, choice := f.tokens.ForHeld(providerSpec, origin(r), own, time.Now(), g.cfg.TokenMargin)
+	g.mu.Unlock()
+	switch choice {
+	case collapse.TokenFresher:
+		g.m.expiredTokens.WithLabelValues("refreshed").Inc()
+	case collapse.TokenNone:
+		g.m.expiredTokens.WithLabelValues("dropped").Inc()
+		g.log.Debug("held launch sent without its expired build_token", "key", f.key)
 	}
+	return token
 }
 
 // follow holds a follower on a live stream: a waiting event, the recent
@@ -248,9 +398,9 @@ func (g *Gate) abandon(f *flight, fo *follower) {
 // promoted, failed, timed out, or its client leaves. Its loop is kept lean
 // and the rare paths are in separate functions, because 10,000 held
 // followers park in it (see ServeHTTP).
-func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
+func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *plan) {
 	f, fo := a.f, a.fo
-	sw := g.startFollow(w, f, fo)
+	sw := startFollow(w, f, fo)
 	if sw == nil {
 		return
 	}
@@ -268,9 +418,9 @@ func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
 	done := r.Context().Done()
 	var cursor uint64
 	for {
-		notify, ok := g.catchUp(sw, f, &cursor)
+		notify, ok := f.catchUp(sw, &cursor)
 		if !ok {
-			g.abandon(f, fo)
+			f.abandon(fo)
 			return
 		}
 		select {
@@ -279,48 +429,33 @@ func (g *Gate) follow(w http.ResponseWriter, r *http.Request, a *admission) {
 			g.signalled(w, sw, r, f, fo, s, cursor)
 			return
 		case <-keep.C:
-			if !g.refresh(sw, f, fo, &lastProgress) {
-				g.abandon(f, fo)
+			if !f.refresh(sw, fo, &lastProgress) {
+				f.abandon(fo)
 				return
 			}
 		case <-hold:
 			g.holdTimeout(w, sw, r, f, fo, a.hold, cursor)
 			return
 		case <-done:
-			g.abandon(f, fo)
+			f.abandon(fo)
 			return
 		}
 	}
 }
 
 //go:noinline
-func (g *Gate) startFollow(w http.ResponseWriter, f *flight, fo *follower) *sse.Writer {
+func startFollow(w http.ResponseWriter, f *flight, fo *follower) *sse.Writer {
 	sw := sse.Start(w)
-	if sw.Write(g.waitEvent(f, fo, time.Now(), true)) != nil {
-		g.abandon(f, fo)
+	if sw.Write(f.waitEvent(fo, time.Now(), true)) != nil {
+		f.abandon(fo)
 		return nil
 	}
 	return sw
 }
 
-// catchUp writes the log events after *cursor and returns the channel
-// that is closed when another one comes.
-//
-//go:noinline
-func (g *Gate) catchUp(sw *sse.Writer, f *flight, cursor *uint64) (<-chan struct{}, bool) {
-	evs, next, notify := f.ring.since(*cursor)
-	*cursor = next
-	for _, e := range evs {
-		if sw.Write(e) != nil {
-			return nil, false
-		}
-	}
-	return notify, true
-}
-
 //go:noinline
 func (g *Gate) holdTimeout(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *flight, fo *follower, hold time.Duration, cursor uint64) {
-	if g.removeFollower(f, fo) {
+	if f.remove(fo) {
 		g.m.shed.WithLabelValues("hold_timeout").Inc()
 		_ = sw.Write(sse.Failed(503, fmt.Sprintf("binderguard held this launch for %s while %s was being built, the most this site allows. Please try again later.", hold, shown(f.key))))
 		return

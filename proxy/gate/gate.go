@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -10,13 +9,14 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/collapse"
@@ -116,85 +116,28 @@ func (c *Config) setDefaults() {
 // Gate is the launch gate. It is an http.Handler for /build/; Run
 // publishes its State and evicts idle breakers.
 type Gate struct {
-	cfg      Config
-	upstream *url.URL
-	client   *http.Client
-	log      *slog.Logger
-	m        *metrics
+	cfg Config
+	hub binderHub
+	log *slog.Logger
+	m   *metrics
 
 	// ctx ends with Close; it owns the releaser goroutines.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu           sync.Mutex
-	flights      map[string]*flight
-	builtUntil   map[string]time.Time
-	streams      map[string]int
-	streamsTotal int
-	waitersTotal int
-	breakers     map[string]*breaker
-	lastGood     map[string]*lastGood // by key, for stale launches (stale.go)
-	buildTimes   *collapse.BuildTimes
-	global       Global // last seen, for State
-	dirty        atomic.Bool
+	mu         sync.Mutex
+	flights    map[string]*flight
+	builtUntil map[string]time.Time
+	counts     counts
+	breakers   breakers
+	lastGood   lastGoods // for stale launches (stale.go)
+	buildTimes *collapse.BuildTimes
+	global     Global // last seen, for the releasers
 
-	subsMu sync.Mutex
-	subs   map[*subscriber]struct{}
-	last   State
-}
-
-// flight is one spec's leader and followers, from the leader's arrival
-// until the build fails, is abandoned, or every follower is released.
-// Fields other than ring are guarded by Gate.mu.
-type flight struct {
-	key       string
-	paths     []string
-	policy    string // Policy.Name of the leader's launch, for State
-	launch    Launch
-	stage     collapse.Stage
-	leader    *leadership
-	followers list.List // of *follower, oldest first
-	tokens    collapse.Tokens
-	ring      *ring
-	done      func(error) // the breaker's outcome callback; nil once called
-	buildTime *time.Timer
-	nextSeq   uint64 // arrival number of the next follower
-	releasing bool
-	sawLog    bool
-
-	start      time.Time // the leader's arrival: when the build began, as users are told
-	stale      collapse.StaleFlight
-	staleProbe chan struct{} // closed when the probing stale launch answers
-}
-
-// leadership is one request's turn as a flight's leader.
-type leadership struct {
-	cancel context.CancelFunc
-	cut    *sse.Event // the gate cut the upstream stream; tell the client this
-	peer   string     // the address its request came from (an Envoy)
-}
-
-type follower struct {
-	r            *http.Request
-	providerSpec string
-	seq          uint64        // arrival order in its flight
-	elem         *list.Element // nil once signalled or removed
-	sig          chan signal   // receives at most one signal
-}
-
-type signalKind int
-
-const (
-	sigRelease signalKind = iota
-	sigPromote
-	sigFail
-)
-
-type signal struct {
-	kind signalKind
-	ev   sse.Event // for sigFail
-	lead *leadership
+	// pub publishes State (state.go); its dirty flag is set under mu or
+	// from breaker callbacks, never needing mu itself.
+	pub publisher
 }
 
 // Outcomes passed to a breaker's done callback.
@@ -226,22 +169,38 @@ func New(cfg Config) (*Gate, error) {
 		return nil, fmt.Errorf("gate: registering metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Gate{
-		cfg:        cfg,
-		upstream:   cfg.Upstream,
-		client:     &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	g := &Gate{
+		cfg: cfg,
+		hub: binderHub{
+			base:          cfg.Upstream,
+			client:        &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+			trusted:       cfg.TrustedPeers,
+			headerTimeout: cfg.UpstreamHeaderTimeout,
+			idleTimeout:   cfg.UpstreamIdleTimeout,
+		},
 		log:        cfg.Logger,
 		m:          m,
 		ctx:        ctx,
 		cancel:     cancel,
 		flights:    make(map[string]*flight),
 		builtUntil: make(map[string]time.Time),
-		streams:    make(map[string]int),
-		breakers:   make(map[string]*breaker),
-		lastGood:   make(map[string]*lastGood),
+		lastGood:   lastGoods{max: cfg.LastGoodSpecs, m: make(map[string]*lastGood)},
 		buildTimes: collapse.NewBuildTimes(buildTimesPerKey, buildTimesKeys),
-		subs:       make(map[*subscriber]struct{}),
-	}, nil
+	}
+	g.pub.m, g.pub.metricSpecs = m, cfg.MetricSpecs
+	g.counts = counts{m: m, dirty: &g.pub.dirty, streams: make(map[string]int)}
+	g.breakers = breakers{
+		max:  cfg.MaxBreakers,
+		idle: cfg.BreakerIdle,
+		busy: func(key string) bool { _, ok := g.flights[key]; return ok },
+		changed: func(key string, from, to gobreaker.State) {
+			m.transitions.WithLabelValues(from.String(), to.String()).Inc()
+			g.log.Info("breaker state changed", "key", key, "from", from.String(), "to", to.String())
+			g.pub.dirty.Store(true)
+		},
+		m: make(map[string]*breaker),
+	}
+	return g, nil
 }
 
 // Close ends every held follower's stream, and every leader's whose
@@ -258,10 +217,10 @@ func (g *Gate) Close() {
 	g.mu.Lock()
 	ev := sse.Failed(503, restartingMessage)
 	for _, f := range g.flights {
-		g.failFollowersLocked(f, ev)
+		f.failLocked(ev)
 		if f.stage != collapse.Releasing {
-			g.cutLeaderLocked(f, ev)
-			g.endFlightLocked(f, errAbandoned)
+			f.cutLeaderLocked(ev)
+			f.endLocked(errAbandoned)
 		}
 	}
 	g.mu.Unlock()
@@ -280,24 +239,13 @@ func (g *Gate) DrainPeer(peer string) int {
 	defer g.mu.Unlock()
 	n := 0
 	for _, f := range g.flights {
-		for e := f.followers.Front(); e != nil; {
-			fo, next := e.Value.(*follower), e.Next()
-			if peerHost(fo.r.RemoteAddr) == peer {
-				f.followers.Remove(e)
-				fo.elem = nil
-				g.waitersTotal--
-				fo.sig <- signal{kind: sigFail, ev: ev}
-				n++
-			}
-			e = next
-		}
+		n += f.drainPeerLocked(peer, ev)
 		if l := f.leader; l != nil && l.peer == peer && l.cut == nil && f.stage != collapse.Releasing {
-			g.cutLeaderLocked(f, ev)
+			f.cutLeaderLocked(ev)
 			n++
 		}
 	}
-	g.m.waiters.Set(float64(g.waitersTotal))
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 	return n
 }
 
@@ -335,7 +283,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // rest; nil when the request is answered.
 //
 //go:noinline
-func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
+func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *plan {
 	providerSpec, ok := strings.CutPrefix(r.URL.EscapedPath(), "/build/")
 	if !ok || providerSpec == "" {
 		http.Error(w, "binderguard gate: only /build/<provider>/<spec> is served here", http.StatusNotFound)
@@ -347,31 +295,31 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	}
 	providerSpec = strings.TrimRight(providerSpec, "/")
 	if len(providerSpec) > MaxSpecBytes {
-		g.classify(w, "invalid")
-		g.reject(w, 400, fmt.Sprintf("This launch URL is %d bytes long; binderguard accepts at most %d. Please check the repository and ref in it.", len(providerSpec), MaxSpecBytes), 0)
+		g.m.classify(w, "invalid")
+		reject(w, 400, fmt.Sprintf("This launch URL is %d bytes long; binderguard accepts at most %d. Please check the repository and ref in it.", len(providerSpec), MaxSpecBytes), 0)
 		return nil
 	}
 	if g.ctx.Err() != nil {
-		g.classify(w, "reject")
+		g.m.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
-		g.reject(w, 503, restartingMessage, closingRetryAfter)
+		reject(w, 503, restartingMessage, closingRetryAfter)
 		return nil
 	}
 	now := time.Now()
 	pol, err := g.cfg.Policies.Resolve(providerSpec, now)
 	if err != nil {
-		g.classify(w, "invalid")
-		g.reject(w, 400, shown(fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err)), 0)
+		g.m.classify(w, "invalid")
+		reject(w, 400, shown(fmt.Sprintf("binderguard could not read the launch spec %q: %v", providerSpec, err)), 0)
 		return nil
 	}
 	if b := pol.Ban; b != nil {
 		if b.Enforce {
-			g.classify(w, "banned")
+			g.m.classify(w, "banned")
 			g.m.shed.WithLabelValues("banned").Inc()
 			if g.cfg.OnBanned != nil {
 				g.cfg.OnBanned(b.Policy)
 			}
-			g.reject(w, 403, b.Message, 0)
+			reject(w, 403, b.Message, 0)
 			return nil
 		}
 		g.log.Info("launch of banned spec allowed by policy mode", "spec", providerSpec, "policy", b.Policy)
@@ -381,7 +329,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 	}
 	a := g.admit(r, providerSpec, pol, now)
 	if a.d.Role != collapse.Stale { // classified once BinderHub shows the image exists
-		g.classify(w, a.d.Role.String())
+		g.m.classify(w, a.d.Role.String())
 	}
 	if a.d.Role == collapse.Reject {
 		g.m.shed.WithLabelValues(a.d.Reason).Inc()
@@ -389,7 +337,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 		if a.d.Reason == "closing" {
 			msg = restartingMessage
 		}
-		g.reject(w, a.d.StatusCode, msg, a.d.RetryAfter)
+		reject(w, a.d.StatusCode, msg, a.d.RetryAfter)
 		return nil
 	}
 	return a
@@ -400,14 +348,10 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *admission {
 // counts launches by class without a stat per spec.
 const ClassHeader = "X-Binderguard-Class"
 
-// classify counts a launch's outcome and labels the answer with it.
-func (g *Gate) classify(w http.ResponseWriter, outcome string) {
-	g.m.launches.WithLabelValues(outcome).Inc()
-	w.Header().Set(ClassHeader, outcome)
-}
-
-// admission is what admit decided for one request.
-type admission struct {
+// plan is what admit decided for one request and what it set up to carry
+// the decision out: the flight and the follower or leadership the request
+// got in it, or its stale launch.
+type plan struct {
 	d            collapse.Decision
 	key          string
 	providerSpec string
@@ -419,7 +363,7 @@ type admission struct {
 	learn        bool         // its policy launches stale: learn the commit its ready resolves to
 }
 
-func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.Time) *admission {
+func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.Time) *plan {
 	key := pol.Key
 	limits := collapse.Limits{
 		Collapse:           pol.Launch.Collapse,
@@ -435,12 +379,12 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 	g.mu.Lock()
 	g.global = pol.Global
 	f := g.flights[key]
-	br := g.breakerFor(key, pol.Launch, now)
+	br := g.breakers.get(key, pol.Launch, now)
 	sit := collapse.Situation{
 		BuiltUntil:   g.builtUntil[key],
-		WaitersTotal: g.waitersTotal,
-		Streams:      g.streams[key],
-		StreamsTotal: g.streamsTotal,
+		WaitersTotal: g.counts.waiters,
+		Streams:      g.counts.streams[key],
+		StreamsTotal: g.counts.streamsTotal,
 	}
 	sit.Breaker, sit.OpenUntil = br.state()
 	var lg *lastGood
@@ -448,7 +392,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		sit.Stage = f.stage
 		sit.Waiters = f.followers.Len()
 		if pol.Launch.Stale && !f.stale.Failed {
-			lg = g.lastGoodLocked(key, providerSpec, pol.Launch.StaleMaxAge, now)
+			lg = g.lastGood.usable(key, providerSpec, pol.Launch.StaleMaxAge, now)
 			sit.LastGood = lg != nil
 		}
 	}
@@ -475,52 +419,39 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		f = g.newFlight(key, pol, done)
 		lead = &leadership{peer: peerHost(r.RemoteAddr)}
 		f.leader = lead
-		g.addStreamLocked(key)
+		g.counts.addStream(key)
 	case collapse.Follow:
-		fo = &follower{r: r, providerSpec: providerSpec, seq: f.nextSeq, sig: make(chan signal, 1)}
-		f.nextSeq++
-		fo.elem = f.followers.PushBack(fo)
-		g.waitersTotal++
-		g.m.waiters.Set(float64(g.waitersTotal))
-		g.dirty.Store(true)
+		fo = f.pushLocked(r, providerSpec)
 	case collapse.Pass:
-		g.addStreamLocked(key)
+		g.counts.addStream(key)
 	case collapse.Stale:
 		sl = &staleLaunch{target: lg.target, version: lg.since, started: f.start, turn: collapse.NextStale(f.stale), probe: f.staleProbe, pol: pol}
 		if sl.turn == collapse.StaleProbe {
-			g.startProbeLocked(f, sl)
+			f.startProbeLocked(sl)
 		}
-		g.addStreamLocked(key)
+		g.counts.addStream(key)
 	}
-	if len(br.paths) < maxPaths && !contains(br.paths, providerSpec) {
+	if len(br.paths) < maxPaths && !slices.Contains(br.paths, providerSpec) {
 		br.paths = append(br.paths, providerSpec)
 	}
 	if f != nil {
 		if token != "" {
 			f.tokens.Observe(providerSpec, origin(r), token)
 		}
-		if len(f.paths) < maxPaths && !contains(f.paths, providerSpec) {
+		if len(f.paths) < maxPaths && !slices.Contains(f.paths, providerSpec) {
 			f.paths = append(f.paths, providerSpec)
 		}
 	}
 	g.mu.Unlock()
-	return &admission{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead, stale: sl, learn: pol.Launch.Stale}
+	return &plan{d: d, key: key, providerSpec: providerSpec, hold: pol.Launch.HoldTimeout, f: f, fo: fo, lead: lead, stale: sl, learn: pol.Launch.Stale}
 }
 
 // maxPaths bounds the spellings of a key kept for State.
 const maxPaths = 8
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 	f := &flight{
+		g:      g,
 		key:    key,
 		policy: pol.Name,
 		launch: pol.Launch,
@@ -530,33 +461,22 @@ func (g *Gate) newFlight(key string, pol Policy, done func(error)) *flight {
 		start:  time.Now(),
 	}
 	if pol.Launch.MaxBuild > 0 {
-		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, func() { g.buildTooLong(f) })
+		f.buildTime = time.AfterFunc(pol.Launch.MaxBuild, f.buildTooLong)
 	}
 	g.flights[key] = f
-	g.dirty.Store(true)
+	g.pub.dirty.Store(true)
 	return f
-}
-
-func (g *Gate) addStreamLocked(key string) {
-	g.streams[key]++
-	g.streamsTotal++
-	g.m.upstreamStreams.Set(float64(g.streamsTotal))
 }
 
 // streamDone ends the accounting of one upstream launch stream.
 func (g *Gate) streamDone(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.streams[key]--
-	if g.streams[key] <= 0 {
-		delete(g.streams, key)
-	}
-	g.streamsTotal--
-	g.m.upstreamStreams.Set(float64(g.streamsTotal))
+	g.counts.endStream(key)
 }
 
 // reject answers with one failed event on a 200 SSE stream.
-func (g *Gate) reject(w http.ResponseWriter, code int, msg string, retryAfter time.Duration) {
+func reject(w http.ResponseWriter, code int, msg string, retryAfter time.Duration) {
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
 	}

@@ -255,6 +255,23 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
+// gauge reads one of the gate's unlabelled gauges, as a dashboard does:
+// its held launches (binderguard_waiters) and upstream launch streams
+// (binderguard_upstream_streams) are published there, not in State. It is
+// -1 when the gauge is missing, so no wait for zero passes by accident.
+func gauge(reg *prometheus.Registry, name string) int {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 && mf.GetMetric()[0].Gauge != nil {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	return -1
+}
+
 func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

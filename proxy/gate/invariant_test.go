@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +55,8 @@ func TestFollowersNeverSeeAnotherClientsPrivateEvents(t *testing.T) {
 	defer upSrv.Close()
 	defer upSrv.CloseClientConnections()
 	u, _ := url.Parse(upSrv.URL)
-	g, err := gate.New(gate.Config{Upstream: u, Policies: gate.StaticPolicies(testLaunch(), gate.Global{})})
+	reg := prometheus.NewRegistry()
+	g, err := gate.New(gate.Config{Upstream: u, Policies: gate.StaticPolicies(testLaunch(), gate.Global{}), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestFollowersNeverSeeAnotherClientsPrivateEvents(t *testing.T) {
 		followers[i] = make(chan result, 1)
 		go func() { followers[i] <- launchURL(ctx, http.DefaultClient, base, clientIP(100+i), nil, nil) }()
 	}
-	waitFor(t, "followers to be held", func() bool { return g.State().WaitersTotal == n })
+	waitFor(t, "followers to be held", func() bool { return gauge(reg, "binderguard_waiters") == n })
 	close(up.release)
 
 	l := <-leader

@@ -1,6 +1,8 @@
 package gate
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -92,4 +94,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// classify counts a launch's outcome and labels the answer with it.
+func (m *metrics) classify(w http.ResponseWriter, outcome string) {
+	m.launches.WithLabelValues(outcome).Inc()
+	w.Header().Set(ClassHeader, outcome)
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/binderguard/binderguard/proxy/collapse"
 )
 
 func TestHotSpecMetricsStayBounded(t *testing.T) {
@@ -17,12 +19,12 @@ func TestHotSpecMetricsStayBounded(t *testing.T) {
 	}
 	defer g.Close()
 	st := State{Hot: []HotSpec{
-		{Key: "a", Waiters: 9, Breaker: "closed"},
-		{Key: "b", Waiters: 5, Breaker: "closed"},
-		{Key: "c", Waiters: 1, Breaker: "closed"},
-		{Key: "d", Breaker: "open"},
+		{Key: "a", Waiters: 9, Breaker: collapse.Closed},
+		{Key: "b", Waiters: 5, Breaker: collapse.Closed},
+		{Key: "c", Waiters: 1, Breaker: collapse.Closed},
+		{Key: "d", Breaker: collapse.Open},
 	}}
-	g.updateHotMetrics(st)
+	g.pub.updateHotMetrics(st)
 	if n := len(gather(t, reg, "binderguard_hot_spec_waiters")); n != 2 {
 		t.Errorf("hot_spec_waiters has %d series, want the top 2", n)
 	}
@@ -32,7 +34,7 @@ func TestHotSpecMetricsStayBounded(t *testing.T) {
 	if m := gather(t, reg, "binderguard_breakers_open"); len(m) != 1 || m[0].GetGauge().GetValue() != 1 {
 		t.Errorf("breakers_open = %v", m)
 	}
-	g.updateHotMetrics(State{})
+	g.pub.updateHotMetrics(State{})
 	if n := len(gather(t, reg, "binderguard_hot_spec_waiters")); n != 0 {
 		t.Errorf("hot_spec_waiters kept %d series of specs no longer hot", n)
 	}

@@ -18,9 +18,9 @@ const (
 // how long f's build has gone against the key's recent builds. The first
 // one, on arrival, is a "waiting" event whatever the stage, as BinderHub's
 // own first event is.
-func (g *Gate) waitEvent(f *flight, fo *follower, now time.Time, arrival bool) sse.Event {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+func (f *flight) waitEvent(fo *follower, now time.Time, arrival bool) sse.Event {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
 	w := collapse.Wait{
 		Stage:       f.stage,
 		Waiting:     f.followers.Len(),
@@ -34,7 +34,7 @@ func (g *Gate) waitEvent(f *flight, fo *follower, now time.Time, arrival bool) s
 	if front := f.followers.Front(); front != nil && fo.elem != nil {
 		w.Ahead = int(fo.seq - front.Value.(*follower).seq)
 	}
-	w.Typical, w.Samples = g.buildTimes.Typical(f.key)
+	w.Typical, w.Samples = f.g.buildTimes.Typical(f.key)
 	if arrival {
 		return sse.NewEvent(sse.Payload{Phase: sse.PhaseWaiting, Message: collapse.WaitMessage(w)})
 	}
@@ -46,7 +46,8 @@ func (g *Gate) waitEvent(f *flight, fo *follower, now time.Time, arrival bool) s
 // does), else a keepalive. It reports whether the client still reads.
 //
 //go:noinline
-func (g *Gate) refresh(sw *sse.Writer, f *flight, fo *follower, last *time.Time) bool {
+func (f *flight) refresh(sw *sse.Writer, fo *follower, last *time.Time) bool {
+	g := f.g
 	now := time.Now()
 	// A tick may come a moment early; a tenth of the interval's slack keeps
 	// it from slipping a whole keepalive period.
@@ -54,13 +55,13 @@ func (g *Gate) refresh(sw *sse.Writer, f *flight, fo *follower, last *time.Time)
 		return sw.Write(sse.Keepalive) == nil
 	}
 	*last = now
-	return sw.Write(g.waitEvent(f, fo, now, false)) == nil
+	return sw.Write(f.waitEvent(fo, now, false)) == nil
 }
 
 // recordBuildLocked remembers how long f's build took, from its leader's
 // arrival to built, when f showed a build (not an image found built).
-func (g *Gate) recordBuildLocked(f *flight, now time.Time) {
+func (f *flight) recordBuildLocked(now time.Time) {
 	if f.sawLog {
-		g.buildTimes.Record(f.key, now.Sub(f.start), now)
+		f.g.buildTimes.Record(f.key, now.Sub(f.start), now)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
@@ -43,7 +44,7 @@ func (s *stack) leaderThenFollowers(t *testing.T, ctx, leaderCtx context.Context
 		followers = append(followers, ch)
 		go func() { ch <- s.launch(ctx, spec, clientIP(i), nil, nil) }()
 	}
-	waitFor(t, "followers to be held", func() bool { return s.gate.State().WaitersTotal == n })
+	waitFor(t, "followers to be held", func() bool { return gauge(s.reg, "binderguard_waiters") == n })
 	return leader, followers
 }
 
@@ -194,7 +195,6 @@ func TestCapsShedWith429(t *testing.T) {
 		s := startStack(t, fastSim(), gate.StaticPolicies(testLaunch(), gate.Global{MaxWaitersTotal: 3}), nil)
 		ctx := t.Context()
 		lch, fchs := s.leaderThenFollowers(t, ctx, ctx, "gh/org/repo/HEAD", 3)
-		waitFor(t, "saturated state", func() bool { return s.gate.State().Saturated })
 		r := s.launch(ctx, "gh/org/repo/HEAD", clientIP(77), nil, nil)
 		if r.failed == nil || r.failed.StatusCode != 429 {
 			t.Errorf("fourth follower: want failed 429, got %+v", r.failed)
@@ -274,7 +274,7 @@ func TestHoldTimeoutEndsWithAFailedEvent(t *testing.T) {
 	if r.failed == nil || r.failed.StatusCode != 503 || !hasMessage(r.failed, "held this launch") {
 		t.Errorf("want a failed hold-timeout event, got %v %+v", r.phases(), r.failed)
 	}
-	if w := s.gate.State().WaitersTotal; w != 0 {
+	if w := gauge(s.reg, "binderguard_waiters"); w != 0 {
 		t.Errorf("waiters after timeout = %d", w)
 	}
 	stop()
@@ -291,7 +291,7 @@ func TestFollowerDisconnectsFreeTheirPlace(t *testing.T) {
 	lch, fchs := s.leaderThenFollowers(t, fctx, leaderCtx, "gh/org/repo/HEAD", 40)
 	dropFollowers()
 	collect(fchs)
-	waitFor(t, "held followers to be forgotten", func() bool { return s.gate.State().WaitersTotal == 0 })
+	waitFor(t, "held followers to be forgotten", func() bool { return gauge(s.reg, "binderguard_waiters") == 0 })
 	if w := metricValue(t, s.reg, "binderguard_waiters"); w != 0 {
 		t.Errorf("waiters gauge = %v", w)
 	}
@@ -332,7 +332,7 @@ func TestHeldFollowersPresentAFreshBuildToken(t *testing.T) {
 	}()
 	<-building
 	go func() { chs[1] <- s.launch(ctx, spec+"?build_token="+expiring, clientIP(1), origin, nil) }()
-	waitFor(t, "a held follower", func() bool { return s.gate.State().WaitersTotal == 1 })
+	waitFor(t, "a held follower", func() bool { return gauge(s.reg, "binderguard_waiters") == 1 })
 	go func() { chs[2] <- s.launch(ctx, spec+"?build_token="+fresh, clientIP(2), origin, nil) }()
 	results := collect(chs)
 	checkEveryoneLaunchedOnTheirOwn(t, results)
@@ -359,7 +359,7 @@ func TestStateNamesHotSpecsAndOpenBreakers(t *testing.T) {
 				if h.Key == "gh/org/broken/HEAD" && h.Full && h.Waiters == 2 && h.Stage == "building" && len(h.Paths) == 1 && h.Paths[0] == "/build/gh/org/broken/HEAD" {
 					sawFull = true
 				}
-				if h.Key == "gh/org/broken/HEAD" && h.Breaker == "open" && h.OpenUntil.After(time.Now()) {
+				if h.Key == "gh/org/broken/HEAD" && h.Breaker == collapse.Open && h.OpenUntil.After(time.Now()) {
 					sawOpen = true
 				}
 			}
@@ -475,7 +475,7 @@ func TestReleasesWaitForRoomUnderTheStreamCap(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(2 * time.Millisecond):
-				peak = max(peak, s.gate.State().StreamsTotal)
+				peak = max(peak, gauge(s.reg, "binderguard_upstream_streams"))
 			}
 		}
 	}()
@@ -528,7 +528,7 @@ func TestDrainingAPeerEndsOnlyItsLaunchesWithARetry(t *testing.T) {
 		}
 		start(c, i, nil)
 	}
-	waitFor(t, "held followers", func() bool { return s.gate.State().WaitersTotal == 6 })
+	waitFor(t, "held followers", func() bool { return gauge(s.reg, "binderguard_waiters") == 6 })
 	if n := s.gate.DrainPeer(leaving); n != 4 {
 		t.Errorf("DrainPeer ended %d launches, want 4 (the leader and 3 held)", n)
 	}
@@ -622,7 +622,7 @@ func TestLaunchesRacingCloseAreAllAnswered(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "launches held", func() bool { return s.gate.State().WaitersTotal >= 200 })
+	waitFor(t, "launches held", func() bool { return gauge(s.reg, "binderguard_waiters") >= 200 })
 	s.gate.Close()
 	close(closed)
 	wg.Wait()

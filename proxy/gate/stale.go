@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 // to BinderHub as its own launch of the last commit of that ref the gate
 // saw reach ready, instead of being held for the whole build. BinderHub
 // finds that commit's image and launches it at once. This file learns the
-// last good commits and runs those launches; admission (gate.go) decides
+// last good commits and runs those launches; admit (gate.go) decides
 // who gets one.
 
 // lastGood is the last commit of one build key's ref that reached ready.
@@ -58,43 +57,55 @@ const (
 // of a built image within a second (a ref lookup and a registry check).
 const probeWait = 5 * time.Second
 
-// lastGoodLocked is key's last good commit if it may be launched now in
-// place of providerSpec: seen ready within maxAge, and not what the
-// launch asks for already. Call with g.mu held.
-func (g *Gate) lastGoodLocked(key, providerSpec string, maxAge time.Duration, now time.Time) *lastGood {
-	lg := g.lastGood[key]
+// lastGoods are the build keys' last good commits, at most max of them.
+// Guarded by Gate.mu.
+type lastGoods struct {
+	max int
+	m   map[string]*lastGood // by key
+}
+
+// usable is key's last good commit if it may be launched now in place of
+// providerSpec: seen ready within maxAge, and not what the launch asks
+// for already.
+func (l *lastGoods) usable(key, providerSpec string, maxAge time.Duration, now time.Time) *lastGood {
+	lg := l.m[key]
 	if lg == nil || now.Sub(lg.seen) > maxAge || lg.target == providerSpec {
 		return nil
 	}
 	return lg
 }
 
-// learnGood records that key's ref resolved to target and reached ready.
-func (g *Gate) learnGood(key, target string, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if lg := g.lastGood[key]; lg != nil {
+// learn records that key's ref resolved to target and reached ready.
+func (l *lastGoods) learn(key, target string, now time.Time) {
+	if lg := l.m[key]; lg != nil {
 		if lg.target == target {
 			lg.seen = now
 			return
 		}
-	} else if len(g.lastGood) >= g.cfg.LastGoodSpecs {
-		g.evictLastGoodLocked()
+	} else if len(l.m) >= l.max {
+		l.evictOldest()
 	}
-	g.lastGood[key] = &lastGood{target: target, since: now, seen: now}
+	l.m[key] = &lastGood{target: target, since: now, seen: now}
 }
 
-// evictLastGoodLocked forgets the commit seen longest ago. A scan, not an
-// index: it runs only when a new key arrives at a full map.
-func (g *Gate) evictLastGoodLocked() {
+// forget drops key's last good commit if it is still target.
+func (l *lastGoods) forget(key, target string) {
+	if lg := l.m[key]; lg != nil && lg.target == target {
+		delete(l.m, key)
+	}
+}
+
+// evictOldest forgets the commit seen longest ago. A scan, not an index:
+// it runs only when a new key arrives at a full map.
+func (l *lastGoods) evictOldest() {
 	var oldest string
 	var at time.Time
-	for k, lg := range g.lastGood {
+	for k, lg := range l.m {
 		if oldest == "" || lg.seen.Before(at) {
 			oldest, at = k, lg.seen
 		}
 	}
-	delete(g.lastGood, oldest)
+	delete(l.m, oldest)
 }
 
 // observe learns from an upstream event of a launch of an unresolved ref
@@ -113,7 +124,9 @@ func (s *launchStream) observe(e sse.Event) {
 		return
 	}
 	if target, ok := resolvedTarget(p, s.tag, s.spec); ok {
-		s.g.learnGood(s.key, target, time.Now())
+		s.g.mu.Lock()
+		s.g.lastGood.learn(s.key, target, time.Now())
+		s.g.mu.Unlock()
 	}
 }
 
@@ -166,10 +179,10 @@ func resolvedTarget(p sse.Payload, tag, providerSpec string) (string, bool) {
 // good commit as the client's own request, and falls back to what the
 // launch would have been without stale launches (held, usually) if the
 // image is missing or the launch fails before ready.
-func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *admission) {
+func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *plan) {
 	sl := a.stale
 	if sl.turn == collapse.StaleWait {
-		switch g.awaitProbe(r, a) {
+		switch a.f.awaitProbe(r, sl) {
 		case staleFound:
 		case staleAbandoned:
 			g.streamDone(a.key)
@@ -195,8 +208,8 @@ func (g *Gate) serveStale(w http.ResponseWriter, r *http.Request, a *admission) 
 // awaitProbe waits for the flight's probing stale launch to answer, and
 // says whether this launch may go (becoming the probe itself if the
 // probe's client left first).
-func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
-	sl, f := a.stale, a.f
+func (f *flight) awaitProbe(r *http.Request, sl *staleLaunch) staleOutcome {
+	g := f.g
 	t := time.NewTimer(probeWait)
 	defer t.Stop()
 	for {
@@ -210,14 +223,14 @@ func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
 			return staleMissing
 		}
 		g.mu.Lock()
-		if g.flights[a.key] != f || f.stage != collapse.Building {
+		if g.flights[f.key] != f || f.stage != collapse.Building {
 			g.mu.Unlock()
 			return staleMissing // the new image is built (or the build over): admit it again
 		}
 		sl.turn = collapse.NextStale(f.stale)
 		switch sl.turn {
 		case collapse.StaleProbe:
-			g.startProbeLocked(f, sl)
+			f.startProbeLocked(sl)
 		case collapse.StaleWait:
 			sl.probe = f.staleProbe // a launch that waited too became the probe
 		}
@@ -232,7 +245,7 @@ func (g *Gate) awaitProbe(r *http.Request, a *admission) staleOutcome {
 }
 
 // startProbeLocked makes sl the flight's probe. Call with g.mu held.
-func (g *Gate) startProbeLocked(f *flight, sl *staleLaunch) {
+func (f *flight) startProbeLocked(sl *staleLaunch) {
 	f.stale.Probing = true
 	f.staleProbe = make(chan struct{})
 	sl.probe = f.staleProbe
@@ -240,10 +253,10 @@ func (g *Gate) startProbeLocked(f *flight, sl *staleLaunch) {
 
 // staleAnswered records what a stale launch's first answer showed and, if
 // it was the flight's probe, lets the launches waiting for it go on.
-func (g *Gate) staleAnswered(a *admission, out staleOutcome) {
+func (f *flight) staleAnswered(sl *staleLaunch, out staleOutcome) {
+	g := f.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f, sl := a.f, a.stale
 	switch out {
 	case staleFound:
 		f.stale.Verified = true
@@ -251,9 +264,7 @@ func (g *Gate) staleAnswered(a *admission, out staleOutcome) {
 		f.stale.Failed = true
 		// The image is gone or is the one now building: launching it
 		// again would start or attach to a build.
-		if lg := g.lastGood[a.key]; lg != nil && lg.target == sl.target {
-			delete(g.lastGood, a.key)
-		}
+		g.lastGood.forget(f.key, sl.target)
 	case staleBroken:
 		f.stale.Failed = true
 	}
@@ -270,25 +281,25 @@ func (g *Gate) staleAnswered(a *admission, out staleOutcome) {
 // commit). Only if BinderHub's first event shows the image exists does
 // the client get the notice and the stream. sent reports whether the
 // client got anything; ok whether it got ready.
-func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission) (sent, ok bool) {
+func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sent, ok bool) {
 	sl := a.stale
 	ls := &launchStream{g: g, key: a.key}
 	defer ls.end()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	resp, err := g.staleRoundTrip(ctx, r, sl.target)
+	resp, err := g.hub.roundTripTo(ctx, r, sl.target)
 	if err != nil {
 		if r.Context().Err() != nil {
-			g.staleAnswered(a, staleAbandoned)
+			a.f.staleAnswered(sl, staleAbandoned)
 			return false, false
 		}
 		g.log.Warn("stale launch: upstream request failed", "key", a.key, "target", sl.target, "err", err)
-		g.staleAnswered(a, staleBroken)
+		a.f.staleAnswered(sl, staleBroken)
 		return false, false
 	}
 	defer resp.Body.Close()
 	if !isSSE(resp) {
-		g.staleAnswered(a, staleBroken)
+		a.f.staleAnswered(sl, staleBroken)
 		return false, false
 	}
 	rd := sse.NewReader(resp.Body)
@@ -297,9 +308,9 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 		e, err := rd.Next()
 		if err != nil {
 			if r.Context().Err() != nil {
-				g.staleAnswered(a, staleAbandoned)
+				a.f.staleAnswered(sl, staleAbandoned)
 			} else {
-				g.staleAnswered(a, staleBroken)
+				a.f.staleAnswered(sl, staleBroken)
 			}
 			return false, false
 		}
@@ -310,11 +321,11 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 	}
 	if !collapse.StaleFound(first) {
 		g.log.Info("stale launch: last good image not found; holding launches of this build", "key", a.key, "target", sl.target, "phase", first.Phase)
-		g.staleAnswered(a, staleMissing)
+		a.f.staleAnswered(sl, staleMissing)
 		return false, false
 	}
-	g.staleAnswered(a, staleFound)
-	g.classify(w, collapse.Stale.String())
+	a.f.staleAnswered(sl, staleFound)
+	g.m.classify(w, collapse.Stale.String())
 	g.m.stale.WithLabelValues(sl.pol.Name).Inc()
 	copyResponseHeaders(w.Header(), resp.Header)
 	sw := sse.Start(w)
@@ -341,43 +352,26 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *admission)
 	}
 }
 
-// staleRoundTrip opens the upstream launch of target for the client of r.
-func (g *Gate) staleRoundTrip(ctx context.Context, r *http.Request, target string) (*http.Response, error) {
-	path, err := url.PathUnescape("/build/" + target)
-	if err != nil {
-		return nil, err
-	}
-	in := *r
-	u := *r.URL
-	u.Path, u.RawPath = path, "/build/"+target
-	in.URL = &u
-	req, err := g.upstreamRequest(ctx, &in, "")
-	if err != nil {
-		return nil, err
-	}
-	return g.client.Do(req)
-}
-
 // staleFallback admits a stale launch again as a launch of a spec
 // without stale launches, and runs it: held behind the build, usually.
-func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *admission, reason string) {
+func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *plan, reason string) {
 	g.m.staleFallbacks.WithLabelValues(reason).Inc()
 	if g.ctx.Err() != nil {
-		g.classify(w, "reject")
+		g.m.classify(w, "reject")
 		g.m.shed.WithLabelValues("closing").Inc()
-		g.reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
+		reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
 		return
 	}
 	pol := a.stale.pol
 	pol.Launch.Stale = false
 	b := g.admit(r, a.providerSpec, pol, time.Now())
 	if _, sent := w.(*sentWriter); !sent {
-		g.classify(w, b.d.Role.String())
+		g.m.classify(w, b.d.Role.String())
 	}
 	switch b.d.Role {
 	case collapse.Reject:
 		g.m.shed.WithLabelValues(b.d.Reason).Inc()
-		g.reject(w, b.d.StatusCode, shedMessage(b.d, pol.Key), b.d.RetryAfter)
+		reject(w, b.d.StatusCode, shedMessage(b.d, pol.Key), b.d.RetryAfter)
 	case collapse.Pass:
 		g.pass(w, r, b.key, false)
 	case collapse.Lead:

@@ -97,27 +97,27 @@ func TestLastGoodIsBoundedAndAgesOut(t *testing.T) {
 	}
 	defer g.Close()
 	t0 := time.Now()
-	g.learnGood("gh/a/r/HEAD", "gh/a/r/"+sha, t0)
-	g.learnGood("gh/b/r/HEAD", "gh/b/r/"+sha, t0.Add(time.Minute))
-	g.learnGood("gh/a/r/HEAD", "gh/a/r/"+sha, t0.Add(2*time.Minute)) // seen again: a is now the fresher
-	g.learnGood("gh/c/r/HEAD", "gh/c/r/"+sha, t0.Add(3*time.Minute)) // full: b, seen longest ago, goes
+	g.lastGood.learn("gh/a/r/HEAD", "gh/a/r/"+sha, t0)
+	g.lastGood.learn("gh/b/r/HEAD", "gh/b/r/"+sha, t0.Add(time.Minute))
+	g.lastGood.learn("gh/a/r/HEAD", "gh/a/r/"+sha, t0.Add(2*time.Minute)) // seen again: a is now the fresher
+	g.lastGood.learn("gh/c/r/HEAD", "gh/c/r/"+sha, t0.Add(3*time.Minute)) // full: b, seen longest ago, goes
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.lastGood) != 2 || g.lastGood["gh/b/r/HEAD"] != nil {
-		t.Fatalf("kept %v, want a and c", g.lastGood)
+	if len(g.lastGood.m) != 2 || g.lastGood.m["gh/b/r/HEAD"] != nil {
+		t.Fatalf("kept %v, want a and c", g.lastGood.m)
 	}
-	a := g.lastGood["gh/a/r/HEAD"]
+	a := g.lastGood.m["gh/a/r/HEAD"]
 	if !a.since.Equal(t0) || !a.seen.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("a: since %v seen %v; want since the first ready, seen the last", a.since, a.seen)
 	}
 	now := t0.Add(2*time.Minute + time.Hour)
-	if g.lastGoodLocked("gh/a/r/HEAD", "gh/a/r/HEAD", time.Hour, now) == nil {
+	if g.lastGood.usable("gh/a/r/HEAD", "gh/a/r/HEAD", time.Hour, now) == nil {
 		t.Error("a commit seen exactly maxAge ago was refused")
 	}
-	if g.lastGoodLocked("gh/a/r/HEAD", "gh/a/r/HEAD", time.Hour-time.Second, now) != nil {
+	if g.lastGood.usable("gh/a/r/HEAD", "gh/a/r/HEAD", time.Hour-time.Second, now) != nil {
 		t.Error("a commit seen longer than maxAge ago was offered")
 	}
-	if g.lastGoodLocked("gh/a/r/HEAD", "gh/a/r/"+sha, time.Hour, now) != nil {
+	if g.lastGood.usable("gh/a/r/HEAD", "gh/a/r/"+sha, time.Hour, now) != nil {
 		t.Error("a launch of the commit itself was offered that commit")
 	}
 }

@@ -187,7 +187,7 @@ func TestStaleWhileBuildingLaunchesTheLastGoodCommit(t *testing.T) {
 	if st := s.sim.Stats(); st.TokensIssued != int64(n)+3 || st.BuildsStarted != 2 {
 		t.Errorf("simulator: tokens issued %d, builds %d; want %d (one per launch) and 2", st.TokensIssued, st.BuildsStarted, n+3)
 	}
-	waitFor(t, "upstream streams to drain", func() bool { return s.gate.State().StreamsTotal == 0 })
+	waitFor(t, "upstream streams to drain", func() bool { return gauge(s.reg, "binderguard_upstream_streams") == 0 })
 }
 
 // With the policy off, the same launches are held behind B's build and

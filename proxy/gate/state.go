@@ -4,24 +4,23 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/binderguard/binderguard/internal/latest"
 	"github.com/binderguard/binderguard/proxy/collapse"
 )
 
 // State is what the gate publishes for the control plane (edge rules for
 // hot specs) and for status: the specs with held launches or an open
-// breaker, and whether the gate is at a site-wide cap.
+// breaker. The gate's totals of held launches and upstream launch streams
+// are its binderguard_waiters and binderguard_upstream_streams gauges.
 type State struct {
-	Hot          []HotSpec
-	Saturated    bool // at MaxWaitersTotal or MaxConcurrentTotal
-	WaitersTotal int
-	StreamsTotal int
-	Global       Global
+	Hot []HotSpec
 	// PolicyWaiters counts held launches by the Policy.Name that governs
 	// their flight, over every flight (Hot is cut to Config.HotSpecs);
 	// policies holding none are absent.
@@ -44,9 +43,9 @@ type HotSpec struct {
 	MaxWaiters int
 	// Full: at MaxWaiters; new launches of it are shed with 429.
 	Full bool
-	// Breaker is "open", "half-open" or "closed"; while open, launches
-	// get a 503 failed event until OpenUntil.
-	Breaker   string
+	// Breaker is the key's breaker; while open, launches get a 503 failed
+	// event until OpenUntil. It encodes as "closed", "half-open" or "open".
+	Breaker   collapse.BreakerState
 	OpenUntil time.Time
 }
 
@@ -74,9 +73,7 @@ func buildPaths(specs []string) []string {
 func (g *Gate) State() State {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := State{WaitersTotal: g.waitersTotal, StreamsTotal: g.streamsTotal, Global: g.global}
-	st.Saturated = (g.global.MaxWaitersTotal > 0 && g.waitersTotal >= g.global.MaxWaitersTotal) ||
-		(g.global.MaxConcurrentTotal > 0 && g.streamsTotal >= g.global.MaxConcurrentTotal)
+	var st State
 	seen := make(map[string]bool, len(g.flights))
 	for key, f := range g.flights {
 		if n := f.followers.Len(); n > 0 {
@@ -85,26 +82,26 @@ func (g *Gate) State() State {
 			}
 			st.PolicyWaiters[f.policy] += n
 		}
-		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: "closed"}
+		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: collapse.Closed}
 		h.Full = h.MaxWaiters > 0 && h.Waiters >= h.MaxWaiters
-		if b := g.breakers[key]; b != nil {
+		if b := g.breakers.lookup(key); b != nil {
 			s, until := b.state()
-			h.Breaker, h.OpenUntil = s.String(), until
+			h.Breaker, h.OpenUntil = s, until
 		}
 		st.Hot = append(st.Hot, h)
 		seen[key] = true
 	}
-	for key, b := range g.breakers {
+	for key, b := range g.breakers.all() {
 		if seen[key] {
 			continue
 		}
 		if s, until := b.state(); s == collapse.Open {
-			st.Hot = append(st.Hot, HotSpec{Key: key, Paths: buildPaths(b.paths), Breaker: s.String(), OpenUntil: until})
+			st.Hot = append(st.Hot, HotSpec{Key: key, Paths: buildPaths(b.paths), Breaker: s, OpenUntil: until})
 		}
 	}
 	// Open breakers first (the edge answers them), then full, then busiest.
 	slices.SortFunc(st.Hot, func(a, b HotSpec) int {
-		if c := cmp.Compare(b2i(b.Breaker == "open"), b2i(a.Breaker == "open")); c != 0 {
+		if c := cmp.Compare(b2i(b.Breaker == collapse.Open), b2i(a.Breaker == collapse.Open)); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(b2i(b.Full), b2i(a.Full)); c != 0 {
@@ -128,38 +125,10 @@ func b2i(b bool) int {
 	return 0
 }
 
-type subscriber struct{ ch chan State }
-
 // Subscribe returns a channel that holds the latest published State: the
 // current one at once, then each change (intermediate ones may be
 // skipped). It is closed when ctx ends. Publishing needs Run.
-func (g *Gate) Subscribe(ctx context.Context) <-chan State {
-	s := &subscriber{ch: make(chan State, 1)}
-	g.subsMu.Lock()
-	g.subs[s] = struct{}{}
-	s.ch <- g.last
-	g.subsMu.Unlock()
-	context.AfterFunc(ctx, func() {
-		g.subsMu.Lock()
-		defer g.subsMu.Unlock()
-		delete(g.subs, s)
-		close(s.ch)
-	})
-	return s.ch
-}
-
-func (g *Gate) publish(st State) {
-	g.subsMu.Lock()
-	defer g.subsMu.Unlock()
-	g.last = st
-	for s := range g.subs {
-		select {
-		case <-s.ch:
-		default:
-		}
-		s.ch <- st
-	}
-}
+func (g *Gate) Subscribe(ctx context.Context) <-chan State { return g.pub.latest.Subscribe(ctx) }
 
 // Run publishes State changes and evicts idle breakers until ctx ends.
 func (g *Gate) Run(ctx context.Context) error {
@@ -167,52 +136,62 @@ func (g *Gate) Run(ctx context.Context) error {
 	defer tick.Stop()
 	sweep := time.NewTicker(10 * time.Second)
 	defer sweep.Stop()
-	g.publishIfChanged(time.Now())
+	g.pub.publishIfChanged(time.Now(), g.State)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			g.publishIfChanged(now)
+			g.pub.publishIfChanged(now, g.State)
 		case now := <-sweep.C:
 			g.sweep(now)
 		}
 	}
 }
 
-func (g *Gate) publishIfChanged(now time.Time) {
-	g.subsMu.Lock()
-	last := g.last
-	g.subsMu.Unlock()
+// publisher publishes the gate's State when it changed: to subscribers,
+// and the hot specs to metrics.
+type publisher struct {
+	// dirty is set by whatever may change State; the next tick looks.
+	dirty       atomic.Bool
+	latest      latest.Value[State]
+	m           *metrics
+	metricSpecs int // Config.MetricSpecs
+}
+
+// publishIfChanged publishes state() if something was marked dirty or an
+// open breaker's time ran out, and it differs from the last published.
+func (p *publisher) publishIfChanged(now time.Time, state func() State) {
+	last := p.latest.Load()
 	expired := false
 	for _, h := range last.Hot {
-		if h.Breaker == "open" && !now.Before(h.OpenUntil) {
+		if h.Breaker == collapse.Open && !now.Before(h.OpenUntil) {
 			expired = true // an open breaker half-opens by itself: tell the edge
 		}
 	}
-	if !g.dirty.Swap(false) && !expired {
+	if !p.dirty.Swap(false) && !expired {
 		return
 	}
-	st := g.State()
-	g.updateHotMetrics(st)
+	st := state()
+	p.updateHotMetrics(st)
 	if gocmp.Equal(st, last, cmpopts.EquateEmpty()) {
 		return
 	}
-	g.publish(st)
+	p.latest.Store(st)
 }
 
-func (g *Gate) updateHotMetrics(st State) {
-	g.m.hotWaiters.Reset()
+func (p *publisher) updateHotMetrics(st State) {
+	p.m.hotWaiters.Reset()
 	open := 0
 	shown := 0
 	for _, h := range st.Hot {
-		if h.Breaker == "open" {
+		if h.Breaker == collapse.Open {
 			open++
 		}
-		if h.Waiters > 0 && shown < g.cfg.MetricSpecs {
-			g.m.hotWaiters.WithLabelValues(h.Key).Set(float64(h.Waiters))
+		if h.Waiters > 0 && shown < p.metricSpecs {
+			p.m.hotWaiters.WithLabelValues(h.Key).Set(float64(h.Waiters))
 			shown++
 		}
 	}
-	g.m.breakersOpen.Set(float64(open))
+	p.m.breakersOpen.Set(float64(open))
 }

@@ -119,5 +119,5 @@ func TestStormOfOneBuildingSpecCollapsesToOneBuildWatcher(t *testing.T) {
 	if w := metricValue(t, s.reg, "binderguard_waiters"); w != 0 {
 		t.Errorf("binderguard_waiters = %v after the storm, want 0", w)
 	}
-	waitFor(t, "upstream streams to drain", func() bool { return s.gate.State().StreamsTotal == 0 })
+	waitFor(t, "upstream streams to drain", func() bool { return gauge(s.reg, "binderguard_upstream_streams") == 0 })
 }

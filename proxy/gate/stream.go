@@ -45,27 +45,6 @@ func (s *launchStream) end() {
 // connection close, negligible next to a build.
 const promoteDelay = 250 * time.Millisecond
 
-// heldToken is the build_token a held launch (released or promoted)
-// presents to BinderHub: never one that expired while it was held (see
-// collapse.Tokens.ForHeld).
-func (g *Gate) heldToken(f *flight, r *http.Request, providerSpec string) string {
-	own := r.URL.Query().Get("build_token")
-	if own == "" {
-		return ""
-	}
-	g.mu.Lock()
-	token, choice := f.tokens.ForHeld(providerSpec, origin(r), own, time.Now(), g.cfg.TokenMargin)
-	g.mu.Unlock()
-	switch choice {
-	case collapse.TokenFresher:
-		g.m.expiredTokens.WithLabelValues("refreshed").Inc()
-	case collapse.TokenNone:
-		g.m.expiredTokens.WithLabelValues("dropped").Inc()
-		g.log.Debug("held launch sent without its expired build_token", "key", f.key)
-	}
-	return token
-}
-
 // lead runs a leader's own upstream request and shares its build log with
 // f's followers. sw is nil for a first leader (headers not yet sent) and
 // set for a promoted follower.
@@ -78,7 +57,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	// would without the gate; a promoted one was held.
 	token := r.URL.Query().Get("build_token")
 	if promoted {
-		token = g.heldToken(f, r, providerSpec)
+		token = f.heldToken(r, providerSpec)
 		// The old leader's stream to BinderHub is closed, but BinderHub
 		// notices that only on its side of the connection: attaching at
 		// once would briefly make two watchers of one build.
@@ -105,17 +84,17 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		return me.cut
 	}
 
-	wctx, uw, stopWatch := g.watchUpstream(ctx)
+	wctx, uw, stopWatch := g.hub.watch(ctx)
 	defer stopWatch()
-	resp, err := g.roundTrip(wctx, r, token)
+	resp, err := g.hub.roundTrip(wctx, r, token)
 	if err != nil {
 		switch ev := cut(); {
 		case ev != nil:
 			start()
 			_ = sw.Write(*ev)
-			g.leaderGone(f, me)
+			f.leaderGone(me)
 		case r.Context().Err() != nil:
-			g.leaderGone(f, me)
+			f.leaderGone(me)
 		default:
 			fault := errUnreachable
 			if errors.Is(context.Cause(wctx), errSlowHeaders) {
@@ -123,8 +102,8 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			}
 			g.log.Warn("upstream request failed", "key", f.key, "fault", faultLabel(fault), "err", err)
 			g.m.upstreamFaults.WithLabelValues(faultLabel(fault)).Inc()
-			ev := g.faultEvent(fault)
-			g.buildFailed(f, me, ev, fault)
+			ev := g.hub.faultEvent(fault)
+			f.buildFailed(me, ev, fault)
 			start()
 			_ = sw.Write(ev)
 		}
@@ -137,9 +116,9 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		// else comes from something broken in between and ends the flight.
 		g.m.upstreamFaults.WithLabelValues("bad_status").Inc()
 		ev := sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute.")
-		g.buildFailed(f, me, ev, errUnreachable)
+		f.buildFailed(me, ev, errUnreachable)
 		if sw == nil {
-			g.answerNonSSE(w, resp)
+			answerNonSSE(w, resp)
 		} else {
 			_ = sw.Write(ev)
 		}
@@ -174,11 +153,11 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 				continue // replayed tail of the build log the client has seen
 			}
 			catchUp = false
-			g.markLog(f, me)
+			f.markLog(me)
 			f.ring.add(e)
 		case collapse.Built:
 			prog.Built = true
-			g.built(f, me)
+			f.built(me)
 		case collapse.Private:
 			if promoted && !prog.Built && e.Phase == sse.PhaseWaiting {
 				continue // the client already has the gate's waiting event
@@ -188,12 +167,12 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		switch kind {
 		case collapse.BuildFailed:
 			// Shared first: the failure stands even if this client is gone.
-			g.buildFailed(f, me, e, errBuildFailed)
+			f.buildFailed(me, e, errBuildFailed)
 			_ = sw.Write(e)
 			return
 		case collapse.Rejected:
 			_ = sw.Write(e)
-			g.leaderGone(f, me)
+			f.leaderGone(me)
 			return
 		}
 		if sw.Write(e) != nil {
@@ -211,7 +190,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		if !clientGone && r.Context().Err() == nil && !ls.done {
 			// Past built the launch is this client's own: tell it why
 			// its stream ends here.
-			_ = sw.Write(g.faultEvent(uw.fault(wctx, readErr)))
+			_ = sw.Write(g.hub.faultEvent(uw.fault(wctx, readErr)))
 		}
 		return
 	}
@@ -225,8 +204,8 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		g.log.Warn("upstream stream broke before built", "key", f.key, "fault", faultLabel(fault), "err", readErr)
 		cancel()
 		_ = resp.Body.Close()
-		g.upstreamBroke(f, me, fault)
-		_ = sw.Write(g.faultEvent(fault))
+		f.upstreamBroke(me, fault)
+		_ = sw.Write(g.hub.faultEvent(fault))
 		return
 	}
 	// Let go of BinderHub's stream before a follower opens its own, so the
@@ -235,27 +214,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	_ = resp.Body.Close()
 	// Hands the flight on when the leader left or was cut from it alone
 	// (DrainPeer); a no-op when the cut ended the flight.
-	g.leaderGone(f, me)
-}
-
-// markLog records that f's leader showed a build, so later launches of the
-// spec follow with a build in progress.
-func (g *Gate) markLog(f *flight, me *leadership) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.current(f, me) && f.stage == collapse.Starting {
-		f.stage = collapse.Building
-		g.dirty.Store(true)
-	}
-	f.sawLog = true
-}
-
-func (g *Gate) roundTrip(ctx context.Context, r *http.Request, token string) (*http.Response, error) {
-	req, err := g.upstreamRequest(ctx, r, token)
-	if err != nil {
-		return nil, err
-	}
-	return g.client.Do(req)
+	f.leaderGone(me)
 }
 
 // launchReleased runs a released follower's own upstream request; its
@@ -263,12 +222,12 @@ func (g *Gate) roundTrip(ctx context.Context, r *http.Request, token string) (*h
 func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *follower) {
 	ls := &launchStream{g: g, key: f.key, learn: f.launch.Stale, spec: fo.providerSpec}
 	defer ls.end()
-	wctx, uw, stopWatch := g.watchUpstream(r.Context())
+	wctx, uw, stopWatch := g.hub.watch(r.Context())
 	defer stopWatch()
-	resp, err := g.roundTrip(wctx, r, g.heldToken(f, r, fo.providerSpec))
+	resp, err := g.hub.roundTrip(wctx, r, f.heldToken(r, fo.providerSpec))
 	if err != nil {
 		if r.Context().Err() == nil {
-			_ = sw.Write(g.faultEvent(uw.requestFault(wctx)))
+			_ = sw.Write(g.hub.faultEvent(uw.requestFault(wctx)))
 		}
 		return
 	}
@@ -331,22 +290,22 @@ func forwardEvents(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting
 func (g *Gate) pass(w http.ResponseWriter, r *http.Request, key string, learn bool) {
 	ls := &launchStream{g: g, key: key, passed: true, learn: learn, spec: strings.TrimRight(strings.TrimPrefix(r.URL.EscapedPath(), "/build/"), "/")}
 	defer ls.end()
-	wctx, uw, stopWatch := g.watchUpstream(r.Context())
+	wctx, uw, stopWatch := g.hub.watch(r.Context())
 	defer stopWatch()
-	resp, err := g.roundTrip(wctx, r, r.URL.Query().Get("build_token"))
+	resp, err := g.hub.roundTrip(wctx, r, r.URL.Query().Get("build_token"))
 	if err != nil {
 		if r.Context().Err() == nil {
 			fault := uw.requestFault(wctx)
 			g.log.Warn("upstream request failed", "key", key, "fault", faultLabel(fault), "err", err)
-			ev, _ := g.faultEvent(fault).Decode()
-			g.reject(w, ev.StatusCode, ev.Message, time.Minute)
+			ev, _ := g.hub.faultEvent(fault).Decode()
+			reject(w, ev.StatusCode, ev.Message, time.Minute)
 		}
 		return
 	}
 	defer resp.Body.Close()
 	uw.gotHeaders()
 	if !isSSE(resp) {
-		g.answerNonSSE(w, resp)
+		answerNonSSE(w, resp)
 		return
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
@@ -374,13 +333,13 @@ func (g *Gate) rebuilding(key string) {
 // written to retry 429/5xx every second, which would hammer a BinderHub
 // that is already struggling. Other answers (a 404 for a path BinderHub
 // does not route) pass unchanged.
-func (g *Gate) answerNonSSE(w http.ResponseWriter, resp *http.Response) {
+func answerNonSSE(w http.ResponseWriter, resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		retry := 10 * time.Second
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			retry = time.Duration(s) * time.Second
 		}
-		g.reject(w, resp.StatusCode, "BinderHub answered "+resp.Status+". Please try again in a minute.", retry)
+		reject(w, resp.StatusCode, "BinderHub answered "+resp.Status+". Please try again in a minute.", retry)
 		return
 	}
 	copyRaw(w, resp)

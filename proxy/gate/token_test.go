@@ -60,7 +60,7 @@ func TestHeldLaunchesPastTheirTokensExpiryAreReady(t *testing.T) {
 				fchs[i] = make(chan result, 1)
 				go func() { fchs[i] <- s.launch(ctx, withToken(), clientIP(i+1), origin, nil) }()
 			}
-			waitFor(t, "held followers", func() bool { return s.gate.State().WaitersTotal == tc.followers })
+			waitFor(t, "held followers", func() bool { return gauge(s.reg, "binderguard_waiters") == tc.followers })
 			if tc.leaderLeaves {
 				time.Sleep(time.Until(exp) + 100*time.Millisecond)
 				leaderLeaves()

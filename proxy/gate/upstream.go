@@ -37,15 +37,26 @@ func NewTransport() *http.Transport {
 	}
 }
 
-// upstreamRequest builds the request the gate sends to BinderHub on behalf
+// binderHub sends launches to BinderHub on behalf of their clients, and
+// words for the user what went wrong with those requests
+// (upstreamfault.go).
+type binderHub struct {
+	base    *url.URL
+	client  *http.Client
+	trusted []netip.Prefix // Config.TrustedPeers
+	// Config.UpstreamHeaderTimeout and Config.UpstreamIdleTimeout.
+	headerTimeout, idleTimeout time.Duration
+}
+
+// request builds the request the gate sends to BinderHub on behalf
 // of client request in: same path and query, except that buildToken is
 // the build_token it carries (none when empty), same end-to-end headers
 // including Host, Cookie, Authorization, Origin, X-Real-Ip and
 // X-Forwarded-For.
-func (g *Gate) upstreamRequest(ctx context.Context, in *http.Request, buildToken string) (*http.Request, error) {
-	u := *g.upstream
-	u.Path = strings.TrimSuffix(g.upstream.Path, "/") + in.URL.Path
-	u.RawPath = strings.TrimSuffix(g.upstream.EscapedPath(), "/") + in.URL.EscapedPath()
+func (h *binderHub) request(ctx context.Context, in *http.Request, buildToken string) (*http.Request, error) {
+	u := *h.base
+	u.Path = strings.TrimSuffix(h.base.Path, "/") + in.URL.Path
+	u.RawPath = strings.TrimSuffix(h.base.EscapedPath(), "/") + in.URL.EscapedPath()
 	q := in.URL.RawQuery
 	if v := in.URL.Query(); buildToken != v.Get("build_token") {
 		if buildToken == "" {
@@ -72,24 +83,50 @@ func (g *Gate) upstreamRequest(ctx context.Context, in *http.Request, buildToken
 	// Events are parsed on the way through; a compressed stream could not be.
 	out.Header.Del("Accept-Encoding")
 	out.Host = in.Host
-	if !g.trustedPeer(in.RemoteAddr) {
+	if !h.trustedPeer(in.RemoteAddr) {
 		out.Header.Set("X-Real-Ip", peerHost(in.RemoteAddr))
 	}
 	return out, nil
 }
 
+// roundTrip opens the upstream launch of r with buildToken (see request).
+func (h *binderHub) roundTrip(ctx context.Context, r *http.Request, token string) (*http.Response, error) {
+	req, err := h.request(ctx, r, token)
+	if err != nil {
+		return nil, err
+	}
+	return h.client.Do(req)
+}
+
+// roundTripTo opens the upstream launch of target for the client of r.
+func (h *binderHub) roundTripTo(ctx context.Context, r *http.Request, target string) (*http.Response, error) {
+	path, err := url.PathUnescape("/build/" + target)
+	if err != nil {
+		return nil, err
+	}
+	in := *r
+	u := *r.URL
+	u.Path, u.RawPath = path, "/build/"+target
+	in.URL = &u
+	req, err := h.request(ctx, &in, "")
+	if err != nil {
+		return nil, err
+	}
+	return h.client.Do(req)
+}
+
 // trustedPeer reports whether X-Real-Ip from this peer is believed: every
 // peer when no TrustedPeers are configured (the gate listens only for
 // Envoy), else only peers inside them.
-func (g *Gate) trustedPeer(remoteAddr string) bool {
-	if len(g.cfg.TrustedPeers) == 0 {
+func (h *binderHub) trustedPeer(remoteAddr string) bool {
+	if len(h.trusted) == 0 {
 		return true
 	}
 	ap, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		return false
 	}
-	for _, p := range g.cfg.TrustedPeers {
+	for _, p := range h.trusted {
 		if p.Contains(ap.Addr().Unmap()) {
 			return true
 		}

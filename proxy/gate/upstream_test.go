@@ -70,14 +70,14 @@ func TestUpstreamRequestCarriesTheClientsOwnHeaders(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			g := &Gate{cfg: Config{TrustedPeers: tc.trusted}, upstream: up}
+			h := &binderHub{base: up, trusted: tc.trusted}
 			in := httptest.NewRequest(http.MethodGet, "http://binder.test"+tc.path, nil)
 			in.RemoteAddr = tc.remote
 			in.Header = tc.header.Clone()
 			if in.Header == nil {
 				in.Header = http.Header{}
 			}
-			out, err := g.upstreamRequest(t.Context(), in, tc.token)
+			out, err := h.request(t.Context(), in, tc.token)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,10 +55,10 @@ type upstreamWatch struct {
 
 // watchUpstream returns ctx with the watchdog's cancellation; the cause
 // of a watchdog cancel is errSlowHeaders, errStalled or errNotSSE.
-func (g *Gate) watchUpstream(ctx context.Context) (context.Context, *upstreamWatch, context.CancelFunc) {
+func (h *binderHub) watch(ctx context.Context) (context.Context, *upstreamWatch, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	uw := &upstreamWatch{idle: g.cfg.UpstreamIdleTimeout}
-	uw.t = time.AfterFunc(g.cfg.UpstreamHeaderTimeout, func() {
+	uw := &upstreamWatch{idle: h.idleTimeout}
+	uw.t = time.AfterFunc(h.headerTimeout, func() {
 		switch {
 		case !uw.headers.Load():
 			cancel(errSlowHeaders)
@@ -125,12 +125,12 @@ func launchEvent(e sse.Event) bool {
 }
 
 // faultMessage tells the user what BinderHub did.
-func (g *Gate) faultMessage(err error) string {
+func (h *binderHub) faultMessage(err error) string {
 	switch err {
 	case errSlowHeaders:
-		return fmt.Sprintf("BinderHub accepted the connection but sent no answer for %s.", g.cfg.UpstreamHeaderTimeout)
+		return fmt.Sprintf("BinderHub accepted the connection but sent no answer for %s.", h.headerTimeout)
 	case errStalled:
-		return fmt.Sprintf("BinderHub stopped sending anything on this launch's stream for %s, not even a keepalive.", g.cfg.UpstreamIdleTimeout)
+		return fmt.Sprintf("BinderHub stopped sending anything on this launch's stream for %s, not even a keepalive.", h.idleTimeout)
 	case errNotSSE:
 		return "BinderHub sent something that is not a stream of launch events."
 	case errClosed:
@@ -147,8 +147,8 @@ func faultStatus(err error) int {
 }
 
 // faultEvent is the failed event a launch whose own stream broke gets.
-func (g *Gate) faultEvent(err error) sse.Event {
-	return sse.Failed(faultStatus(err), g.faultMessage(err)+" Please try again in a minute.")
+func (h *binderHub) faultEvent(err error) sse.Event {
+	return sse.Failed(faultStatus(err), h.faultMessage(err)+" Please try again in a minute.")
 }
 
 // upstreamBroke handles a leader's upstream stream that broke before
@@ -158,10 +158,11 @@ func (g *Gate) faultEvent(err error) sse.Event {
 // still allows a try, the oldest held launch leads next and re-attaches;
 // once it opens, every held launch is told what happened and when to
 // retry, and the breaker answers new launches until it half-opens.
-func (g *Gate) upstreamBroke(f *flight, me *leadership, fault error) {
+func (f *flight) upstreamBroke(me *leadership, fault error) {
+	g := f.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.current(f, me) {
+	if !f.leadsLocked(me) {
 		return
 	}
 	g.m.upstreamFaults.WithLabelValues(faultLabel(fault)).Inc()
@@ -169,36 +170,21 @@ func (g *Gate) upstreamBroke(f *flight, me *leadership, fault error) {
 		f.done(fault)
 		f.done = nil
 	}
-	br := g.breakers[f.key]
+	br := g.breakers.lookup(f.key)
 	if br == nil || f.followers.Len() == 0 {
-		g.endFlightLocked(f, errAbandoned)
+		f.endLocked(errAbandoned)
 		return
 	}
 	done, err := br.cb.Allow()
 	if err != nil {
 		_, until := br.state()
 		d := collapse.Decision{Reason: collapse.ReasonBreakerOpen, RetryAfter: max(time.Until(until), time.Second)}
-		g.failFollowersLocked(f, sse.Failed(503, g.faultMessage(fault)+" "+shedMessage(d, f.key)))
-		g.endFlightLocked(f, nil)
+		f.failLocked(sse.Failed(503, g.hub.faultMessage(fault)+" "+shedMessage(d, f.key)))
+		f.endLocked(nil)
 		return
 	}
 	f.done = done
-	g.handOnLocked(f)
-}
-
-// handOnLocked makes f's oldest held launch its leader, or ends f when
-// none is left.
-func (g *Gate) handOnLocked(f *flight) {
-	fo := g.popFollowerLocked(f)
-	if fo == nil {
-		g.endFlightLocked(f, errAbandoned)
-		return
-	}
-	next := &leadership{peer: peerHost(fo.r.RemoteAddr)}
-	f.leader = next
-	g.addStreamLocked(f.key)
-	g.m.promotions.Inc()
-	fo.sig <- signal{kind: sigPromote, lead: next}
+	f.handOnLocked()
 }
 
 // requestFault says why a request got no response: the watchdog's slow
@@ -221,5 +207,5 @@ func (g *Gate) forwardWatched(sw *sse.Writer, r *http.Request, ctx context.Conte
 	}
 	fault := uw.fault(ctx, err)
 	g.log.Warn("upstream stream broke", "fault", faultLabel(fault), "err", err)
-	_ = sw.Write(g.faultEvent(fault))
+	_ = sw.Write(g.hub.faultEvent(fault))
 }

@@ -74,7 +74,7 @@ func (s *stack) holdAt(t *testing.T, spec string, n int, stage string) (leader c
 		res, err := compat.Run(ctx, compat.Config{BaseURL: s.edgeURL, Spec: spec, Timeout: 90 * time.Second, Linger: -1})
 		js <- jsHeld{res: res, err: err, end: time.Now()}
 	}()
-	waitFor(t, 30*time.Second, "the storm to be held", func() bool { return s.gate.State().WaitersTotal == n+1 })
+	waitFor(t, 30*time.Second, "the storm to be held", func() bool { return s.gateGauge("binderguard_waiters") == n+1 })
 	return leader, followers, js
 }
 
@@ -173,6 +173,7 @@ func (s *stack) restartGate() {
 	if s.opts.gateTweak != nil {
 		s.opts.gateTweak(&cfg)
 	}
+	s.gateReg, _ = cfg.Registerer.(*prometheus.Registry)
 	g, err := gate.New(cfg)
 	if err != nil {
 		s.t.Fatal(err)

@@ -60,16 +60,36 @@ const (
 	heapSlack      = 32 << 20
 )
 
+// gateGauge reads one of the serving gate's unlabelled gauges (its held
+// launches, binderguard_waiters; its upstream launch streams,
+// binderguard_upstream_streams), or -1 when it is missing, so no wait for
+// zero passes by accident.
+func (s *stack) gateGauge(name string) int {
+	if s.gateReg == nil {
+		return -1
+	}
+	mfs, err := s.gateReg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 && mf.GetMetric()[0].Gauge != nil {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	return -1
+}
+
 // settle waits until the gate holds no launch, BinderHub watches no
 // build, and goroutines and live heap are back near base.
 func (s *stack) settle(t *testing.T, base footprint) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st := s.gate.State()
+		waiters, streams := s.gateGauge("binderguard_waiters"), s.gateGauge("binderguard_upstream_streams")
 		fb := s.binder.Stats()
 		now := measure()
-		if st.WaitersTotal == 0 && st.StreamsTotal == 0 && fb.ActiveBuildWatchers == 0 &&
+		if waiters == 0 && streams == 0 && fb.ActiveBuildWatchers == 0 &&
 			now.goroutines <= base.goroutines+goroutineSlack && now.heap <= base.heap+heapSlack {
 			t.Logf("settled: goroutines %d (baseline %d), live heap %.1f MiB (baseline %.1f MiB)",
 				now.goroutines, base.goroutines, float64(now.heap)/(1<<20), float64(base.heap)/(1<<20))
@@ -80,7 +100,7 @@ func (s *stack) settle(t *testing.T, base footprint) {
 			_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
 			t.Logf("goroutines:\n%.6000s", buf.String())
 			t.Fatalf("not back to baseline after 30 s: gate waiters %d streams %d, BinderHub build watchers %d, goroutines %d (baseline %d), live heap %.1f MiB (baseline %.1f MiB)",
-				st.WaitersTotal, st.StreamsTotal, fb.ActiveBuildWatchers, now.goroutines, base.goroutines,
+				waiters, streams, fb.ActiveBuildWatchers, now.goroutines, base.goroutines,
 				float64(now.heap)/(1<<20), float64(base.heap)/(1<<20))
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -122,6 +122,9 @@ type stack struct {
 	// /metrics serves them; metricsURL serves it on loopback.
 	reg        *prometheus.Registry
 	metricsURL string
+	// gateReg holds the metrics of the gate now serving: reg, or a
+	// restarted gate's own registry.
+	gateReg *prometheus.Registry
 
 	envoy    *envoyproc.Supervisor
 	envoyLog string
@@ -286,6 +289,7 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if s.opts.gateTweak != nil {
 		s.opts.gateTweak(&cfg)
 	}
+	s.gateReg, _ = cfg.Registerer.(*prometheus.Registry)
 	g, err := gate.New(cfg)
 	if err != nil {
 		s.t.Fatalf("gate: %v", err)

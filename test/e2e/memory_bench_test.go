@@ -179,14 +179,14 @@ func BenchmarkHeldLaunchesEndToEnd(b *testing.B) {
 		if err != nil || strings.TrimSpace(line) != "held" {
 			b.Fatalf("held client: %q, %v", line, err)
 		}
-		waitFor(b, 60*time.Second, "followers held at the gate", func() bool { return s.gate.State().WaitersTotal >= n })
+		waitFor(b, 60*time.Second, "followers held at the gate", func() bool { return s.gateGauge("binderguard_waiters") >= n })
 		time.Sleep(time.Second)
 		heldEnvoy, heldSelf, heldAlloc = envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
 		_ = stdin.Close()
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("held client: %v", err)
 		}
-		waitFor(b, 60*time.Second, "followers gone", func() bool { return s.gate.State().WaitersTotal == 0 })
+		waitFor(b, 60*time.Second, "followers gone", func() bool { return s.gateGauge("binderguard_waiters") == 0 })
 	}
 	envoyPer := (float64(heldEnvoy) - float64(idleEnvoy)) / n / 1024
 	gatePer := (float64(heldSelf) - float64(idleSelf)) / n / 1024

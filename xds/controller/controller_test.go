@@ -10,6 +10,7 @@ import (
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -99,17 +100,17 @@ func TestHotBlocks(t *testing.T) {
 		want []ir.Block
 	}{
 		"a busy spec stays with the gate": {
-			hot: gate.HotSpec{Key: "k", Paths: paths, Waiters: 10, MaxWaiters: 100, Breaker: "closed"},
+			hot: gate.HotSpec{Key: "k", Paths: paths, Waiters: 10, MaxWaiters: 100, Breaker: collapse.Closed},
 		},
 		"an open breaker is answered at the edge until it closes": {
-			hot:  gate.HotSpec{Key: "k", Paths: paths, Breaker: "open", OpenUntil: t0.Add(95 * time.Second)},
+			hot:  gate.HotSpec{Key: "k", Paths: paths, Breaker: collapse.Open, OpenUntil: t0.Add(95 * time.Second)},
 			want: []ir.Block{{PathPrefix: paths[0], Class: ir.ClassBreakerOpen, StatusCode: 503, RetryAfter: 100 * time.Second, Source: "gate:k"}},
 		},
 		"a breaker whose open time has passed is left to the gate": {
-			hot: gate.HotSpec{Key: "k", Paths: paths, Breaker: "open", OpenUntil: t0.Add(-time.Second)},
+			hot: gate.HotSpec{Key: "k", Paths: paths, Breaker: collapse.Open, OpenUntil: t0.Add(-time.Second)},
 		},
 		"a full waiting room is shed at the edge with a 429": {
-			hot:  gate.HotSpec{Key: "k", Paths: paths, Waiters: 100, MaxWaiters: 100, Full: true, Breaker: "closed"},
+			hot:  gate.HotSpec{Key: "k", Paths: paths, Waiters: 100, MaxWaiters: 100, Full: true, Breaker: collapse.Closed},
 			want: []ir.Block{{PathPrefix: paths[0], Class: ir.ClassSaturated, StatusCode: 429, RetryAfter: saturatedRetryAfter, Source: "gate:k"}},
 		},
 	}

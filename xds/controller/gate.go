@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -24,7 +25,7 @@ func HotBlocks(st gate.State, now time.Time) []ir.Block {
 	for _, h := range st.Hot {
 		var b ir.Block
 		switch {
-		case h.Breaker == "open" && h.OpenUntil.After(now):
+		case h.Breaker == collapse.Open && h.OpenUntil.After(now):
 			b = ir.Block{
 				Class:      ir.ClassBreakerOpen,
 				StatusCode: 503,

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/binderguard/binderguard/internal/latest"
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/snapshot"
 )
@@ -105,19 +106,13 @@ func (s *Source) Ready() <-chan struct{} { return s.ready }
 // expiry until ctx ends. It returns nil when ctx ends, or an error when
 // the informers cannot be set up or never sync.
 func (s *Source) Run(ctx context.Context) error {
-	dirty := make(chan struct{}, 1)
-	mark := func() {
-		select {
-		case dirty <- struct{}{}:
-		default: // a rebuild is already due; it will see this change too
-		}
-	}
+	dirty := latest.NewKick() // a rebuild due sees every change made before it
 	for _, obj := range []client.Object{&v1alpha1.RepoBan{}, &v1alpha1.LaunchPolicy{}} {
 		inf, err := s.cfg.Cache.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("get informer for %T: %w", obj, err)
 		}
-		reg, err := inf.AddEventHandler(handler(mark))
+		reg, err := inf.AddEventHandler(handler(dirty.Poke))
 		if err != nil {
 			return fmt.Errorf("watch %T: %w", obj, err)
 		}
