@@ -106,25 +106,25 @@ func BanSlotName(i int) string { return fmt.Sprintf("%s%03d", banSlotPrefix, i) 
 func slotOf(p string) int { return int(xxhash.Sum64String(p) % BanSlots) }
 
 // banChain is a ban's answer as a named filter chain of its slot's
-// composite filter: set_metadata with the ban's failed event. Its name is
-// a hash of its bytes, so the two spellings of a ban (and bans with one
-// message) share one chain: Envoy builds a filter factory per chain,
-// which is most of what a ban costs it, and only a name per prefix.
-func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfiguration, raw []byte) {
+// composite filter: set_metadata with the ban's failed event. The event
+// is all the chain depends on, so the chain is named by its hash (also
+// returned, for content versions): the two spellings of a ban (and bans
+// with one message) share one chain. Envoy builds a filter factory per
+// chain, which is most of what a ban costs it, and only a name per prefix.
+func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfiguration, hash uint64) {
+	body := failedBody(b.StatusCode, b.Message)
 	meta := &setmetadatav3.Config{Metadata: []*setmetadatav3.Metadata{{
 		MetadataNamespace: banMetaNamespace,
 		Value: &structpb.Struct{Fields: map[string]*structpb.Value{
-			banMetaKey: structpb.NewStringValue(failedBody(b.StatusCode, b.Message)),
+			banMetaKey: structpb.NewStringValue(body),
 		}},
 	}}}
 	chain = &compositev3.FilterChainConfiguration{TypedConfig: []*corev3.TypedExtensionConfig{{
 		Name: setMetadataFilter, TypedConfig: mustAny(meta),
 	}}}
-	raw = mustMarshal(chain)
-	return chainName(raw), chain, raw
+	hash = xxhash.Sum64String(body)
+	return fmt.Sprintf("ban-%016x", hash), chain, hash
 }
-
-func chainName(raw []byte) string { return fmt.Sprintf("ban-%016x", xxhash.Sum64(raw)) }
 
 // banAction is a banned prefix's action: run the named chain.
 func banAction(chain string) *xdsmatcher.Matcher_OnMatch {
