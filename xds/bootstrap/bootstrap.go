@@ -10,9 +10,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -31,6 +29,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/binderguard/binderguard/xds/ir"
 )
 
 // Names in the bootstrap.
@@ -49,40 +49,15 @@ const (
 // Retry-After by the gate cluster's breakers and the gate, not here.
 const DefaultMaxConnections = 50000
 
-// Addr is a host and port.
-type Addr struct {
-	Host string
-	Port uint32
-}
-
-// ParseAddr reads "host:port"; an empty host means 127.0.0.1.
-func ParseAddr(s string) (Addr, error) {
-	host, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return Addr{}, fmt.Errorf("address %q: %w", s, err)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil || port == 0 {
-		return Addr{}, fmt.Errorf("address %q: port must be 1-65535", s)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return Addr{Host: host, Port: uint32(port)}, nil
-}
-
-// String renders a as host:port.
-func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))) }
-
 // Options describe one Envoy.
 type Options struct {
 	NodeID  string
 	Cluster string // node cluster; "binderguard" when empty
-	XDS     Addr
-	Admin   Addr
+	XDS     ir.Endpoint
+	Admin   ir.Endpoint
 	// Stats, when its port is set, is a listener serving only
 	// /stats/prometheus from the admin interface.
-	Stats Addr
+	Stats ir.Endpoint
 	// Delta selects incremental xDS instead of state of the world.
 	Delta          bool
 	MaxConnections int64
@@ -167,11 +142,11 @@ func YAML(o Options) ([]byte, error) {
 }
 
 // xdsCluster reaches the control plane over gRPC (HTTP/2).
-func xdsCluster(a Addr) *clusterv3.Cluster {
+func xdsCluster(a ir.Endpoint) *clusterv3.Cluster {
 	return plainCluster(XDSCluster, a, true)
 }
 
-func plainCluster(name string, a Addr, h2 bool) *clusterv3.Cluster {
+func plainCluster(name string, a ir.Endpoint, h2 bool) *clusterv3.Cluster {
 	kind := clusterv3.Cluster_STATIC
 	if _, err := netip.ParseAddr(a.Host); err != nil {
 		kind = clusterv3.Cluster_STRICT_DNS
@@ -205,7 +180,7 @@ func plainCluster(name string, a Addr, h2 bool) *clusterv3.Cluster {
 
 // statsListener exposes only the Prometheus endpoint of the admin
 // interface, so scraping does not open the rest of admin to the network.
-func statsListener(a Addr) *listenerv3.Listener {
+func statsListener(a ir.Endpoint) *listenerv3.Listener {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "stats",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
@@ -236,7 +211,7 @@ func statsListener(a Addr) *listenerv3.Listener {
 	}
 }
 
-func socket(a Addr) *corev3.Address {
+func socket(a ir.Endpoint) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Address:       a.Host,
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: a.Port},

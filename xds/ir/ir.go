@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,6 +61,27 @@ type Endpoint struct {
 
 // String renders e as host:port.
 func (e Endpoint) String() string { return net.JoinHostPort(e.Host, fmt.Sprint(e.Port)) }
+
+// ParseEndpoint reads "host:port" with a port 1-65535. An empty host
+// ("":9901") is defaultHost, or an error when defaultHost is empty (an
+// address others dial, where a silent default would be wrong).
+func ParseEndpoint(s, defaultHost string) (Endpoint, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return Endpoint{}, fmt.Errorf("address %q: port must be 1-65535", s)
+	}
+	if host == "" {
+		if defaultHost == "" {
+			return Endpoint{}, fmt.Errorf("address %q: host is missing", s)
+		}
+		host = defaultHost
+	}
+	return Endpoint{Host: host, Port: uint32(port)}, nil
+}
 
 // Validate reports whether e can be programmed.
 func (e Endpoint) Validate() error {
