@@ -25,11 +25,11 @@ import (
 	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -108,7 +108,7 @@ func Build(o Options) (*bootstrapv3.Bootstrap, error) {
 			RefreshInterval: durationpb.New(250 * time.Millisecond),
 			ResourceMonitors: []*overloadv3.ResourceMonitor{{
 				Name: "envoy.resource_monitors.global_downstream_max_connections",
-				ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: mustAny(
+				ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: anypack.Must(
 					&downstreamv3.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: o.MaxConnections})},
 			}},
 		},
@@ -164,7 +164,7 @@ func plainCluster(name string, a ir.Endpoint, h2 bool) *clusterv3.Cluster {
 	}
 	if h2 {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
-			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": anypack.Must(&upstreamhttpv3.HttpProtocolOptions{
 				UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 					ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 						ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
@@ -198,7 +198,7 @@ func statsListener(a ir.Endpoint) *listenerv3.Listener {
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{{
 			Name:       "envoy.filters.http.router",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anypack.Must(&routerv3.Router{})},
 		}},
 	}
 	return &listenerv3.Listener{
@@ -206,7 +206,7 @@ func statsListener(a ir.Endpoint) *listenerv3.Listener {
 		Address: socket(a),
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
 			Name:       "envoy.filters.network.http_connection_manager",
-			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: anypack.Must(hcm)},
 		}}}},
 	}
 }
@@ -216,12 +216,4 @@ func socket(a ir.Endpoint) *corev3.Address {
 		Address:       a.Host,
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: a.Port},
 	}}}
-}
-
-func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(fmt.Sprintf("bootstrap: packing %T: %v", m, err))
-	}
-	return a
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -120,7 +121,7 @@ func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfigurat
 		}},
 	}}}
 	chain = &compositev3.FilterChainConfiguration{TypedConfig: []*corev3.TypedExtensionConfig{{
-		Name: setMetadataFilter, TypedConfig: mustAny(meta),
+		Name: setMetadataFilter, TypedConfig: anypack.Must(meta),
 	}}}
 	hash = xxhash.Sum64String(body)
 	return fmt.Sprintf("ban-%016x", hash), chain, hash
@@ -130,7 +131,7 @@ func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfigurat
 func banAction(chain string) *xdsmatcher.Matcher_OnMatch {
 	exec := &compositev3.ExecuteFilterAction{FilterChainName: chain}
 	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
-		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: mustAny(exec)},
+		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: anypack.Must(exec)},
 	}}
 }
 
@@ -148,10 +149,10 @@ func banSlot(i int, m map[string]*xdsmatcher.Matcher_OnMatch, chains map[string]
 	}
 	return &corev3.TypedExtensionConfig{
 		Name: BanSlotName(i),
-		TypedConfig: mustAny(&matchingv3.ExtensionWithMatcher{
+		TypedConfig: anypack.Must(&matchingv3.ExtensionWithMatcher{
 			XdsMatcher: matcher,
 			ExtensionConfig: &corev3.TypedExtensionConfig{
-				Name: compositeFilter, TypedConfig: mustAny(&compositev3.Composite{NamedFilterChains: chains}),
+				Name: compositeFilter, TypedConfig: anypack.Must(&compositev3.Composite{NamedFilterChains: chains}),
 			},
 		}),
 	}
@@ -173,10 +174,10 @@ func slotLaunch(l ir.Launch, i int) *xdsmatcher.Matcher_OnMatch {
 	if r.TypedPerFilterConfig == nil {
 		r.TypedPerFilterConfig = map[string]*anypb.Any{}
 	}
-	r.TypedPerFilterConfig[BanSlotName(i)] = mustAny(&routev3.FilterConfig{
-		Config: mustAny(&routerv3.Router{}), IsOptional: true, Disabled: false,
+	r.TypedPerFilterConfig[BanSlotName(i)] = anypack.Must(&routev3.FilterConfig{
+		Config: anypack.Must(&routerv3.Router{}), IsOptional: true, Disabled: false,
 	})
-	action.TypedConfig = mustAny(&r)
+	action.TypedConfig = anypack.Must(&r)
 	return om
 }
 
@@ -229,7 +230,7 @@ func banFilters() []*hcmv3.HttpFilter {
 			Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Any{Any: true}}},
 		}},
 	}}
-	return append(out, &hcmv3.HttpFilter{Name: banFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(deny)}})
+	return append(out, &hcmv3.HttpFilter{Name: banFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anypack.Must(deny)}})
 }
 
 func banMetadataMatcher() *matcherv3.MetadataMatcher {
