@@ -18,15 +18,14 @@ import (
 
 // Sentinel errors returned (wrapped) by the Validate methods.
 var (
-	ErrNoListener     = errors.New("listener address is missing")
-	ErrNoUpstream     = errors.New("upstream endpoint is missing")
-	ErrBadEndpoint    = errors.New("endpoint must be host and port 1-65535")
-	ErrBadPathPrefix  = errors.New("path prefix must start with /build/ and carry no query or fragment")
-	ErrBadStatusCode  = errors.New("status code must be 400-599")
-	ErrBadClass       = errors.New("unknown block class")
-	ErrNoMessage      = errors.New("message is empty")
-	ErrNegative       = errors.New("durations and limits must not be negative")
-	ErrDuplicateBlock = errors.New("two blocks cover the same path prefix")
+	ErrNoListener    = errors.New("listener address is missing")
+	ErrNoUpstream    = errors.New("upstream endpoint is missing")
+	ErrBadEndpoint   = errors.New("endpoint must be host and port 1-65535")
+	ErrBadPathPrefix = errors.New("path prefix must start with /build/ and carry no query or fragment")
+	ErrBadStatusCode = errors.New("status code must be 400-599")
+	ErrBadClass      = errors.New("unknown block class")
+	ErrNoMessage     = errors.New("message is empty")
+	ErrNegative      = errors.New("durations and limits must not be negative")
 )
 
 // LaunchPrefix is the path prefix of BinderHub's launch endpoint, the only
@@ -224,7 +223,9 @@ type Edge struct {
 	Gate     Gate
 	Launch   Launch
 	// Blocks are answered at the edge. Bans come first; the translator
-	// keeps the first block for a prefix.
+	// keeps the first block for a prefix. A prefix carried by more than one
+	// block is not an error: two RepoBans may name one repository, and a
+	// hot spec may be banned, where the ban must win.
 	Blocks []Block
 }
 
