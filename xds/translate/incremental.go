@@ -71,7 +71,7 @@ type packedAnswer struct {
 	key   answer
 	om    *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
 	shard bool                        // om goes in a ban shard
-	hash  uint64                      // of the answer's packed bytes
+	hash  uint64                      // of its packed route, or of a ban's failed event (all its chain depends on)
 	refs  int                         // entries using it
 	// chainName and chain are a ban shard's named filter chain.
 	chainName string
