@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/binderguard/binderguard/xds/bootstrap"
+	"github.com/binderguard/binderguard/xds/ir"
 )
 
 // runBootstrap prints the Envoy bootstrap YAML for a sidecar or a local
@@ -32,14 +33,14 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	o := bootstrap.Options{NodeID: *nodeID, Cluster: *cluster, Delta: *delta, MaxConnections: *maxConns}
 	var err error
-	if o.XDS, err = bootstrap.ParseAddr(*xds); err != nil {
+	if o.XDS, err = ir.ParseEndpoint(*xds, "127.0.0.1"); err != nil {
 		return usageErr("--xds: %v", err)
 	}
-	if o.Admin, err = bootstrap.ParseAddr(*admin); err != nil {
+	if o.Admin, err = ir.ParseEndpoint(*admin, "127.0.0.1"); err != nil {
 		return usageErr("--admin: %v", err)
 	}
 	if *stats != "" {
-		if o.Stats, err = bootstrap.ParseAddr(*stats); err != nil {
+		if o.Stats, err = ir.ParseEndpoint(*stats, "127.0.0.1"); err != nil {
 			return usageErr("--stats: %v", err)
 		}
 	}

@@ -29,7 +29,7 @@ import (
 // localConfig is what `binderguard local` was asked to run.
 type localConfig struct {
 	upstream                                 *url.URL
-	listen, admin, gate, xds, metrics, stats bootstrap.Addr
+	listen, admin, gate, xds, metrics, stats ir.Endpoint
 	policies                                 string
 	xffHops                                  uint
 	delta                                    bool
@@ -76,13 +76,13 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	}
 	for _, a := range []struct {
 		flag, val string
-		into      *bootstrap.Addr
+		into      *ir.Endpoint
 	}{{"listen", *listen, &c.listen}, {"admin", *admin, &c.admin}, {"gate", *gateAddr, &c.gate},
 		{"xds", *xds, &c.xds}, {"metrics", *metrics, &c.metrics}, {"stats", *stats, &c.stats}} {
 		if a.val == "" && a.flag == "stats" {
 			continue
 		}
-		if *a.into, err = bootstrap.ParseAddr(a.val); err != nil {
+		if *a.into, err = ir.ParseEndpoint(a.val, "127.0.0.1"); err != nil {
 			return c, usageErr("--%s: %v", a.flag, err)
 		}
 	}
@@ -227,7 +227,7 @@ func stopEnvoyAfter(gateDone <-chan struct{}, stop context.CancelFunc) {
 }
 
 // loopback turns a wildcard listen address into one a local client can dial.
-func loopback(a bootstrap.Addr) bootstrap.Addr {
+func loopback(a ir.Endpoint) ir.Endpoint {
 	if a.Host == "0.0.0.0" || a.Host == "::" || a.Host == "" {
 		a.Host = "127.0.0.1"
 	}

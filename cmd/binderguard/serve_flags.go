@@ -112,13 +112,13 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 			return c, usageErr("--%s: %v", a.name, err)
 		}
 	}
-	if c.envoyListen, err = parseEndpoint(*envoyListen); err != nil {
+	if c.envoyListen, err = ir.ParseEndpoint(*envoyListen, ""); err != nil {
 		return c, usageErr("--envoy-listen: %v", err)
 	}
 	// Empty: this replica's own gate, dialled on loopback once its port is
 	// known (see newInCluster).
 	if *gateEndpoint != "" {
-		if c.gateEndpoint, err = parseEndpoint(*gateEndpoint); err != nil {
+		if c.gateEndpoint, err = ir.ParseEndpoint(*gateEndpoint, ""); err != nil {
 			return c, usageErr("--gate-endpoint: %v", err)
 		}
 	}
@@ -178,20 +178,4 @@ func parseListenPort(addr string) (int, error) {
 		return 0, fmt.Errorf("address %q: port must be 0-65535", addr)
 	}
 	return int(port), nil
-}
-
-// parseEndpoint parses a host:port to dial, with a nonzero port.
-func parseEndpoint(addr string) (ir.Endpoint, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return ir.Endpoint{}, fmt.Errorf("address %q: %w", addr, err)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil || port == 0 {
-		return ir.Endpoint{}, fmt.Errorf("address %q: port must be 1-65535", addr)
-	}
-	if host == "" {
-		return ir.Endpoint{}, fmt.Errorf("address %q: host is missing", addr)
-	}
-	return ir.Endpoint{Host: host, Port: uint32(port)}, nil
 }

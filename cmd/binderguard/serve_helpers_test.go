@@ -21,6 +21,7 @@ import (
 	"github.com/binderguard/binderguard/test/freeport"
 	"github.com/binderguard/binderguard/xds/bootstrap"
 	"github.com/binderguard/binderguard/xds/envoyproc"
+	"github.com/binderguard/binderguard/xds/ir"
 	"github.com/binderguard/binderguard/xds/translate"
 )
 
@@ -91,11 +92,11 @@ func freeAddr(t *testing.T) string {
 // ends; the returned channel closes when it has stopped.
 func startEnvoy(t *testing.T, ctx context.Context, out io.Writer, xdsAddr, adminAddr string) <-chan struct{} {
 	t.Helper()
-	xa, err := bootstrap.ParseAddr(xdsAddr)
+	xa, err := ir.ParseEndpoint(xdsAddr, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	aa, err := bootstrap.ParseAddr(adminAddr)
+	aa, err := ir.ParseEndpoint(adminAddr, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -239,11 +239,11 @@ func startStack(t testing.TB, o options) *stack {
 	go func() { defer wg.Done(); _ = s.ctl.Run(ctx) }()
 	go func() { defer wg.Done(); controller.WatchGate(ctx, s.gate, s.ctl) }()
 
-	xdsAddr, _ := bootstrap.ParseAddr(s.xdsAddr)
+	xdsAddr, _ := ir.ParseEndpoint(s.xdsAddr, "127.0.0.1")
 	y, err := bootstrap.YAML(bootstrap.Options{
 		NodeID: "e2e-" + t.Name(), XDS: xdsAddr, Delta: o.delta,
-		Admin:          bootstrap.Addr{Host: "127.0.0.1", Port: adminPort},
-		Stats:          bootstrap.Addr{Host: "127.0.0.1", Port: statsPort},
+		Admin:          ir.Endpoint{Host: "127.0.0.1", Port: adminPort},
+		Stats:          ir.Endpoint{Host: "127.0.0.1", Port: statsPort},
 		MaxConnections: o.maxConnections,
 	})
 	if err != nil {

@@ -69,7 +69,13 @@ func (s *stack) publishUncompilableRoute() {
 				SafeRegex: &matcherv3.RegexMatcher{Regex: "(unclosed"}}}}}},
 	}}
 	res.Routes[0] = bad
-	changed, err := s.xds.Set(s.ctx, res.ByType())
+	// The other types keep the versions in force, so only RDS is pushed.
+	versions := map[resource.Type]string{}
+	for typ := range res.ByType() {
+		versions[typ] = s.xds.Version(typ)
+	}
+	versions[resource.RouteType] = "uncompilable"
+	changed, err := s.xds.Set(s.ctx, res.ByType(), versions, nil)
 	if err != nil || !changed {
 		s.t.Fatalf("publishing the bad route: changed %v, err %v", changed, err)
 	}

@@ -10,9 +10,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -27,10 +25,12 @@ import (
 	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/binderguard/binderguard/xds/anypack"
+	"github.com/binderguard/binderguard/xds/ir"
 )
 
 // Names in the bootstrap.
@@ -49,40 +49,15 @@ const (
 // Retry-After by the gate cluster's breakers and the gate, not here.
 const DefaultMaxConnections = 50000
 
-// Addr is a host and port.
-type Addr struct {
-	Host string
-	Port uint32
-}
-
-// ParseAddr reads "host:port"; an empty host means 127.0.0.1.
-func ParseAddr(s string) (Addr, error) {
-	host, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return Addr{}, fmt.Errorf("address %q: %w", s, err)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil || port == 0 {
-		return Addr{}, fmt.Errorf("address %q: port must be 1-65535", s)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return Addr{Host: host, Port: uint32(port)}, nil
-}
-
-// String renders a as host:port.
-func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))) }
-
 // Options describe one Envoy.
 type Options struct {
 	NodeID  string
 	Cluster string // node cluster; "binderguard" when empty
-	XDS     Addr
-	Admin   Addr
+	XDS     ir.Endpoint
+	Admin   ir.Endpoint
 	// Stats, when its port is set, is a listener serving only
 	// /stats/prometheus from the admin interface.
-	Stats Addr
+	Stats ir.Endpoint
 	// Delta selects incremental xDS instead of state of the world.
 	Delta          bool
 	MaxConnections int64
@@ -133,7 +108,7 @@ func Build(o Options) (*bootstrapv3.Bootstrap, error) {
 			RefreshInterval: durationpb.New(250 * time.Millisecond),
 			ResourceMonitors: []*overloadv3.ResourceMonitor{{
 				Name: "envoy.resource_monitors.global_downstream_max_connections",
-				ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: mustAny(
+				ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: anypack.Must(
 					&downstreamv3.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: o.MaxConnections})},
 			}},
 		},
@@ -167,11 +142,11 @@ func YAML(o Options) ([]byte, error) {
 }
 
 // xdsCluster reaches the control plane over gRPC (HTTP/2).
-func xdsCluster(a Addr) *clusterv3.Cluster {
+func xdsCluster(a ir.Endpoint) *clusterv3.Cluster {
 	return plainCluster(XDSCluster, a, true)
 }
 
-func plainCluster(name string, a Addr, h2 bool) *clusterv3.Cluster {
+func plainCluster(name string, a ir.Endpoint, h2 bool) *clusterv3.Cluster {
 	kind := clusterv3.Cluster_STATIC
 	if _, err := netip.ParseAddr(a.Host); err != nil {
 		kind = clusterv3.Cluster_STRICT_DNS
@@ -189,7 +164,7 @@ func plainCluster(name string, a Addr, h2 bool) *clusterv3.Cluster {
 	}
 	if h2 {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
-			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": anypack.Must(&upstreamhttpv3.HttpProtocolOptions{
 				UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 					ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 						ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
@@ -205,7 +180,7 @@ func plainCluster(name string, a Addr, h2 bool) *clusterv3.Cluster {
 
 // statsListener exposes only the Prometheus endpoint of the admin
 // interface, so scraping does not open the rest of admin to the network.
-func statsListener(a Addr) *listenerv3.Listener {
+func statsListener(a ir.Endpoint) *listenerv3.Listener {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "stats",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
@@ -223,7 +198,7 @@ func statsListener(a Addr) *listenerv3.Listener {
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{{
 			Name:       "envoy.filters.http.router",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anypack.Must(&routerv3.Router{})},
 		}},
 	}
 	return &listenerv3.Listener{
@@ -231,22 +206,14 @@ func statsListener(a Addr) *listenerv3.Listener {
 		Address: socket(a),
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
 			Name:       "envoy.filters.network.http_connection_manager",
-			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: anypack.Must(hcm)},
 		}}}},
 	}
 }
 
-func socket(a Addr) *corev3.Address {
+func socket(a ir.Endpoint) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Address:       a.Host,
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: a.Port},
 	}}}
-}
-
-func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(fmt.Sprintf("bootstrap: packing %T: %v", m, err))
-	}
-	return a
 }

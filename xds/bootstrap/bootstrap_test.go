@@ -9,34 +9,11 @@ import (
 	"testing"
 
 	"github.com/binderguard/binderguard/xds/envoyproc"
+	"github.com/binderguard/binderguard/xds/ir"
 )
 
-func TestParseAddr(t *testing.T) {
-	tests := map[string]struct {
-		in      string
-		want    Addr
-		wantErr bool
-	}{
-		"host and port":               {in: "10.0.0.1:18000", want: Addr{"10.0.0.1", 18000}},
-		"a bare port means loopback":  {in: ":9901", want: Addr{"127.0.0.1", 9901}},
-		"a name is kept":              {in: "binderguard.ns.svc:18000", want: Addr{"binderguard.ns.svc", 18000}},
-		"an IPv6 address in brackets": {in: "[::1]:8080", want: Addr{"::1", 8080}},
-		"no port is refused":          {in: "localhost", wantErr: true},
-		"port zero is refused":        {in: "127.0.0.1:0", wantErr: true},
-		"a port out of range":         {in: "127.0.0.1:70000", wantErr: true},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := ParseAddr(tc.in)
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Fatalf("ParseAddr(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
-
 func TestBuildRequiresNodeXDSAndAdmin(t *testing.T) {
-	if _, err := Build(Options{XDS: Addr{"127.0.0.1", 18000}, Admin: Addr{"127.0.0.1", 9901}}); !errors.Is(err, ErrOptions) {
+	if _, err := Build(Options{XDS: ir.Endpoint{Host: "127.0.0.1", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}}); !errors.Is(err, ErrOptions) {
 		t.Fatalf("Build without a node id = %v, want ErrOptions", err)
 	}
 }
@@ -49,8 +26,8 @@ func TestYAMLIsAcceptedByEnvoy(t *testing.T) {
 		t.Fatalf("this test needs a real Envoy: %v", err)
 	}
 	tests := map[string]Options{
-		"state of the world with a stats listener": {NodeID: "edge-0", XDS: Addr{"127.0.0.1", 18000}, Admin: Addr{"127.0.0.1", 9901}, Stats: Addr{"0.0.0.0", 9902}},
-		"delta without a stats listener":           {NodeID: "edge-1", XDS: Addr{"binderguard.binder.svc", 18000}, Admin: Addr{"127.0.0.1", 9901}, Delta: true},
+		"state of the world with a stats listener": {NodeID: "edge-0", XDS: ir.Endpoint{Host: "127.0.0.1", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}, Stats: ir.Endpoint{Host: "0.0.0.0", Port: 9902}},
+		"delta without a stats listener":           {NodeID: "edge-1", XDS: ir.Endpoint{Host: "binderguard.binder.svc", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}, Delta: true},
 	}
 	for name, o := range tests {
 		t.Run(name, func(t *testing.T) {

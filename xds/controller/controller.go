@@ -120,7 +120,7 @@ func (c *Controller) Sync(ctx context.Context) error {
 	if terr != nil && fresh { // Sync runs on every gate state change: log news only
 		c.log.Warn("skipped edge rules that cannot be programmed", "err", terr)
 	}
-	changed, err := c.srv.SetValidated(ctx, res.ByType(), c.tr.Versions(), c.tr.ResourceVersions())
+	changed, err := c.srv.Set(ctx, res.ByType(), c.tr.Versions(), c.tr.ResourceVersions())
 	if err != nil {
 		return fmt.Errorf("publishing edge config: %w", err)
 	}

@@ -11,21 +11,21 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Sentinel errors returned (wrapped) by the Validate methods.
 var (
-	ErrNoListener     = errors.New("listener address is missing")
-	ErrNoUpstream     = errors.New("upstream endpoint is missing")
-	ErrBadEndpoint    = errors.New("endpoint must be host and port 1-65535")
-	ErrBadPathPrefix  = errors.New("path prefix must start with /build/ and carry no query or fragment")
-	ErrBadStatusCode  = errors.New("status code must be 400-599")
-	ErrBadClass       = errors.New("unknown block class")
-	ErrNoMessage      = errors.New("message is empty")
-	ErrNegative       = errors.New("durations and limits must not be negative")
-	ErrDuplicateBlock = errors.New("two blocks cover the same path prefix")
+	ErrNoListener    = errors.New("listener address is missing")
+	ErrNoUpstream    = errors.New("upstream endpoint is missing")
+	ErrBadEndpoint   = errors.New("endpoint must be host and port 1-65535")
+	ErrBadPathPrefix = errors.New("path prefix must start with /build/ and carry no query or fragment")
+	ErrBadStatusCode = errors.New("status code must be 400-599")
+	ErrBadClass      = errors.New("unknown block class")
+	ErrNoMessage     = errors.New("message is empty")
+	ErrNegative      = errors.New("durations and limits must not be negative")
 )
 
 // LaunchPrefix is the path prefix of BinderHub's launch endpoint, the only
@@ -60,6 +60,27 @@ type Endpoint struct {
 
 // String renders e as host:port.
 func (e Endpoint) String() string { return net.JoinHostPort(e.Host, fmt.Sprint(e.Port)) }
+
+// ParseEndpoint reads "host:port" with a port 1-65535. An empty host
+// ("":9901") is defaultHost, or an error when defaultHost is empty (an
+// address others dial, where a silent default would be wrong).
+func ParseEndpoint(s, defaultHost string) (Endpoint, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return Endpoint{}, fmt.Errorf("address %q: port must be 1-65535", s)
+	}
+	if host == "" {
+		if defaultHost == "" {
+			return Endpoint{}, fmt.Errorf("address %q: host is missing", s)
+		}
+		host = defaultHost
+	}
+	return Endpoint{Host: host, Port: uint32(port)}, nil
+}
 
 // Validate reports whether e can be programmed.
 func (e Endpoint) Validate() error {
@@ -202,7 +223,9 @@ type Edge struct {
 	Gate     Gate
 	Launch   Launch
 	// Blocks are answered at the edge. Bans come first; the translator
-	// keeps the first block for a prefix.
+	// keeps the first block for a prefix. A prefix carried by more than one
+	// block is not an error: two RepoBans may name one repository, and a
+	// hot spec may be banned, where the ban must win.
 	Blocks []Block
 }
 

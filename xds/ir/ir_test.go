@@ -82,3 +82,29 @@ func TestEdgeValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestParseEndpoint(t *testing.T) {
+	tests := map[string]struct {
+		in, defaultHost string
+		want            Endpoint
+		wantErr         bool
+	}{
+		"host and port":                      {in: "10.0.0.1:18000", want: Endpoint{"10.0.0.1", 18000}},
+		"a bare port takes the default host": {in: ":9901", defaultHost: "127.0.0.1", want: Endpoint{"127.0.0.1", 9901}},
+		"a bare port without a default":      {in: ":9901", wantErr: true},
+		"a name is kept":                     {in: "binderguard.ns.svc:18000", want: Endpoint{"binderguard.ns.svc", 18000}},
+		"an IPv6 address in brackets":        {in: "[::1]:8080", want: Endpoint{"::1", 8080}},
+		"no port is refused":                 {in: "localhost", wantErr: true},
+		"port zero is refused":               {in: "127.0.0.1:0", wantErr: true},
+		"a port out of range":                {in: "127.0.0.1:70000", wantErr: true},
+		"a host given wins over the default": {in: "0.0.0.0:8080", defaultHost: "127.0.0.1", want: Endpoint{"0.0.0.0", 8080}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseEndpoint(tc.in, tc.defaultHost)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("ParseEndpoint(%q, %q) = %v, %v; want %v, error %v", tc.in, tc.defaultHost, got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -23,7 +23,7 @@ func ext(t *testing.T, name string) *corev3.TypedExtensionConfig {
 	return &corev3.TypedExtensionConfig{Name: name, TypedConfig: a}
 }
 
-func TestSetValidatedVersions(t *testing.T) {
+func TestSetVersions(t *testing.T) {
 	res := func(t *testing.T) map[resource.Type][]types.Resource {
 		m := clusters(cluster("a", time.Second))
 		m[resource.ExtensionConfigType] = []types.Resource{ext(t, "slot.0")}
@@ -53,7 +53,7 @@ func TestSetValidatedVersions(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			s := New(Options{})
-			changed, err := s.SetValidated(context.Background(), res(t), tc.versions, tc.perResource)
+			changed, err := s.Set(context.Background(), res(t), tc.versions, tc.perResource)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}

@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "binderguard_xds_unchanged_total", Help: "Updates that produced identical resources and pushed nothing.",
 		}),
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "binderguard_xds_invalid_total", Help: "Updates refused before pushing because a resource failed validation.",
+			Name: "binderguard_xds_invalid_total", Help: "Updates refused before pushing: the snapshot was inconsistent or lacked a version.",
 		}),
 		acks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "binderguard_xds_acks_total", Help: "New versions ACKed by an Envoy, by resource type.",

@@ -2,14 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,17 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/protobuf/proto"
 )
 
 // snapshotKey is the single node hash every Envoy maps to.
 const snapshotKey = "edge"
 
-// Errors returned by Set.
-var (
-	ErrInvalidResource = errors.New("resource failed validation")
-	ErrInconsistent    = errors.New("snapshot is inconsistent")
-)
+// ErrInconsistent is returned by Set for a snapshot the cache would refuse
+// or a resource without a version.
+var ErrInconsistent = errors.New("snapshot is inconsistent")
 
 // Options configure a Server.
 type Options struct {
@@ -59,9 +53,6 @@ type Server struct {
 	// delta streams answer with a nonce; remember which version it carried.
 	deltaNonces map[string]string
 }
-
-// validator is implemented by every generated Envoy proto.
-type validator interface{ ValidateAll() error }
 
 // New makes a Server with an empty cache. A metric that cannot be
 // registered (a name clash on o.Registerer) is logged, not fatal: xDS
@@ -93,43 +84,18 @@ type constHash struct{}
 
 func (constHash) ID(*corev3.Node) string { return snapshotKey }
 
-// Set validates res and publishes it. It reports whether anything changed;
-// a set identical to the last one publishes nothing. On error the previous
-// snapshot stays in force.
-func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource) (bool, error) {
-	snap := &cachev3.Snapshot{}
-	versions := map[resource.Type]string{}
-	for typ, items := range res {
-		for _, r := range items {
-			v, ok := r.(validator)
-			if !ok {
-				s.metrics.invalid.Inc()
-				return false, fmt.Errorf("%w: %T cannot be validated", ErrInvalidResource, r)
-			}
-			if err := v.ValidateAll(); err != nil {
-				s.metrics.invalid.Inc()
-				return false, fmt.Errorf("%w: %s %q: %w", ErrInvalidResource, typ, cachev3.GetResourceName(r), err)
-			}
-		}
-		ver, err := contentHash(items)
-		if err != nil {
-			return false, fmt.Errorf("hashing %s resources: %w", typ, err)
-		}
-		versions[typ] = ver
-		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(ver, items)
-	}
-	return s.publish(ctx, snap, versions, res)
-}
-
-// SetValidated publishes res under the given content versions, one per
-// type, without validating or hashing it again: for a translator that
-// validates every resource it builds and keeps content versions itself
-// (translate.Incremental), where doing it here would cost as much as the
-// whole edit. perResource, when not nil, gives every resource's own
+// Set publishes res under the given content versions, one per type
+// (equal content, equal version), and reports whether anything changed:
+// a set with the versions last published publishes nothing. On error the
+// previous snapshot stays in force.
+//
+// The server neither validates nor hashes: the translator validates every
+// resource it builds and keeps content versions itself
+// (translate.Incremental), and doing either again here would cost as much
+// as the whole edit. perResource, when not nil, gives every resource's own
 // version by type and name, for delta xDS: the cache would otherwise
 // marshal and hash every resource on each publish to find what changed.
-// Like Set it reports whether anything changed.
-func (s *Server) SetValidated(ctx context.Context, res map[resource.Type][]types.Resource, versions map[resource.Type]string, perResource map[resource.Type]map[string]string) (bool, error) {
+func (s *Server) Set(ctx context.Context, res map[resource.Type][]types.Resource, versions map[resource.Type]string, perResource map[resource.Type]map[string]string) (bool, error) {
 	snap := &cachev3.Snapshot{}
 	if perResource != nil {
 		for typ, items := range res {
@@ -252,26 +218,6 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("serving xds on %s: %w", lis.Addr(), err)
 	}
 	return nil
-}
-
-// contentHash is a stable hash of a resource set: deterministic proto
-// encoding of every resource, in name order.
-func contentHash(items []types.Resource) (string, error) {
-	sorted := slices.Clone(items)
-	slices.SortFunc(sorted, func(a, b types.Resource) int {
-		return strings.Compare(cachev3.GetResourceName(a), cachev3.GetResourceName(b))
-	})
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	for _, r := range sorted {
-		b, err := opts.Marshal(r)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%d:", len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // shortType is the last part of a type URL, for logs.

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"sync"
 
+	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/binderguard/binderguard/xds/ir"
 )
@@ -213,9 +211,10 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 			bySlot[i] = append(bySlot[i], p)
 		}
 	}
-	// Packing a slot marshals its whole map: on a full build that is all
-	// 20,000 entries, so dirty slots are packed on every CPU; the
-	// goroutines end before the loop below.
+	// Building a slot marshals its whole map (deterministically, so its
+	// keys are sorted): on a full build that is all 20,000 entries, so
+	// dirty slots are built on every CPU; the goroutines end before the
+	// loop below.
 	var todo []int
 	for i := range BanSlots {
 		if bySlot[i] != nil {
@@ -228,19 +227,11 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 		wg.Go(func() {
 			for k := w; k < len(todo); k += workers {
 				i := todo[k]
-				var keys []string
 				var sum uint64
 				for _, p := range bySlot[i] {
-					keys = append(keys, s.out[p].members...)
 					sum ^= entryHash(p, s.out[p].sum)
 				}
-				if len(bySlot[i]) > 1 {
-					// Shards are in order, and so are their members, but an
-					// owner-wide ban may sit in several.
-					slices.Sort(keys)
-					keys = slices.Compact(keys)
-				}
-				s.slotRes[i], s.slotSum[i], s.slotDirty[i] = packSlot(i, keys, winner), sum, false
+				s.slotRes[i], s.slotSum[i], s.slotDirty[i] = slotOfShards(i, bySlot[i], s.out, winner), sum, false
 			}
 		})
 	}
@@ -252,68 +243,18 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 	return slices.Clone(s.slotRes[:]), versions, s.shards
 }
 
-// packSlot is banSlot(i, the actions and chains of keys), with the
-// slot's bytes put together from each answer's bytes, marshalled once
-// when it was packed: marshalling the slot's map again is most of a full
-// build. keys are ascending and unique.
-func packSlot(i int, keys []string, m map[string]*packedAnswer) *corev3.TypedExtensionConfig {
-	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
-	mapLen := 0
-	chains := map[string][]byte{}
-	for _, k := range keys {
-		mapLen += field(field(len(k)) + field(len(m[k].omBytes)))
-		chains[m[k].chain] = m[k].chainRaw
-	}
-	names := slices.Sorted(maps.Keys(chains))
-	compositeLen := 0 // Composite.named_filter_chains
-	for _, n := range names {
-		compositeLen += field(field(len(n)) + field(len(chains[n])))
-	}
-	anyLen := field(len(compositeTypeURL)) + field(compositeLen)
-	extLen := field(len(compositeFilter)) + field(anyLen) // TypedExtensionConfig: name, typed_config
-	matcher := 0
-	if len(keys) > 0 {
-		matcher = field(field(len(slotInput)) + field(mapLen)) // Matcher.matcher_tree: input, prefix_match_map
-	}
-	out := make([]byte, 0, field(matcher)+field(extLen))
-	open := func(num protowire.Number, n int) {
-		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
-	}
-	str := func(num protowire.Number, v []byte) { open(num, len(v)); out = append(out, v...) }
-	open(3, matcher) // ExtensionWithMatcher.xds_matcher
-	if len(keys) > 0 {
-		open(2, field(len(slotInput))+field(mapLen)) // Matcher.matcher_tree
-		str(1, slotInput)                            // MatcherTree.input
-		open(3, mapLen)                              // MatcherTree.prefix_match_map
-		for _, k := range keys {                     // MatchMap.map
-			om := m[k].omBytes
-			open(1, field(len(k))+field(len(om)))
-			str(1, []byte(k))
-			str(2, om)
+// slotOfShards is slot i holding the given shards: banSlot with each
+// member's action and chain, built when its answer was packed. An
+// owner-wide ban may sit in several shards; the map takes it once.
+func slotOfShards(i int, shards []string, out map[string]*shardOut, winner map[string]*packedAnswer) *corev3.TypedExtensionConfig {
+	m := map[string]*xdsmatcher.Matcher_OnMatch{}
+	chains := map[string]*compositev3.FilterChainConfiguration{}
+	for _, p := range shards {
+		for _, k := range out[p].members {
+			pa := winner[k]
+			m[k] = pa.om
+			chains[pa.chainName] = pa.chain
 		}
 	}
-	open(2, extLen) // ExtensionWithMatcher.extension_config
-	str(1, []byte(compositeFilter))
-	open(2, anyLen)
-	str(1, []byte(compositeTypeURL))
-	open(2, compositeLen)
-	for _, n := range names {
-		open(1, field(len(n))+field(len(chains[n])))
-		str(1, []byte(n))
-		str(2, chains[n])
-	}
-	return &corev3.TypedExtensionConfig{Name: BanSlotName(i), TypedConfig: &anypb.Any{TypeUrl: extensionWithMatcherType, Value: out}}
-}
-
-var (
-	slotInput        = mustMarshal(pathInput())
-	compositeTypeURL = "type.googleapis.com/" + string((&compositev3.Composite{}).ProtoReflect().Descriptor().FullName())
-)
-
-func mustMarshal(m proto.Message) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("translate: marshalling %T: %v", m, err))
-	}
-	return b
+	return banSlot(i, m, chains)
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -106,31 +107,31 @@ func BanSlotName(i int) string { return fmt.Sprintf("%s%03d", banSlotPrefix, i) 
 func slotOf(p string) int { return int(xxhash.Sum64String(p) % BanSlots) }
 
 // banChain is a ban's answer as a named filter chain of its slot's
-// composite filter: set_metadata with the ban's failed event. Its name is
-// a hash of its bytes, so the two spellings of a ban (and bans with one
-// message) share one chain: Envoy builds a filter factory per chain,
-// which is most of what a ban costs it, and only a name per prefix.
-func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfiguration, raw []byte) {
+// composite filter: set_metadata with the ban's failed event. The event
+// is all the chain depends on, so the chain is named by its hash (also
+// returned, for content versions): the two spellings of a ban (and bans
+// with one message) share one chain. Envoy builds a filter factory per
+// chain, which is most of what a ban costs it, and only a name per prefix.
+func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfiguration, hash uint64) {
+	body := failedBody(b.StatusCode, b.Message)
 	meta := &setmetadatav3.Config{Metadata: []*setmetadatav3.Metadata{{
 		MetadataNamespace: banMetaNamespace,
 		Value: &structpb.Struct{Fields: map[string]*structpb.Value{
-			banMetaKey: structpb.NewStringValue(failedBody(b.StatusCode, b.Message)),
+			banMetaKey: structpb.NewStringValue(body),
 		}},
 	}}}
 	chain = &compositev3.FilterChainConfiguration{TypedConfig: []*corev3.TypedExtensionConfig{{
-		Name: setMetadataFilter, TypedConfig: mustAny(meta),
+		Name: setMetadataFilter, TypedConfig: anypack.Must(meta),
 	}}}
-	raw = mustMarshal(chain)
-	return chainName(raw), chain, raw
+	hash = xxhash.Sum64String(body)
+	return fmt.Sprintf("ban-%016x", hash), chain, hash
 }
-
-func chainName(raw []byte) string { return fmt.Sprintf("ban-%016x", xxhash.Sum64(raw)) }
 
 // banAction is a banned prefix's action: run the named chain.
 func banAction(chain string) *xdsmatcher.Matcher_OnMatch {
 	exec := &compositev3.ExecuteFilterAction{FilterChainName: chain}
 	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
-		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: mustAny(exec)},
+		Action: &xdscore.TypedExtensionConfig{Name: banActionName, TypedConfig: anypack.Must(exec)},
 	}}
 }
 
@@ -148,10 +149,10 @@ func banSlot(i int, m map[string]*xdsmatcher.Matcher_OnMatch, chains map[string]
 	}
 	return &corev3.TypedExtensionConfig{
 		Name: BanSlotName(i),
-		TypedConfig: mustAny(&matchingv3.ExtensionWithMatcher{
+		TypedConfig: anypack.Must(&matchingv3.ExtensionWithMatcher{
 			XdsMatcher: matcher,
 			ExtensionConfig: &corev3.TypedExtensionConfig{
-				Name: compositeFilter, TypedConfig: mustAny(&compositev3.Composite{NamedFilterChains: chains}),
+				Name: compositeFilter, TypedConfig: anypack.Must(&compositev3.Composite{NamedFilterChains: chains}),
 			},
 		}),
 	}
@@ -173,10 +174,10 @@ func slotLaunch(l ir.Launch, i int) *xdsmatcher.Matcher_OnMatch {
 	if r.TypedPerFilterConfig == nil {
 		r.TypedPerFilterConfig = map[string]*anypb.Any{}
 	}
-	r.TypedPerFilterConfig[BanSlotName(i)] = mustAny(&routev3.FilterConfig{
-		Config: mustAny(&routerv3.Router{}), IsOptional: true, Disabled: false,
+	r.TypedPerFilterConfig[BanSlotName(i)] = anypack.Must(&routev3.FilterConfig{
+		Config: anypack.Must(&routerv3.Router{}), IsOptional: true, Disabled: false,
 	})
-	action.TypedConfig = mustAny(&r)
+	action.TypedConfig = anypack.Must(&r)
 	return om
 }
 
@@ -229,7 +230,7 @@ func banFilters() []*hcmv3.HttpFilter {
 			Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Any{Any: true}}},
 		}},
 	}}
-	return append(out, &hcmv3.HttpFilter{Name: banFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(deny)}})
+	return append(out, &hcmv3.HttpFilter{Name: banFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anypack.Must(deny)}})
 }
 
 func banMetadataMatcher() *matcherv3.MetadataMatcher {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -34,7 +35,7 @@ func binderCluster(u ir.Upstream) *clusterv3.Cluster {
 	if u.TLS {
 		c.TransportSocket = &corev3.TransportSocket{
 			Name: "envoy.transport_sockets.tls",
-			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: anypack.Must(&tlsv3.UpstreamTlsContext{
 				Sni: u.Endpoint.Host,
 			})},
 		}
@@ -56,7 +57,7 @@ func gateCluster(g ir.Gate) *clusterv3.Cluster {
 	c.CircuitBreakers = circuitBreakers(g.Breakers)
 	c.HealthChecks = []*corev3.HealthCheck{gateHealthCheck(g)}
 	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
-		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
+		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": anypack.Must(&upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
@@ -80,7 +81,7 @@ func launchCluster(g ir.Gate) *clusterv3.Cluster {
 		LbPolicy:       clusterv3.Cluster_CLUSTER_PROVIDED,
 		ClusterDiscoveryType: &clusterv3.Cluster_ClusterType{ClusterType: &clusterv3.Cluster_CustomClusterType{
 			Name:        "envoy.clusters.aggregate",
-			TypedConfig: mustAny(&aggregatev3.ClusterConfig{Clusters: []string{ClusterGate, ClusterBinder}}),
+			TypedConfig: anypack.Must(&aggregatev3.ClusterConfig{Clusters: []string{ClusterGate, ClusterBinder}}),
 		}},
 		CircuitBreakers: circuitBreakers(g.Breakers),
 	}

@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,16 +9,14 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	setmetadatav3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_metadata/v3"
+	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/binderguard/binderguard/xds/ir"
@@ -52,9 +49,6 @@ type Incremental struct {
 	sum     uint64                                 // XOR of entryHash over entries
 	invalid map[ir.Block]error                     // bad blocks in the list, skipped
 
-	// fast is set once fastBan's output has been seen to equal pack's.
-	fast, fastChecked atomic.Bool
-
 	base          baseCache
 	slotLaunch    map[int]packedLaunch // by slot, for the launch settings of base generation slotGen
 	slotGen       int
@@ -74,15 +68,14 @@ type answer struct {
 }
 
 type packedAnswer struct {
-	key     answer
-	omBytes []byte                      // om marshalled, for packSlot
-	om      *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
-	shard   bool                        // om goes in a ban shard
-	hash    uint64                      // of the answer's packed bytes
-	refs    int                         // entries using it
-	// chain and chainRaw are a ban shard's named filter chain and its bytes.
-	chain    string
-	chainRaw []byte
+	key   answer
+	om    *xdsmatcher.Matcher_OnMatch // a route, or a ban shard's action
+	shard bool                        // om goes in a ban shard
+	hash  uint64                      // of its packed route, or of a ban's failed event (all its chain depends on)
+	refs  int                         // entries using it
+	// chainName and chain are a ban shard's named filter chain.
+	chainName string
+	chain     *compositev3.FilterChainConfiguration
 }
 
 func answerOf(b ir.Block) answer { return answer{b.Class, b.StatusCode, b.Message, b.RetryAfter} }
@@ -371,7 +364,7 @@ func (t *Incremental) packNew(blocks []ir.Block) error {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(todo); i += workers {
-				packed[i], errs[i] = t.packOne(todo[i])
+				packed[i], errs[i] = pack(todo[i])
 			}
 		})
 	}
@@ -385,33 +378,16 @@ func (t *Incremental) packNew(blocks []ir.Block) error {
 	return nil
 }
 
-// packOne packs b, by hand when fastBan covers it and has been checked
-// against pack on this Incremental's first such block.
-func (t *Incremental) packOne(b ir.Block) (*packedAnswer, error) {
-	if t.fast.Load() {
-		if v, ok := fastBan(b); ok {
-			return packFast(b, v), nil
-		}
-	}
-	pa, err := pack(b)
-	if err != nil || t.fastChecked.Load() {
-		return pa, err
-	}
-	if v, ok := fastBan(b); ok && t.fastChecked.CompareAndSwap(false, true) {
-		t.fast.Store(bytes.Equal(v, pa.chainRaw))
-	}
-	return pa, nil
-}
-
 // pack builds, validates, packs and hashes b's answer: a ban shard's
 // action for a plain ban, else a route.
 func pack(b ir.Block) (*packedAnswer, error) {
 	if toShard(b) {
-		name, chain, raw := banChain(b)
+		name, chain, hash := banChain(b)
 		if err := chain.ValidateAll(); err != nil {
 			return nil, fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 		}
-		return shardAnswer(b, name, raw), nil
+		return &packedAnswer{key: answerOf(b), om: banAction(name), shard: true,
+			chainName: name, chain: chain, hash: hash}, nil
 	}
 	r := blockRoute(b)
 	if err := r.ValidateAll(); err != nil {
@@ -434,7 +410,7 @@ func (t *Incremental) add(b ir.Block) error {
 	pa, ok := t.answers[k]
 	if !ok {
 		var err error
-		if pa, err = t.packOne(b); err != nil {
+		if pa, err = pack(b); err != nil {
 			return err
 		}
 		t.answers[k] = pa
@@ -513,73 +489,4 @@ func prefixMap(rc *routev3.RouteConfiguration) map[string]*xdsmatcher.Matcher_On
 
 func prefixMapSet(rc *routev3.RouteConfiguration, m map[string]*xdsmatcher.Matcher_OnMatch) {
 	rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().Map = m
-}
-
-// fastBan packs a plain ban's chain (banChain: set_metadata with the
-// ban's failed event) by hand: with 10,000 bans,
-// encoding each event with encoding/json and each action with
-// proto.Marshal (twice, nested Any) was most of a full build. It covers
-// messages that JSON encodes verbatim (printable ASCII without " \ < > &);
-// anything else takes pack. The bytes must equal pack's:
-// TestFastBanMatchesPack, and Incremental checks its first use.
-func fastBan(b ir.Block) ([]byte, bool) {
-	if !toShard(b) || !jsonVerbatim(b.Message) {
-		return nil, false
-	}
-	code := strconv.Itoa(b.StatusCode)
-	const head, mid, end = `data: {"phase":"failed","message":"`, `","status_code":`, "}\n\n"
-	bodyLen := len(head) + len(b.Message) + len(mid) + len(code) + len(end)
-	// Sizes from the inside out, then one buffer written from the outside
-	// in, in proto.Marshal's field order (declaration order).
-	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n } // one-byte tag, length, bytes
-	val := field(bodyLen)                                                       // Value.string_value
-	entry := field(len(banMetaKey)) + field(val)                                // Struct.fields map entry: key, value
-	st := field(entry)                                                          // Struct.fields
-	md := field(len(banMetaNamespace)) + field(st)                              // Metadata: metadata_namespace, value
-	cfg := field(md)                                                            // Config.metadata
-	anyv := field(len(setMetadataTypeURL)) + field(cfg)                         // Any: type_url, value
-	tec := field(len(setMetadataFilter)) + field(anyv)                          // TypedExtensionConfig: name, typed_config
-	out := make([]byte, 0, field(tec))                                          // FilterChainConfiguration.typed_config
-	open := func(num protowire.Number, n int) {
-		out = protowire.AppendVarint(protowire.AppendTag(out, num, protowire.BytesType), uint64(n))
-	}
-	str := func(num protowire.Number, v string) { open(num, len(v)); out = append(out, v...) }
-	open(1, tec)
-	str(1, setMetadataFilter)
-	open(2, anyv)
-	str(1, setMetadataTypeURL)
-	open(2, cfg)
-	open(3, md)
-	str(1, banMetaNamespace)
-	open(3, st)
-	open(1, entry)
-	str(1, banMetaKey)
-	open(2, val)
-	open(3, bodyLen)
-	out = append(append(append(append(append(out, head...), b.Message...), mid...), code...), end...)
-	return out, true
-}
-
-var (
-	setMetadataTypeURL = "type.googleapis.com/" + string((&setmetadatav3.Config{}).ProtoReflect().Descriptor().FullName())
-)
-
-func jsonVerbatim(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
-}
-
-// packFast is pack for a block fastBan covers.
-func packFast(b ir.Block, raw []byte) *packedAnswer { return shardAnswer(b, chainName(raw), raw) }
-
-// shardAnswer is the packed answer of a plain ban whose chain is raw.
-func shardAnswer(b ir.Block, name string, raw []byte) *packedAnswer {
-	om := banAction(name)
-	return &packedAnswer{key: answerOf(b), om: om, omBytes: mustMarshal(om), shard: true,
-		chain: name, chainRaw: raw, hash: xxhash.Sum64(raw)}
 }

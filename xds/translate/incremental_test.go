@@ -1,11 +1,9 @@
 package translate
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -250,42 +248,4 @@ func BenchmarkIncrementalEdit(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/edit")
-}
-
-// fastBan must produce pack's bytes exactly, or fall back: if banChain or
-// the failed event changes shape, this fails and fastBan needs the same
-// change.
-func TestFastBanMatchesPack(t *testing.T) {
-	tests := map[string]struct {
-		block ir.Block
-		fast  bool
-	}{
-		"a plain ban":                      {banAt(1, "repository 1 is banned"), true},
-		"a ban with a long message":        {banAt(2, strings.Repeat("abuse of resources; ", 40)), true},
-		"a ban whose message JSON escapes": {banAt(3, `no "mining" <here> & there`), false},
-		"a ban with non-ASCII text":        {banAt(4, "gesperrt für Mining"), false},
-		"a hot spec":                       {ir.Block{PathPrefix: "/build/gh/a/b/", Class: ir.ClassSaturated, StatusCode: 429, Message: "full", RetryAfter: time.Second}, false},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			slow, err := pack(tc.block)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, ok := fastBan(tc.block)
-			if ok != tc.fast {
-				t.Fatalf("fastBan covers it: %v, want %v", ok, tc.fast)
-			}
-			if !ok {
-				return
-			}
-			fast := packFast(tc.block, v)
-			if diff := cmp.Diff(slow.om, fast.om, protocmp.Transform()); diff != "" {
-				t.Errorf("fast action differs (-pack +fast):\n%s", diff)
-			}
-			if !bytes.Equal(v, slow.chainRaw) || fast.chain != slow.chain {
-				t.Errorf("fast bytes differ from pack's")
-			}
-		})
-	}
 }

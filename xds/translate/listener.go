@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -52,7 +53,7 @@ func edgeListener(e *ir.Edge) *listenerv3.Listener {
 		FilterChains: []*listenerv3.FilterChain{{
 			Filters: []*listenerv3.Filter{{
 				Name:       "envoy.filters.network.http_connection_manager",
-				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(edgeHCM(e))},
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: anypack.Must(edgeHCM(e))},
 			}},
 		}},
 	}
@@ -67,8 +68,8 @@ func edgeHCM(e *ir.Edge) *hcmv3.HttpConnectionManager {
 			ConfigSource:    adsSource(),
 		}},
 		HttpFilters: append(banFilters(),
-			&hcmv3.HttpFilter{Name: filterLocalRateLimit, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(localRateLimitFilter())}},
-			&hcmv3.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+			&hcmv3.HttpFilter{Name: filterLocalRateLimit, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anypack.Must(localRateLimitFilter())}},
+			&hcmv3.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anypack.Must(&routerv3.Router{})}},
 		),
 		// The client address is the peer's, or the one the configured
 		// number of trusted proxies in front put in X-Forwarded-For.
@@ -124,7 +125,7 @@ func launchStats() *accesslogv3.AccessLog {
 	return &accesslogv3.AccessLog{
 		Name:       "envoy.access_loggers.stats",
 		Filter:     launchPathFilter(),
-		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(cfg)},
+		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: anypack.Must(cfg)},
 	}
 }
 

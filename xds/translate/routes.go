@@ -12,11 +12,11 @@ import (
 	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
@@ -94,7 +94,7 @@ func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 func pathInput() *xdscore.TypedExtensionConfig {
 	return &xdscore.TypedExtensionConfig{
 		Name:        "path",
-		TypedConfig: mustAny(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: ":path"}),
+		TypedConfig: anypack.Must(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: ":path"}),
 	}
 }
 
@@ -133,7 +133,7 @@ func launchOnMatch(l ir.Launch) *xdsmatcher.Matcher_OnMatch {
 
 func onMatchRoute(name string, r *routev3.Route) *xdsmatcher.Matcher_OnMatch {
 	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Action{
-		Action: &xdscore.TypedExtensionConfig{Name: name, TypedConfig: mustAny(r)},
+		Action: &xdscore.TypedExtensionConfig{Name: name, TypedConfig: anypack.Must(r)},
 	}}
 }
 
@@ -189,7 +189,7 @@ func launchRoute(l ir.Launch) *routev3.Route {
 		Action: &routev3.Route_Route{Route: action},
 	}
 	if rl := clientRateLimit(l); rl != nil {
-		r.TypedPerFilterConfig = map[string]*anypb.Any{filterLocalRateLimit: mustAny(rl)}
+		r.TypedPerFilterConfig = map[string]*anypb.Any{filterLocalRateLimit: anypack.Must(rl)}
 	}
 	return r
 }
@@ -203,12 +203,12 @@ func launchRetryPolicy() *routev3.RetryPolicy {
 		NumRetries: wrapperspb.UInt32(1),
 		RetryPriority: &routev3.RetryPolicy_RetryPriority{
 			Name: "envoy.retry_priorities.previous_priorities",
-			ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: mustAny(
+			ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: anypack.Must(
 				&previouspriorities.PreviousPrioritiesConfig{UpdateFrequency: 1})},
 		},
 		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
 			Name: "envoy.retry_host_predicates.previous_hosts",
-			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: mustAny(
+			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: anypack.Must(
 				&previoushosts.PreviousHostsPredicate{})},
 		}},
 	}
@@ -226,15 +226,4 @@ func header(key, value string) *corev3.HeaderValueOption {
 func retryAfter(d time.Duration) string {
 	s := int64((d + time.Second - 1) / time.Second)
 	return fmt.Sprint(max(s, 1))
-}
-
-// mustAny packs m deterministically (map order fixed), so equal IR gives
-// equal bytes and content-hash versions do not change on a no-op; packing
-// a well-formed generated message cannot fail.
-func mustAny(m proto.Message) *anypb.Any {
-	a := &anypb.Any{}
-	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
-		panic(fmt.Sprintf("translate: packing %T: %v", m, err))
-	}
-	return a
 }

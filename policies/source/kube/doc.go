@@ -3,9 +3,11 @@
 // snapshot.Snapshot from them on every change, and publishes it to a
 // snapshot.Store.
 //
-// It also rebuilds when the next ban expires, leaving expired bans out, so
-// subscribers (the xDS edge) learn of an expiry without any API change.
-// After each build it hands the objects and their validation results to an
+// Ban expiry needs no rebuild: the snapshot holds expired bans and judges
+// expiry at query time, and the one consumer that caches what it derived
+// (the xDS controller, xds/controller.WatchPolicies) re-applies the
+// snapshot at its NextExpiry, whichever source it came from. After each
+// build it hands the objects and their validation results to an
 // optional hook, which is where a status writer (package policies/status)
 // is wired in.
 //

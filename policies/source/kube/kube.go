@@ -26,13 +26,12 @@ type Rebuild struct {
 	// Snapshot is what was published (or already held, when nothing that
 	// matters changed).
 	Snapshot *snapshot.Snapshot
-	// RepoBans and LaunchPolicies are every object seen, expired bans
-	// included, sorted by namespace/name. They are the source's own
+	// RepoBans and LaunchPolicies are every object seen, sorted by
+	// namespace/name. They are the source's own
 	// copies: the hook may read them but must not keep them past the call.
 	RepoBans       []v1alpha1.RepoBan
 	LaunchPolicies []v1alpha1.LaunchPolicy
-	// Objects says for every object whether it was accepted, expired bans
-	// included (they are validated, though no longer in the snapshot).
+	// Objects says for every object whether it was accepted.
 	Objects []snapshot.ObjectStatus
 }
 
@@ -50,8 +49,6 @@ type Config struct {
 	OnRebuild func(ctx context.Context, r Rebuild) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Now defaults to time.Now; expiry is judged by it.
-	Now func() time.Time
 }
 
 // Source turns informer events into snapshots.
@@ -67,9 +64,6 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	return &Source{cfg: cfg, ready: make(chan struct{})}, nil
 }
@@ -102,8 +96,7 @@ func NewCache(cfg *rest.Config, namespaces ...string) (cache.Cache, error) {
 // store: before that the store holds whatever it was created with.
 func (s *Source) Ready() <-chan struct{} { return s.ready }
 
-// Run watches both kinds and rebuilds on every change and at every ban
-// expiry until ctx ends. It returns nil when ctx ends, or an error when
+// Run watches both kinds and rebuilds on every change until ctx ends. It returns nil when ctx ends, or an error when
 // the informers cannot be set up or never sync.
 func (s *Source) Run(ctx context.Context) error {
 	dirty := latest.NewKick() // a rebuild due sees every change made before it
@@ -125,15 +118,12 @@ func (s *Source) Run(ctx context.Context) error {
 		return errors.New("kube policy source: informer caches did not sync")
 	}
 
-	expiry := time.NewTimer(time.Hour)
-	expiry.Stop()
-	defer expiry.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
 	backoff := time.Duration(0)
 	for first := true; ; first = false {
-		next, err := s.rebuild(ctx)
+		err := s.rebuild(ctx)
 		if first {
 			close(s.ready)
 		}
@@ -145,15 +135,10 @@ func (s *Source) Run(ctx context.Context) error {
 		} else {
 			backoff = 0
 		}
-		expiry.Stop()
-		if !next.IsZero() {
-			expiry.Reset(next.Sub(s.cfg.Now()))
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-dirty:
-		case <-expiry.C:
 		case <-retry.C:
 		}
 	}
@@ -184,65 +169,33 @@ func handler(mark func()) toolscache.ResourceEventHandler {
 	}
 }
 
-// rebuild lists both kinds from the cache, publishes a snapshot of the
-// unexpired ones, calls the hook, and returns when the next ban expires
-// (zero: none). A hook error comes back with the expiry.
-func (s *Source) rebuild(ctx context.Context) (time.Time, error) {
+// rebuild lists both kinds from the cache, publishes a snapshot of them
+// and calls the hook. Expired bans are in the snapshot like any other:
+// it judges expiry when asked (every query takes now).
+func (s *Source) rebuild(ctx context.Context) error {
 	var bans v1alpha1.RepoBanList
 	if err := s.cfg.Cache.List(ctx, &bans); err != nil {
-		return time.Time{}, fmt.Errorf("list RepoBans from cache: %w", err)
+		return fmt.Errorf("list RepoBans from cache: %w", err)
 	}
 	var lps v1alpha1.LaunchPolicyList
 	if err := s.cfg.Cache.List(ctx, &lps); err != nil {
-		return time.Time{}, fmt.Errorf("list LaunchPolicies from cache: %w", err)
+		return fmt.Errorf("list LaunchPolicies from cache: %w", err)
 	}
 	slices.SortFunc(bans.Items, func(a, b v1alpha1.RepoBan) int { return compareKey(&a, &b) })
 	slices.SortFunc(lps.Items, func(a, b v1alpha1.LaunchPolicy) int { return compareKey(&a, &b) })
 
-	now := s.cfg.Now()
-	active, expired := Partition(bans.Items, now)
-	snap, errs := snapshot.New(active, lps.Items)
-	objects := append(snap.Status(), expiredStatus(expired)...)
+	snap, errs := snapshot.New(bans.Items, lps.Items)
 	if s.cfg.Store.Store(snap) {
 		nb, nl := snap.Counts()
 		s.cfg.Logger.Info("policy snapshot published", "version", snap.Version,
-			"bans", nb, "launchPolicies", nl, "expiredBans", len(expired), "invalid", len(errs))
+			"bans", nb, "launchPolicies", nl, "invalid", len(errs))
 	}
-	next := snap.NextExpiry(now)
 	if s.cfg.OnRebuild != nil {
-		if err := s.cfg.OnRebuild(ctx, Rebuild{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: objects}); err != nil {
-			return next, fmt.Errorf("policy build hook: %w", err)
+		if err := s.cfg.OnRebuild(ctx, Rebuild{Snapshot: snap, RepoBans: bans.Items, LaunchPolicies: lps.Items, Objects: snap.Status()}); err != nil {
+			return fmt.Errorf("policy build hook: %w", err)
 		}
 	}
-	return next, nil
-}
-
-// Partition splits bans into those in force at now and those expired: a
-// ban stops applying at its expiry time.
-func Partition(bans []v1alpha1.RepoBan, now time.Time) (active, expired []v1alpha1.RepoBan) {
-	for _, b := range bans {
-		if b.Spec.Expires != nil && !now.Before(b.Spec.Expires.Time) {
-			expired = append(expired, b)
-			continue
-		}
-		active = append(active, b)
-	}
-	return active, expired
-}
-
-// expiredStatus validates expired bans so their Accepted condition still
-// tells the truth about the object.
-func expiredStatus(bans []v1alpha1.RepoBan) []snapshot.ObjectStatus {
-	out := make([]snapshot.ObjectStatus, 0, len(bans))
-	for i := range bans {
-		b := &bans[i]
-		st := snapshot.ObjectStatus{Kind: v1alpha1.KindRepoBan, Namespace: b.Namespace, Name: b.Name, Generation: b.Generation}
-		if _, errs := snapshot.ValidateRepoBan(b); len(errs) > 0 {
-			st.Err = &snapshot.ObjectError{Kind: st.Kind, Namespace: st.Namespace, Name: st.Name, Generation: st.Generation, Errs: errs}
-		}
-		out = append(out, st)
-	}
-	return out
+	return nil
 }
 
 func compareKey(a, b client.Object) int {

@@ -1,0 +1,31 @@
+package anypack
+
+import (
+	"bytes"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// A map packs to the same bytes every time (Go randomises map order, so
+// a non-deterministic marshal of a map with several keys differs between
+// runs now and then).
+func TestMustIsDeterministic(t *testing.T) {
+	fields := map[string]any{}
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		fields[k] = k
+	}
+	s, err := structpb.NewStruct(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := Must(s)
+	if first.GetTypeUrl() != "type.googleapis.com/google.protobuf.Struct" {
+		t.Fatalf("type URL %q", first.GetTypeUrl())
+	}
+	for range 50 {
+		if again := Must(s); !bytes.Equal(again.GetValue(), first.GetValue()) {
+			t.Fatal("two packings of one message differ")
+		}
+	}
+}
