@@ -5,6 +5,8 @@
 //   - spec: launch specs, requests and repository URLs to one canonical
 //     repository identity (the one matching model shared by every part).
 //   - match: compiled ban index and launch-policy selection (pure).
+//   - latest: the newest value handed on to subscribers, and one-slot
+//     kicks; used by the Store and also by the gate for its State.
 //   - snapshot: validated objects to an immutable, versioned Snapshot, and
 //     the Store that hands the latest one to the gate, xDS and webhook.
 //   - source/file, source/kube: YAML directory or informers to the Store.

@@ -3,7 +3,7 @@ package snapshot
 import (
 	"context"
 
-	"github.com/binderguard/binderguard/internal/latest"
+	"github.com/binderguard/binderguard/policies/latest"
 )
 
 // Store holds the latest Snapshot. Readers on the request path call Load

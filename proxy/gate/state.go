@@ -11,7 +11,7 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 
-	"github.com/binderguard/binderguard/internal/latest"
+	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/proxy/collapse"
 )
 

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/binderguard/binderguard/internal/latest"
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/policies/snapshot"
 )
 

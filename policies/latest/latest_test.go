@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/binderguard/binderguard/internal/latest"
+	"github.com/binderguard/binderguard/policies/latest"
 )
 
 func recv[T any](t *testing.T, ch <-chan T) T {
