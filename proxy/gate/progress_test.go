@@ -1,6 +1,8 @@
 package gate_test
 
 import (
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +10,19 @@ import (
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 )
+
+var waitingRE = regexp.MustCompile(`(\d+) launch(?:es)? (?:is|are) waiting`)
+
+// waitingCount is how many waiting launches a progress message names (0:
+// none).
+func waitingCount(msg string) int {
+	m := waitingRE.FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
 
 // progressOf returns the gate's own progress messages a client got.
 func progressOf(r result) []sse.Payload {
@@ -46,8 +61,13 @@ func TestHeldLaunchesGetRefreshedProgressWithAnEstimate(t *testing.T) {
 		if len(p) < 3 {
 			t.Fatalf("follower %d got %d progress events over a 2.5 s build with a 0.4 s interval, want several: %v", i, len(p), r.phases())
 		}
-		if p[0].Phase != sse.PhaseWaiting || !strings.Contains(p[0].Message, "3 launches are waiting") {
-			t.Errorf("follower %d: first progress %+v, want a waiting event naming the 3 held launches", i, p[0])
+		// On arrival a follower is told how many wait then (the three
+		// arrive concurrently); every refresh after all arrived names 3.
+		if p[0].Phase != sse.PhaseWaiting || waitingCount(p[0].Message) < 1 {
+			t.Errorf("follower %d: first progress %+v, want a waiting event naming the held launches", i, p[0])
+		}
+		if last := p[len(p)-1]; waitingCount(last.Message) != 3 {
+			t.Errorf("follower %d: last refresh %q, want it to name the 3 held launches", i, last.Message)
 		}
 		for _, e := range p[1:] {
 			if e.Phase != sse.PhaseBuilding || !strings.Contains(e.Message, "this one has been building for") {
@@ -58,10 +78,11 @@ func TestHeldLaunchesGetRefreshedProgressWithAnEstimate(t *testing.T) {
 			}
 		}
 	}
-	// Places in line: the three followers arrived one after another.
+	// Places in line, once all three wait: they arrived one after another.
 	ahead := map[string]bool{}
 	for _, r := range first {
-		m := progressOf(r)[0].Message
+		p := progressOf(r)
+		m := p[len(p)-1].Message
 		for _, want := range []string{"yours first", "1 of them ahead of yours", "2 of them ahead of yours"} {
 			if strings.Contains(m, want) {
 				ahead[want] = true
@@ -69,7 +90,7 @@ func TestHeldLaunchesGetRefreshedProgressWithAnEstimate(t *testing.T) {
 		}
 	}
 	if len(ahead) != 3 {
-		t.Errorf("followers' places on arrival %v, want first, 1 ahead and 2 ahead", ahead)
+		t.Errorf("followers' places %v, want first, 1 ahead and 2 ahead", ahead)
 	}
 
 	// The image is forgotten so the next launches build again; now the
