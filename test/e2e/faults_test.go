@@ -452,13 +452,11 @@ func metricOf(u, name string) float64 {
 	return -1
 }
 
-// SIGTERM to `binderguard local` with launches held: each is told to
-// retry, through Envoy, before the process exits; none is left on a
-// stream that just breaks.
-func TestFaultLocalSIGTERMWithLaunchesHeld(t *testing.T) {
-	ls := startLocal(t, fakebinder.Config{BuildTime: 60 * time.Second, BuiltSpecs: "^gh/warm/"})
-	spec := "gh/storm/repo/HEAD"
-	const n = 20
+// holdStorm starts a leader of spec through ls's Envoy, waits for its
+// build to start, then n more launches, and waits until the gate holds
+// them; each channel gets what one launch saw.
+func (ls *localStack) holdStorm(t *testing.T, spec string, n int) []chan held {
+	t.Helper()
 	var chs []chan held
 	start := func() {
 		ch := make(chan held, 1)
@@ -473,7 +471,18 @@ func TestFaultLocalSIGTERMWithLaunchesHeld(t *testing.T) {
 	for range n {
 		start()
 	}
-	waitFor(t, 20*time.Second, "the storm to be held", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
+	waitFor(t, 20*time.Second, "the storm to be held", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == float64(n) })
+	return chs
+}
+
+// SIGTERM to `binderguard local` with launches held: each is told to
+// retry, through Envoy, before the process exits; none is left on a
+// stream that just breaks.
+func TestFaultLocalSIGTERMWithLaunchesHeld(t *testing.T) {
+	ls := startLocal(t, fakebinder.Config{BuildTime: 60 * time.Second, BuiltSpecs: "^gh/warm/"})
+	spec := "gh/storm/repo/HEAD"
+	const n = 20
+	chs := ls.holdStorm(t, spec, n)
 
 	sig := time.Now()
 	if err := ls.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -510,21 +519,7 @@ func TestFaultLocalEnvoyKilledMidStorm(t *testing.T) {
 	ls := startLocal(t, fakebinder.Config{BuildTime: 15 * time.Second, BuiltSpecs: "^gh/(warm|back)/"})
 	spec := "gh/storm/repo/HEAD"
 	const n = 20
-	var chs []chan held
-	start := func() {
-		ch := make(chan held, 1)
-		chs = append(chs, ch)
-		go func() {
-			a := launch(context.Background(), ls.edgeURL, spec, 90*time.Second)
-			ch <- held{a: a, end: time.Now()}
-		}()
-	}
-	start()
-	waitFor(t, 20*time.Second, "the leader's build to start", func() bool { return ls.binderHits.prefix("/build/"+spec) == 1 })
-	for range n {
-		start()
-	}
-	waitFor(t, 20*time.Second, "the storm to be held", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == n })
+	chs := ls.holdStorm(t, spec, n)
 
 	envoyPID := childPID(t, ls.cmd.Process.Pid)
 	kill := time.Now()
