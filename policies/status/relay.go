@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
 )
@@ -20,7 +21,7 @@ type Relay struct {
 
 	mu     sync.Mutex
 	latest *kube.Rebuild
-	kick   chan struct{}
+	kick   latest.Kick
 }
 
 // NewRelay returns a Relay writing through w; nil log discards.
@@ -28,7 +29,7 @@ func NewRelay(w *Writer, log *slog.Logger) *Relay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{w: w, log: log, kick: make(chan struct{}, 1)}
+	return &Relay{w: w, log: log, kick: latest.NewKick()}
 }
 
 // Offer keeps a copy of b (the source reuses its own) and wakes the
@@ -49,12 +50,7 @@ func (r *Relay) Offer(_ context.Context, b kube.Rebuild) error {
 	return nil
 }
 
-func (r *Relay) wake() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
+func (r *Relay) wake() { r.kick.Poke() }
 
 // NeedLeaderElection is true: only the leader writes status.
 func (*Relay) NeedLeaderElection() bool { return true }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/xds/ir"
 	"github.com/binderguard/binderguard/xds/server"
 	"github.com/binderguard/binderguard/xds/translate"
@@ -35,9 +36,9 @@ type Controller struct {
 	base    ir.Edge // listener, upstreams, launch settings; Blocks unused
 	bans    []ir.Block
 	hot     []ir.Block
-	kick    chan struct{} // one pending change, coalesced
-	skipped string        // last report of skipped blocks, to log each once
-	extra   []string      // the site's extra provider prefixes, for BanBlocks
+	kick    latest.Kick // one pending change, coalesced
+	skipped string      // last report of skipped blocks, to log each once
+	extra   []string    // the site's extra provider prefixes, for BanBlocks
 }
 
 // New returns a Controller for the static parts in base.
@@ -46,7 +47,7 @@ func New(base ir.Edge, srv *server.Server, log *slog.Logger) *Controller {
 		log = slog.New(slog.DiscardHandler)
 	}
 	base.Blocks = nil
-	return &Controller{srv: srv, log: log, base: base, kick: make(chan struct{}, 1), tr: translate.NewIncremental()}
+	return &Controller{srv: srv, log: log, base: base, kick: latest.NewKick(), tr: translate.NewIncremental()}
 }
 
 // SetExtraProviders names the site's extra provider prefixes, which the
@@ -77,10 +78,7 @@ func (c *Controller) update(f func()) {
 	c.mu.Lock()
 	f()
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	c.kick.Poke()
 }
 
 // Edge returns the IR the current inputs make: bans first, so a ban wins
