@@ -31,7 +31,7 @@ func runBootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	if *nodeID == "" {
 		return usageErr("--node-id is required")
 	}
-	o := bootstrap.Options{NodeID: *nodeID, Cluster: *cluster, Delta: *delta, MaxConnections: *maxConns}
+	o := bootstrap.Config{NodeID: *nodeID, Cluster: *cluster, Delta: *delta, MaxConnections: *maxConns}
 	var err error
 	if o.XDS, err = ir.ParseEndpoint(*xds, "127.0.0.1"); err != nil {
 		return usageErr("--xds: %v", err)

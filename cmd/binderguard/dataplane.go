@@ -84,7 +84,7 @@ func newDataPath(c dataPathConfig) (*dataPath, error) {
 		return nil, fmt.Errorf("creating the launch gate: %w", err)
 	}
 	d := &dataPath{gate: g, gateServed: make(chan struct{})}
-	d.xds = server.New(server.Options{Logger: c.log.With("component", "xds"), Registerer: c.reg})
+	d.xds = server.New(server.Config{Logger: c.log.With("component", "xds"), Registerer: c.reg})
 	d.ctl = controller.New(c.edge, d.xds, c.log.With("component", "controller"))
 	d.ctl.SetExtraProviders(c.providers.Extra())
 	d.ctl.ApplySnapshot(c.store.Load(), time.Now())

@@ -157,7 +157,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	// Envoy.
-	boot, err := bootstrap.YAML(bootstrap.Options{NodeID: "binderguard-local", XDS: loopback(c.xds), Admin: c.admin, Stats: c.stats, Delta: c.delta})
+	boot, err := bootstrap.YAML(bootstrap.Config{NodeID: "binderguard-local", XDS: loopback(c.xds), Admin: c.admin, Stats: c.stats, Delta: c.delta})
 	if err != nil {
 		return fmt.Errorf("building the Envoy bootstrap: %w", err)
 	}

@@ -100,7 +100,7 @@ func startEnvoy(t *testing.T, ctx context.Context, out io.Writer, xdsAddr, admin
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot, err := bootstrap.YAML(bootstrap.Options{NodeID: "serve-test", Cluster: "binderguard", XDS: xa, Admin: aa})
+	boot, err := bootstrap.YAML(bootstrap.Config{NodeID: "serve-test", Cluster: "binderguard", XDS: xa, Admin: aa})
 	if err != nil {
 		t.Fatal(err)
 	}

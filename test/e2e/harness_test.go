@@ -240,7 +240,7 @@ func startStack(t testing.TB, o options) *stack {
 	go func() { defer wg.Done(); controller.WatchGate(ctx, s.gate, s.ctl) }()
 
 	xdsAddr, _ := ir.ParseEndpoint(s.xdsAddr, "127.0.0.1")
-	y, err := bootstrap.YAML(bootstrap.Options{
+	y, err := bootstrap.YAML(bootstrap.Config{
 		NodeID: "e2e-" + t.Name(), XDS: xdsAddr, Delta: o.delta,
 		Admin:          ir.Endpoint{Host: "127.0.0.1", Port: adminPort},
 		Stats:          ir.Endpoint{Host: "127.0.0.1", Port: statsPort},
@@ -331,7 +331,7 @@ func (s *stack) startXDS(wg *sync.WaitGroup, addr string, log *slog.Logger) {
 	s.xdsAddr = lis.Addr().String()
 	// A restarted server's metrics clash with the first one's: logged, not
 	// registered, as in a restarted binderguard process they would be fresh.
-	s.xds = server.New(server.Options{Logger: log.With("component", "xds"), Registerer: s.reg})
+	s.xds = server.New(server.Config{Logger: log.With("component", "xds"), Registerer: s.reg})
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.xdsCancel, s.xdsDone = cancel, make(chan struct{})
 	done := s.xdsDone

@@ -49,8 +49,8 @@ const (
 // Retry-After by the gate cluster's breakers and the gate, not here.
 const DefaultMaxConnections = 50000
 
-// Options describe one Envoy.
-type Options struct {
+// Config describes one Envoy.
+type Config struct {
 	NodeID  string
 	Cluster string // node cluster; "binderguard" when empty
 	XDS     ir.Endpoint
@@ -63,13 +63,13 @@ type Options struct {
 	MaxConnections int64
 }
 
-// ErrOptions is returned for options that cannot make a bootstrap.
-var ErrOptions = errors.New("bootstrap options")
+// ErrConfig is returned for a Config that cannot make a bootstrap.
+var ErrConfig = errors.New("bootstrap config")
 
 // Build returns the validated bootstrap proto.
-func Build(o Options) (*bootstrapv3.Bootstrap, error) {
+func Build(o Config) (*bootstrapv3.Bootstrap, error) {
 	if o.NodeID == "" || o.XDS.Port == 0 || o.Admin.Port == 0 {
-		return nil, fmt.Errorf("%w: node id, xDS address and admin address are required", ErrOptions)
+		return nil, fmt.Errorf("%w: node id, xDS address and admin address are required", ErrConfig)
 	}
 	if o.Cluster == "" {
 		o.Cluster = "binderguard"
@@ -118,13 +118,13 @@ func Build(o Options) (*bootstrapv3.Bootstrap, error) {
 		b.StaticResources.Listeners = []*listenerv3.Listener{statsListener(o.Stats)}
 	}
 	if err := b.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("%w: generated bootstrap is invalid: %w", ErrOptions, err)
+		return nil, fmt.Errorf("%w: generated bootstrap is invalid: %w", ErrConfig, err)
 	}
 	return b, nil
 }
 
 // YAML renders the bootstrap for Envoy's -c flag.
-func YAML(o Options) ([]byte, error) {
+func YAML(o Config) ([]byte, error) {
 	b, err := Build(o)
 	if err != nil {
 		return nil, err

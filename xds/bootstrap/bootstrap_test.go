@@ -13,8 +13,8 @@ import (
 )
 
 func TestBuildRequiresNodeXDSAndAdmin(t *testing.T) {
-	if _, err := Build(Options{XDS: ir.Endpoint{Host: "127.0.0.1", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}}); !errors.Is(err, ErrOptions) {
-		t.Fatalf("Build without a node id = %v, want ErrOptions", err)
+	if _, err := Build(Config{XDS: ir.Endpoint{Host: "127.0.0.1", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Build without a node id = %v, want ErrConfig", err)
 	}
 }
 
@@ -25,7 +25,7 @@ func TestYAMLIsAcceptedByEnvoy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("this test needs a real Envoy: %v", err)
 	}
-	tests := map[string]Options{
+	tests := map[string]Config{
 		"state of the world with a stats listener": {NodeID: "edge-0", XDS: ir.Endpoint{Host: "127.0.0.1", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}, Stats: ir.Endpoint{Host: "0.0.0.0", Port: 9902}},
 		"delta without a stats listener":           {NodeID: "edge-1", XDS: ir.Endpoint{Host: "binderguard.binder.svc", Port: 18000}, Admin: ir.Endpoint{Host: "127.0.0.1", Port: 9901}, Delta: true},
 	}

@@ -63,7 +63,7 @@ func BenchmarkSnapshotToCache(b *testing.B) {
 	for b.Loop() {
 		// A fresh server and controller each time, or the content hash
 		// would skip the push and the controller reuse its translation.
-		c := New(benchEdge(), server.New(server.Options{}), nil)
+		c := New(benchEdge(), server.New(server.Config{}), nil)
 		c.ApplySnapshot(snap, time.Now())
 		if err := c.Sync(ctx); err != nil {
 			b.Fatal(err)
@@ -78,7 +78,7 @@ func BenchmarkSnapshotToCache(b *testing.B) {
 	b.ReportMetric(float64(len(blocks)), "edge_prefixes")
 
 	// Edits: one ban toggled on and off in the middle of the list.
-	c := New(benchEdge(), server.New(server.Options{}), nil)
+	c := New(benchEdge(), server.New(server.Config{}), nil)
 	start = time.Now()
 	c.ApplySnapshot(snap, time.Now())
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "apply_ms")

@@ -52,7 +52,7 @@ func TestSetVersions(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := New(Options{})
+			s := New(Config{})
 			changed, err := s.Set(context.Background(), res(t), tc.versions, tc.perResource)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)

@@ -30,8 +30,8 @@ const snapshotKey = "edge"
 // or a resource without a version.
 var ErrInconsistent = errors.New("snapshot is inconsistent")
 
-// Options configure a Server.
-type Options struct {
+// Config configures a Server.
+type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the xDS metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -57,7 +57,7 @@ type Server struct {
 // New makes a Server with an empty cache. A metric that cannot be
 // registered (a name clash on o.Registerer) is logged, not fatal: xDS
 // works without it.
-func New(o Options) *Server {
+func New(o Config) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -49,7 +49,7 @@ func TestSetPublishesOnlyChanges(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := mustNew(t, Options{})
+			s := mustNew(t, Config{})
 			if changed, err := s.Set(context.Background(), clusters(cluster("a", time.Second)), clusterVersion("v1"), nil); err != nil || !changed {
 				t.Fatalf("first Set = %v, %v; want a change", changed, err)
 			}
@@ -68,7 +68,7 @@ func TestSetPublishesOnlyChanges(t *testing.T) {
 // snapshot, ACKs it, then NACKs the next one; the server counts both.
 func TestADSStreamAcksAndNacks(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := mustNew(t, Options{Registerer: reg})
+	s := mustNew(t, Config{Registerer: reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, err := s.Set(ctx, clusters(cluster("a", time.Second)), clusterVersion("v1"), nil); err != nil {
@@ -159,7 +159,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-func mustNew(t *testing.T, o Options) *Server {
+func mustNew(t *testing.T, o Config) *Server {
 	t.Helper()
 	return New(o)
 }
@@ -168,7 +168,7 @@ func mustNew(t *testing.T, o Options) *Server {
 // the error while ctx is still live, so the caller learns of it instead of
 // waiting for shutdown.
 func TestServeReportsAListenerFailure(t *testing.T) {
-	s := mustNew(t, Options{})
+	s := mustNew(t, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
