@@ -3,11 +3,8 @@ package gate_test
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -19,76 +16,8 @@ import (
 
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/test/heldclient"
 )
-
-const (
-	holdClientEnv = "BINDERGUARD_HOLD_CLIENT_URL"
-	holdCountEnv  = "BINDERGUARD_HOLD_CLIENT_N"
-)
-
-// runHoldClient opens N launch streams to the URL over h2c (as Envoy
-// would), prints "held" once each has its first event, and holds them
-// until stdin closes.
-func runHoldClient() int {
-	u := os.Getenv(holdClientEnv)
-	n, err := strconv.Atoi(os.Getenv(holdCountEnv))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "hold client: bad count:", err)
-		return 2
-	}
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var first, done sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		first.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			signalled := false
-			defer func() {
-				if !signalled {
-					first.Done()
-				}
-			}()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			req.Header.Set("Accept", "text/event-stream")
-			req.Header.Set("X-Real-Ip", clientIP(i+1))
-			resp, err := c.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer resp.Body.Close()
-			rd := sse.NewReader(resp.Body)
-			for {
-				e, err := rd.Next()
-				if err != nil {
-					return
-				}
-				if !signalled && !e.IsComment() {
-					signalled = true
-					first.Done()
-				}
-			}
-		}()
-	}
-	first.Wait()
-	select {
-	case err := <-errs:
-		fmt.Fprintln(os.Stderr, "hold client:", err)
-		return 1
-	default:
-	}
-	fmt.Println("held")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	cancel()
-	done.Wait()
-	return 0
-}
 
 func writeHeapProfile(b *testing.B, path string) {
 	f, err := os.Create(path)
@@ -154,8 +83,7 @@ func BenchmarkHeldFollowers(b *testing.B) {
 			base := measureMem(b)
 			goroutines := runtime.NumGoroutine()
 
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "-test.bench=^$")
-			cmd.Env = append(os.Environ(), holdClientEnv+"="+s.gateURL+"/build/gh/org/repo/HEAD", holdCountEnv+"="+strconv.Itoa(n))
+			cmd := heldclient.Command(ctx, s.gateURL+"/build/gh/org/repo/HEAD", n, heldclient.H2C)
 			stdin, _ := cmd.StdinPipe()
 			stdout, _ := cmd.StdoutPipe()
 			cmd.Stderr = os.Stderr

@@ -21,13 +21,14 @@ import (
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/test/heldclient"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(holdClientEnv) != "" {
+	if heldclient.Requested() {
 		// BenchmarkHeldFollowers re-runs this binary as its client, so the
 		// client's memory is not counted as the gate's.
-		os.Exit(runHoldClient())
+		os.Exit(heldclient.Run())
 	}
 	goleak.VerifyTestMain(m)
 }

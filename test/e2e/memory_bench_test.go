@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -22,18 +20,13 @@ import (
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
+	"github.com/binderguard/binderguard/test/heldclient"
 	"github.com/binderguard/binderguard/xds/ir"
 )
 
-// Environment of the held-launch client child process (see TestMain).
-const (
-	heldClientURL = "BINDERGUARD_E2E_HELD_CLIENT_URL"
-	heldClientN   = "BINDERGUARD_E2E_HELD_CLIENT_N"
-)
-
 func TestMain(m *testing.M) {
-	if os.Getenv(heldClientURL) != "" {
-		os.Exit(runHeldClient())
+	if heldclient.Requested() {
+		os.Exit(heldclient.Run())
 	}
 	os.Exit(m.Run())
 }
@@ -167,8 +160,7 @@ func BenchmarkHeldLaunchesEndToEnd(b *testing.B) {
 
 	var heldEnvoy, heldSelf, heldAlloc uint64
 	for b.Loop() {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "-test.bench=^$")
-		cmd.Env = append(os.Environ(), heldClientURL+"="+s.edgeURL+"/build/gh/org/repo/HEAD", heldClientN+"="+strconv.Itoa(n))
+		cmd := heldclient.Command(ctx, s.edgeURL+"/build/gh/org/repo/HEAD", n, heldclient.HTTP1)
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr
@@ -242,80 +234,4 @@ func raiseNoFile(t testing.TB, n uint64) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		t.Fatalf("raising the open-file limit to %d: %v", n, err)
 	}
-}
-
-// runHeldClient opens N launch streams to the URL, each on its own
-// HTTP/1.1 connection, prints "held" once each has its first event, and
-// holds them until stdin closes.
-func runHeldClient() int {
-	u := os.Getenv(heldClientURL)
-	n, err := strconv.Atoi(os.Getenv(heldClientN))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "held client: bad count:", err)
-		return 2
-	}
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < uint64(n)+100 {
-		l.Cur = min(l.Max, uint64(n)+100)
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-	// One connection per request: HTTP/1.1 carries one stream at a time,
-	// and no connection is shared.
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var first, done sync.WaitGroup
-	errs := make(chan error, n)
-	dialing := make(chan struct{}, 256) // connections being opened at once
-	for range n {
-		first.Add(1)
-		done.Add(1)
-		dialing <- struct{}{}
-		go func() {
-			defer done.Done()
-			signalled := false
-			signal := func() {
-				if !signalled {
-					signalled = true
-					<-dialing
-					first.Done()
-				}
-			}
-			defer signal()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			req.Header.Set("Accept", "text/event-stream")
-			resp, err := c.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer resp.Body.Close()
-			rd := sse.NewReader(bufio.NewReader(resp.Body))
-			for {
-				e, err := rd.Next()
-				if err != nil {
-					return
-				}
-				if !e.IsComment() {
-					if p, err := e.Decode(); err == nil && p.Phase == sse.PhaseFailed {
-						errs <- fmt.Errorf("launch refused: %s", p.Message)
-						return
-					}
-					signal()
-				}
-			}
-		}()
-	}
-	first.Wait()
-	select {
-	case err := <-errs:
-		fmt.Fprintln(os.Stderr, "held client:", err)
-		return 1
-	default:
-	}
-	fmt.Println("held")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	cancel()
-	done.Wait()
-	return 0
 }
