@@ -188,3 +188,22 @@ func TestWatchPoliciesDropsExpiredBans(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// The snapshot is shared with the gate and the webhook, read without
+// locks: BanBlocks must not write into it, not even past a slice's end
+// (the extra providers' prefixes were appended to the ban's own Prefixes).
+func TestBanBlocksLeavesTheSnapshotAlone(t *testing.T) {
+	s := snap(t, ban("a", func(s *v1alpha1.RepoBanSpec) {
+		s.Repos = []v1alpha1.RepoRef{"gh/evil/miner", "gh/evil/other", "gh/evil/third"}
+		s.Patterns = []v1alpha1.SpecPattern{{Regex: "^evil/.*"}}
+	}))
+	p := s.Bans(t0)[0].Prefixes
+	if cap(p) == len(p) {
+		t.Fatalf("the test needs spare capacity in the ban's prefixes (len %d, cap %d)", len(p), cap(p))
+	}
+	before := append([]string(nil), p[:cap(p)]...)
+	BanBlocks(s, t0, []string{"custom"})
+	if diff := cmp.Diff(before, p[:cap(p)]); diff != "" {
+		t.Errorf("BanBlocks wrote into the snapshot's prefixes (-before +after):\n%s", diff)
+	}
+}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ func BanBlocks(snap *snapshot.Snapshot, now time.Time, extra []string) []ir.Bloc
 		if b.Mode != match.ModeEnforce {
 			continue
 		}
-		prefixes := b.Prefixes
+		prefixes := slices.Clip(b.Prefixes) // appending must copy: the snapshot is shared
 		for _, pat := range b.Patterns {
 			lit := pat.Regex.WholePrefix()
 			if pat.Provider != "" || !pathSafe(lit) {

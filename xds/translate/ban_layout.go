@@ -55,7 +55,9 @@ func (s *shardSet) reset(sorted []string) {
 	s.build(ir.LaunchPrefix, lo, hi)
 	for p := range s.out {
 		if s.nodes[p] == nil {
+			// Its slot still holds its bans: rebuild it without them.
 			delete(s.out, p)
+			s.slotDirty[slotOf(p)] = true
 		}
 	}
 	s.moved = true

@@ -249,3 +249,39 @@ func BenchmarkIncrementalEdit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/edit")
 }
+
+// A rebuild (here: an edit touching a prefix two blocks carry, as two
+// RepoBans naming one repository do) that makes shards vanish must
+// rebuild their slots: left alone, a slot keeps the removed bans and the
+// version it had, so Envoy goes on holding them.
+func TestIncrementalRebuildEmptiesVanishedShards(t *testing.T) {
+	ban := func(p string) ir.Block {
+		return ir.Block{PathPrefix: p, Class: ir.ClassBanned, StatusCode: 403, Message: p}
+	}
+	var many []ir.Block
+	for i := range 4 * maxShardPrefixes {
+		many = append(many, ban(fmt.Sprintf("/build/gh/ab/%c%d/", "rstu"[i%4], i)))
+	}
+	twice := ban("/build/gh/twice/r/")
+	steps := [][]ir.Block{
+		append(slices.Clone(many), twice, twice), // split into many shards
+		{many[0], twice},                         // one shard; the edit rebuilds
+	}
+	inc := NewIncremental()
+	for i, blocks := range steps {
+		e := baseEdge()
+		e.Blocks = blocks
+		got, _ := inc.Translate(e)
+		want, _ := Translate(e)
+		for k := range got.Extensions {
+			if !sameSlot(t, want.Extensions[k], got.Extensions[k]) {
+				t.Errorf("step %d: slot %s differs from Translate's", i, got.Extensions[k].GetName())
+			}
+		}
+		fresh := NewIncremental()
+		fresh.Translate(e)
+		if diff := cmp.Diff(fresh.ResourceVersions(), inc.ResourceVersions()); diff != "" {
+			t.Errorf("step %d: slot versions depend on the edit path (-fresh +incremental):\n%s", i, diff)
+		}
+	}
+}
