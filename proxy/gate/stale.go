@@ -335,9 +335,11 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 	for {
 		e, err := rd.Next()
 		if err != nil {
-			return true, false
+			// BinderHub closes the stream after ready: that is the end of
+			// the launch, not a failure to fall back from.
+			return true, ok
 		}
-		if e.Phase == sse.PhaseFailed {
+		if e.Phase == sse.PhaseFailed && !ok {
 			// The launch of the image failed (say, the hub could not start
 			// the server): the user waits for the new one instead.
 			return true, false

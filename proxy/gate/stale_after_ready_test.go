@@ -1,0 +1,59 @@
+package gate_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/gate"
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+// A stale launch's client that keeps reading after ready (it closes only
+// when BinderHub's stream ends) gets nothing after ready: BinderHub
+// closing its stream after ready ends the launch, it is no failure to fall
+// back from into a second, held launch.
+func TestStaleLaunchEndsAtReadyWhenBinderHubCloses(t *testing.T) {
+	const bBuild = 3 * time.Second
+	s := startBuilding(t, gate.StaticPolicies(staleLaunch(true), gate.Global{}), bBuild)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*bBuild)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.gateURL+"/build/"+s.withToken(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = s.origin.Clone()
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Real-Ip", clientIP(7))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var phases []string
+	rd := sse.NewReader(resp.Body)
+	for {
+		e, err := rd.Next()
+		if err != nil {
+			break // EOF: the gate ended the stream (or the deadline cut it)
+		}
+		if !e.IsComment() {
+			phases = append(phases, e.Phase)
+		}
+	}
+	readyAt := -1
+	for i, p := range phases {
+		if p == sse.PhaseReady {
+			readyAt = i
+			break
+		}
+	}
+	if readyAt < 0 || readyAt != len(phases)-1 {
+		t.Errorf("phases %v: want the stream to end at its one ready", phases)
+	}
+	if got := metricValue(t, s.reg, "binderguard_stale_fallbacks_total"); got != 0 {
+		t.Errorf("binderguard_stale_fallbacks_total = %v after a stale launch reached ready, want 0", got)
+	}
+	<-s.leader
+}
