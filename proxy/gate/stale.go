@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -285,8 +284,10 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 	sl := a.stale
 	ls := &launchStream{g: g, key: a.key}
 	defer ls.end()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	// Under the watchdog like every upstream launch: a BinderHub that never
+	// answers must not leave this client, and the flight's probe, waiting.
+	ctx, uw, stopWatch := g.hub.watch(r.Context())
+	defer stopWatch()
 	resp, err := g.hub.roundTripTo(ctx, r, sl.target)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -298,11 +299,12 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 		return false, false
 	}
 	defer resp.Body.Close()
+	uw.gotHeaders()
 	if !isSSE(resp) {
 		a.f.staleAnswered(sl, staleBroken)
 		return false, false
 	}
-	rd := sse.NewReader(resp.Body)
+	rd := sse.NewReader(uw.body(resp.Body))
 	var first sse.Event
 	for {
 		e, err := rd.Next()
@@ -314,6 +316,10 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 			}
 			return false, false
 		}
+		if !launchEvent(e) {
+			continue
+		}
+		uw.event()
 		if !e.IsComment() {
 			first = e
 			break
@@ -339,6 +345,10 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 			// the launch, not a failure to fall back from.
 			return true, ok
 		}
+		if !launchEvent(e) {
+			continue
+		}
+		uw.event()
 		if e.Phase == sse.PhaseFailed && !ok {
 			// The launch of the image failed (say, the hub could not start
 			// the server): the user waits for the new one instead.

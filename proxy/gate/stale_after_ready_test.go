@@ -3,6 +3,7 @@ package gate_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,33 @@ func TestStaleLaunchEndsAtReadyWhenBinderHubCloses(t *testing.T) {
 	}
 	if got := metricValue(t, s.reg, "binderguard_stale_fallbacks_total"); got != 0 {
 		t.Errorf("binderguard_stale_fallbacks_total = %v after a stale launch reached ready, want 0", got)
+	}
+	<-s.leader
+}
+
+// A stale launch is under the same watchdog as every other upstream
+// launch: a BinderHub that accepts the launch of the last good commit but
+// never answers it costs the launch UpstreamHeaderTimeout, after which it
+// is held behind the build, rather than a stream that never answers
+// (and a probe that never ends, making every later stale launch wait).
+func TestStaleLaunchThatBinderHubNeverAnswersFallsBack(t *testing.T) {
+	const bBuild = 4 * time.Second
+	hangA := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/"+commitA) {
+				<-r.Context().Done()
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s := startBuildingVia(t, gate.StaticPolicies(staleLaunch(true), gate.Global{}), bBuild, hangA,
+		func(c *gate.Config) { c.UpstreamHeaderTimeout = time.Second })
+	ctx, cancel := context.WithTimeout(t.Context(), 3*bBuild)
+	defer cancel()
+	r := s.launch(ctx, s.withToken(t), clientIP(8), s.origin, nil)
+	if persistent(r) != commitB || r.err != nil {
+		t.Errorf("got commit %q (err %v), phases %v; want B after being held", persistent(r), r.err, r.phases())
 	}
 	<-s.leader
 }
