@@ -374,6 +374,10 @@ func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *plan, re
 		reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
 		return
 	}
+	// It waited at the gate (for the probe, and for its own stale launch):
+	// like a held launch, it must not present a build_token that expired
+	// meanwhile, should it now lead or pass.
+	r = withBuildToken(r, a.f.heldToken(r, a.providerSpec))
 	pol := a.stale.pol
 	pol.Launch.Stale = false
 	b := g.admit(r, a.providerSpec, pol, time.Now())
@@ -391,6 +395,22 @@ func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *plan, re
 	case collapse.Follow:
 		g.follow(w, r, b)
 	}
+}
+
+// withBuildToken is r with token as its build_token (none when empty).
+func withBuildToken(r *http.Request, token string) *http.Request {
+	q := r.URL.Query()
+	if q.Get("build_token") == token {
+		return r
+	}
+	r = r.Clone(r.Context())
+	if token == "" {
+		q.Del("build_token")
+	} else {
+		q.Set("build_token", token)
+	}
+	r.URL.RawQuery = q.Encode()
+	return r
 }
 
 // sentWriter is a ResponseWriter whose status and headers are on the wire

@@ -85,3 +85,54 @@ func TestStaleLaunchThatBinderHubNeverAnswersFallsBack(t *testing.T) {
 	}
 	<-s.leader
 }
+
+// stallAfterBuilt holds BinderHub's answer to launches of commit A for
+// stall after its built event, then drops the stream.
+func stallAfterBuilt(stall time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/"+commitA) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(&stallWriter{cutWriter: cutWriter{ResponseWriter: w}, stall: stall, ctx: r.Context()}, r)
+		})
+	}
+}
+
+type stallWriter struct {
+	cutWriter
+	stall time.Duration
+	ctx   context.Context
+}
+
+func (s *stallWriter) Write(b []byte) (int, error) {
+	if s.cut {
+		select {
+		case <-time.After(s.stall):
+		case <-s.ctx.Done():
+		}
+	}
+	return s.cutWriter.Write(b)
+}
+
+// A stale launch that falls back after its own launch failed was held at
+// the gate meanwhile: if the build is over by then it leads or passes,
+// and must not present a build_token that expired while it was held.
+func TestStaleFallbackNeverPresentsAnExpiredToken(t *testing.T) {
+	const bBuild = 2 * time.Second
+	s := startBuildingVia(t, gate.StaticPolicies(staleLaunch(true), gate.Global{}), bBuild, stallAfterBuilt(2*bBuild))
+	// Valid on arrival, expired when the stale launch falls back.
+	path := s.spec + "?build_token=" + buildToken(t, "s3cret", s.spec, "binder.test", time.Now().Add(bBuild+time.Second))
+	r := s.launch(t.Context(), path, clientIP(9), s.origin, nil)
+	if persistent(r) != commitB || r.err != nil {
+		t.Errorf("got commit %q (err %v, failed %+v), phases %v; want B", persistent(r), r.err, r.failed, r.phases())
+	}
+	if got := metricValue(t, s.reg, "binderguard_stale_fallbacks_total", "reason", "failed"); got != 1 {
+		t.Errorf(`binderguard_stale_fallbacks_total{reason="failed"} = %v, want 1`, got)
+	}
+	if st := s.sim.Stats(); st.BuildTokensRejected != 0 {
+		t.Errorf("simulator rejected %d build tokens, want 0", st.BuildTokensRejected)
+	}
+	<-s.leader
+}
