@@ -48,6 +48,7 @@ const (
 	staleFound     staleOutcome = iota // "Found built image": the image exists
 	staleMissing                       // anything else first: the image is gone, or BinderHub refused
 	staleBroken                        // no event stream from BinderHub at all
+	staleRefused                       // a failed event with a status code: BinderHub refused this client (rate limit, ban_networks), not the image
 	staleAbandoned                     // the client left before the answer
 )
 
@@ -324,6 +325,13 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 			first = e
 			break
 		}
+	}
+	if p, err := first.Decode(); err == nil && first.Phase == sse.PhaseFailed && p.StatusCode != 0 {
+		// Its own answer, not the image's (a stale launch carries no
+		// build_token, so BinderHub's per-IP rate limit applies): it falls
+		// back, with its token, and the flight's other launches still try.
+		a.f.staleAnswered(sl, staleRefused)
+		return false, false
 	}
 	if !collapse.StaleFound(first) {
 		g.log.Info("stale launch: last good image not found; holding launches of this build", "key", a.key, "target", sl.target, "phase", first.Phase)

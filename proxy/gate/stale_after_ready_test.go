@@ -136,3 +136,41 @@ func TestStaleFallbackNeverPresentsAnExpiredToken(t *testing.T) {
 	}
 	<-s.leader
 }
+
+// refuseIP answers launches of commit A from ip as BinderHub's per-IP
+// rate limit does (BaseHandler.check_rate_limit: a 429 failed event).
+func refuseIP(ip string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/"+commitA) || r.Header.Get("X-Real-Ip") != ip {
+				next.ServeHTTP(w, r)
+				return
+			}
+			sw := sse.Start(w)
+			_ = sw.Write(sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, StatusCode: http.StatusTooManyRequests, Message: "Rate limit exceeded.\n"}))
+		})
+	}
+}
+
+// BinderHub refusing one client's stale launch (its per-IP rate limit,
+// which a stale launch meets because it carries no build_token) says
+// nothing about the last good image: the other launches still go stale.
+func TestStaleLaunchRefusedForOneClientDoesNotStopTheOthers(t *testing.T) {
+	const bBuild = 4 * time.Second
+	refused := clientIP(200)
+	s := startBuildingVia(t, gate.StaticPolicies(staleLaunch(true), gate.Global{}), bBuild, refuseIP(refused))
+	first := make(chan result, 1)
+	go func() { first <- s.launch(t.Context(), s.withToken(t), refused, s.origin, nil) }()
+	waitFor(t, "the refused launch to fall back", func() bool {
+		return metricValue(t, s.reg, "binderguard_stale_fallbacks_total") == 1
+	})
+	for _, r := range s.storm(t, 5) {
+		if got := persistent(r); got != commitA {
+			t.Errorf("client %s got commit %q (phases %v), want A", r.ip, got, r.phases())
+		}
+	}
+	if r := <-first; persistent(r) != commitB {
+		t.Errorf("the refused client got %q (phases %v), want B after being held", persistent(r), r.phases())
+	}
+	<-s.leader
+}
