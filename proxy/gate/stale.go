@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -49,6 +48,7 @@ const (
 	staleFound     staleOutcome = iota // "Found built image": the image exists
 	staleMissing                       // anything else first: the image is gone, or BinderHub refused
 	staleBroken                        // no event stream from BinderHub at all
+	staleRefused                       // a failed event with a status code: BinderHub refused this client (rate limit, ban_networks), not the image
 	staleAbandoned                     // the client left before the answer
 )
 
@@ -285,8 +285,10 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 	sl := a.stale
 	ls := &launchStream{g: g, key: a.key}
 	defer ls.end()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	// Under the watchdog like every upstream launch: a BinderHub that never
+	// answers must not leave this client, and the flight's probe, waiting.
+	ctx, uw, stopWatch := g.hub.watch(r.Context())
+	defer stopWatch()
 	resp, err := g.hub.roundTripTo(ctx, r, sl.target)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -298,11 +300,12 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 		return false, false
 	}
 	defer resp.Body.Close()
+	uw.gotHeaders()
 	if !isSSE(resp) {
 		a.f.staleAnswered(sl, staleBroken)
 		return false, false
 	}
-	rd := sse.NewReader(resp.Body)
+	rd := sse.NewReader(uw.body(resp.Body))
 	var first sse.Event
 	for {
 		e, err := rd.Next()
@@ -314,10 +317,21 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 			}
 			return false, false
 		}
+		if !launchEvent(e) {
+			continue
+		}
+		uw.event()
 		if !e.IsComment() {
 			first = e
 			break
 		}
+	}
+	if p, err := first.Decode(); err == nil && first.Phase == sse.PhaseFailed && p.StatusCode != 0 {
+		// Its own answer, not the image's (a stale launch carries no
+		// build_token, so BinderHub's per-IP rate limit applies): it falls
+		// back, with its token, and the flight's other launches still try.
+		a.f.staleAnswered(sl, staleRefused)
+		return false, false
 	}
 	if !collapse.StaleFound(first) {
 		g.log.Info("stale launch: last good image not found; holding launches of this build", "key", a.key, "target", sl.target, "phase", first.Phase)
@@ -335,9 +349,15 @@ func (g *Gate) launchStale(w http.ResponseWriter, r *http.Request, a *plan) (sen
 	for {
 		e, err := rd.Next()
 		if err != nil {
-			return true, false
+			// BinderHub closes the stream after ready: that is the end of
+			// the launch, not a failure to fall back from.
+			return true, ok
 		}
-		if e.Phase == sse.PhaseFailed {
+		if !launchEvent(e) {
+			continue
+		}
+		uw.event()
+		if e.Phase == sse.PhaseFailed && !ok {
 			// The launch of the image failed (say, the hub could not start
 			// the server): the user waits for the new one instead.
 			return true, false
@@ -362,6 +382,10 @@ func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *plan, re
 		reject(w, 503, "binderguard is restarting. Please try again in a few seconds.", 5*time.Second)
 		return
 	}
+	// It waited at the gate (for the probe, and for its own stale launch):
+	// like a held launch, it must not present a build_token that expired
+	// meanwhile, should it now lead or pass.
+	r = withBuildToken(r, a.f.heldToken(r, a.providerSpec))
 	pol := a.stale.pol
 	pol.Launch.Stale = false
 	b := g.admit(r, a.providerSpec, pol, time.Now())
@@ -379,6 +403,22 @@ func (g *Gate) staleFallback(w http.ResponseWriter, r *http.Request, a *plan, re
 	case collapse.Follow:
 		g.follow(w, r, b)
 	}
+}
+
+// withBuildToken is r with token as its build_token (none when empty).
+func withBuildToken(r *http.Request, token string) *http.Request {
+	q := r.URL.Query()
+	if q.Get("build_token") == token {
+		return r
+	}
+	r = r.Clone(r.Context())
+	if token == "" {
+		q.Del("build_token")
+	} else {
+		q.Set("build_token", token)
+	}
+	r.URL.RawQuery = q.Encode()
+	return r
 }
 
 // sentWriter is a ResponseWriter whose status and headers are on the wire

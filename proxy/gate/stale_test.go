@@ -46,7 +46,7 @@ func startBuilding(t *testing.T, pol gate.Policies, bBuild time.Duration) *build
 
 // startBuildingVia is startBuilding with the gate's upstream wrapped by
 // via (nil: none), for faults injected between the gate and the simulator.
-func startBuildingVia(t *testing.T, pol gate.Policies, bBuild time.Duration, via func(http.Handler) http.Handler) *buildingStack {
+func startBuildingVia(t *testing.T, pol gate.Policies, bBuild time.Duration, via func(http.Handler) http.Handler, tweaks ...func(*gate.Config)) *buildingStack {
 	t.Helper()
 	sim := fastSim()
 	sim.BuildTime = 300 * time.Millisecond // A's build
@@ -57,6 +57,9 @@ func startBuildingVia(t *testing.T, pol gate.Policies, bBuild time.Duration, via
 	const builtTTL = 50 * time.Millisecond
 	tweak := func(c *gate.Config) {
 		c.BuiltTTL = builtTTL
+		for _, tw := range tweaks {
+			tw(c)
+		}
 		if via != nil {
 			sim := c.Upstream
 			p := httptest.NewServer(via(&httputil.ReverseProxy{

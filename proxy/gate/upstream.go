@@ -58,7 +58,9 @@ func (h *binderHub) request(ctx context.Context, in *http.Request, buildToken st
 	u.Path = strings.TrimSuffix(h.base.Path, "/") + in.URL.Path
 	u.RawPath = strings.TrimSuffix(h.base.EscapedPath(), "/") + in.URL.EscapedPath()
 	q := in.URL.RawQuery
-	if v := in.URL.Query(); buildToken != v.Get("build_token") {
+	// Rewritten unless it holds exactly buildToken: BinderHub reads the
+	// last build_token of a query, the gate the first.
+	if v := in.URL.Query(); len(v["build_token"]) > 1 || buildToken != v.Get("build_token") {
 		if buildToken == "" {
 			v.Del("build_token")
 		} else {

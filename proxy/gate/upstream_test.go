@@ -51,6 +51,15 @@ func TestUpstreamRequestCarriesTheClientsOwnHeaders(t *testing.T) {
 			path: "/build/gh/o/r/HEAD?x=1&build_token=expired", remote: "127.0.0.1:5000", token: "",
 			wantURL: "http://binder:8585/base/build/gh/o/r/HEAD?x=1", wantHeader: http.Header{}, wantHost: "binder.test",
 		},
+		"a build token sent twice is not smuggled past the gate's choice": {
+			// BinderHub (tornado's get_argument) reads the last value.
+			path: "/build/gh/o/r/HEAD?build_token=&build_token=head", remote: "127.0.0.1:5000", token: "",
+			wantURL: "http://binder:8585/base/build/gh/o/r/HEAD", wantHeader: http.Header{}, wantHost: "binder.test",
+		},
+		"a build token sent twice is sent once, as the gate chose it": {
+			path: "/build/gh/o/r/HEAD?build_token=abc&build_token=expired", remote: "127.0.0.1:5000", token: "abc",
+			wantURL: "http://binder:8585/base/build/gh/o/r/HEAD?build_token=abc", wantHeader: http.Header{}, wantHost: "binder.test",
+		},
 		"percent-encoding of the spec is kept": {
 			path: "/build/git/https%3A%2F%2Fgithub.com%2Fo%2Fr.git/HEAD", remote: "127.0.0.1:5000",
 			wantURL: "http://binder:8585/base/build/git/https%3A%2F%2Fgithub.com%2Fo%2Fr.git/HEAD", wantHeader: http.Header{}, wantHost: "binder.test",
