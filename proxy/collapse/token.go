@@ -37,9 +37,12 @@ func TokenExpiry(token string) (time.Time, bool) {
 // the spec and origin, and a client could invent origins.
 const maxTokenKeys = 64
 
-// Tokens remembers the newest build_token seen per provider spec and
-// origin, so a follower held past its own token's expiry can present a
-// fresh one that BinderHub accepts for the same spec and origin.
+// Tokens remembers the newest build_token BinderHub accepted per provider
+// spec and origin, so a follower held past its own token's expiry can
+// present a fresh one that BinderHub accepts for the same spec and origin.
+// Callers must only Observe tokens BinderHub took: the gate cannot verify
+// a token's signature, and a forged one with a far-off expiry would
+// otherwise be handed to other users' launches.
 // It is not safe for concurrent use.
 type Tokens struct {
 	newest map[string]seenToken
@@ -52,7 +55,7 @@ type seenToken struct {
 
 func tokenKey(providerSpec, origin string) string { return providerSpec + "\x00" + origin }
 
-// Observe records a token a client presented.
+// Observe records a token BinderHub accepted.
 func (t *Tokens) Observe(providerSpec, origin, token string) {
 	exp, ok := TokenExpiry(token)
 	if !ok {
@@ -90,7 +93,7 @@ const (
 	// TokenOwn: its own token, unchanged (valid for long enough, absent,
 	// or not a JWT whose expiry the gate can read).
 	TokenOwn TokenChoice = iota
-	// TokenFresher: the newest token seen for the same spec and origin,
+	// TokenFresher: the newest token BinderHub accepted for the same spec and origin,
 	// because its own expires too soon.
 	TokenFresher
 	// TokenNone: no token at all. Its own expires too soon and nothing
@@ -114,7 +117,7 @@ func (c TokenChoice) String() string {
 // ForHeld chooses the build_token for a held launch that presented own and
 // is about to be sent to BinderHub: own while it stays valid for at least
 // margin more (the time its request may take to reach BinderHub, with
-// clock skew), else the newest token seen for the same spec and origin if
+// clock skew), else the newest token BinderHub accepted for the same spec and origin if
 // that one does, else none. It never returns a token it knows BinderHub
 // will refuse as expired.
 func (t *Tokens) ForHeld(providerSpec, origin, own string, now time.Time, margin time.Duration) (string, TokenChoice) {

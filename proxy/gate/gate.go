@@ -374,8 +374,6 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		ShedRetryAfter:     g.cfg.ShedRetryAfter,
 		Stale:              pol.Launch.Stale,
 	}
-	token := r.URL.Query().Get("build_token")
-
 	g.mu.Lock()
 	g.global = pol.Global
 	f := g.flights[key]
@@ -435,9 +433,6 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 		br.paths = append(br.paths, providerSpec)
 	}
 	if f != nil {
-		if token != "" {
-			f.tokens.Observe(providerSpec, origin(r), token)
-		}
 		if len(f.paths) < maxPaths && !slices.Contains(f.paths, providerSpec) {
 			f.paths = append(f.paths, providerSpec)
 		}

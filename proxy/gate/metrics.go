@@ -73,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"spec"}),
 		expiredTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "binderguard_expired_build_tokens_total",
-			Help: "Held launches whose build_token expired while they were held (or would have before reaching BinderHub), by what the gate sent instead: refreshed (the newest token seen for the same spec and origin) or dropped (no token: BinderHub counts the launch once against its user's address in its per-IP rate limit).",
+			Help: "Held launches whose build_token expired while they were held (or would have before reaching BinderHub), by what the gate sent instead: refreshed (the newest token BinderHub accepted for the same spec and origin) or dropped (no token: BinderHub counts the launch once against its user's address in its per-IP rate limit).",
 		}, []string{"action"}),
 		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "binderguard_stale_launches_total",

@@ -309,7 +309,11 @@ func buildToken(t *testing.T, secret, aud, origin string, exp time.Time) string 
 	return tok
 }
 
-func TestHeldFollowersPresentAFreshBuildToken(t *testing.T) {
+// A held follower whose token expired is never handed a token another
+// client merely presented: anyone can send a JWT with a far-off expiry,
+// and BinderHub refuses a forged one with 403. Only tokens BinderHub
+// accepted are ever handed on; otherwise the follower goes without one.
+func TestHeldFollowersNeverPresentAnotherClientsUnverifiedToken(t *testing.T) {
 	sim := fastSim()
 	sim.BuildTokenSecret = "s3cret"
 	s := startStack(t, sim, gate.StaticPolicies(testLaunch(), gate.Global{}), nil)
@@ -317,9 +321,9 @@ func TestHeldFollowersPresentAFreshBuildToken(t *testing.T) {
 	spec := "gh/org/repo/HEAD"
 	origin := http.Header{"Origin": {"https://binder.test"}}
 	// The leader and an early follower hold tokens that expire during the
-	// build; a later follower brings a fresh one.
+	// build; a later follower brings a forged one that claims an hour.
 	expiring := buildToken(t, "s3cret", spec, "binder.test", time.Now().Add(1500*time.Millisecond))
-	fresh := buildToken(t, "s3cret", spec, "binder.test", time.Now().Add(5*time.Minute))
+	forged := buildToken(t, "not-the-secret", spec, "binder.test", time.Now().Add(time.Hour))
 	building := make(chan struct{})
 	var once sync.Once
 	chs := []chan result{make(chan result, 1), make(chan result, 1), make(chan result, 1)}
@@ -333,11 +337,15 @@ func TestHeldFollowersPresentAFreshBuildToken(t *testing.T) {
 	<-building
 	go func() { chs[1] <- s.launch(ctx, spec+"?build_token="+expiring, clientIP(1), origin, nil) }()
 	waitFor(t, "a held follower", func() bool { return gauge(s.reg, "binderguard_waiters") == 1 })
-	go func() { chs[2] <- s.launch(ctx, spec+"?build_token="+fresh, clientIP(2), origin, nil) }()
+	go func() { chs[2] <- s.launch(ctx, spec+"?build_token="+forged, clientIP(2), origin, nil) }()
 	results := collect(chs)
-	checkEveryoneLaunchedOnTheirOwn(t, results)
-	if st := s.sim.Stats(); st.BuildTokensRejected != 0 || st.BuildTokensAccepted != 3 {
-		t.Errorf("simulator: build tokens accepted %d, rejected %d; want 3 and 0", st.BuildTokensAccepted, st.BuildTokensRejected)
+	checkEveryoneLaunchedOnTheirOwn(t, results[:2])
+	if results[2].failed == nil || results[2].failed.StatusCode != 403 {
+		t.Errorf("the forged token's own launch: %v, phases %v; want BinderHub's 403", results[2].err, results[2].phases())
+	}
+	// The leader's token (valid when it was sent), and the forger's own.
+	if st := s.sim.Stats(); st.BuildTokensAccepted != 1 || st.BuildTokensRejected != 1 {
+		t.Errorf("simulator: build tokens accepted %d, rejected %d; want 1 and 1 (the early follower sent none)", st.BuildTokensAccepted, st.BuildTokensRejected)
 	}
 }
 

@@ -112,6 +112,7 @@ func (l *lastGoods) evictOldest() {
 // whose policy launches stale: the tag of built's imageName, then the
 // commit that ready says the launch resolved to.
 func (s *launchStream) observe(e sse.Event) {
+	s.judge(e)
 	if !s.learn || (e.Phase != sse.PhaseBuilt && e.Phase != sse.PhaseReady) {
 		return
 	}

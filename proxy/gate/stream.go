@@ -31,6 +31,31 @@ type launchStream struct {
 	learn    bool   // the spec's policy launches stale
 	spec     string // the launch's provider spec, as requested
 	tag      string // the tag of built's imageName
+
+	// token is the build_token this stream presented; once BinderHub's
+	// first event shows it accepted it, f remembers it for f's other held
+	// launches (nil f: none to remember for).
+	f      *flight
+	token  string
+	origin string
+	judged bool
+}
+
+// judge hands s's token to its flight once BinderHub's first event is
+// not a refusal (it checks the token before anything else): only a token
+// BinderHub verified is ever presented for another launch, never one a
+// client merely sent, which could be forged with a far-off expiry.
+func (s *launchStream) judge(e sse.Event) {
+	if s.judged || e.IsComment() {
+		return
+	}
+	s.judged = true
+	if s.f == nil || s.token == "" || e.Phase == sse.PhaseFailed {
+		return
+	}
+	s.g.mu.Lock()
+	s.f.tokens.Observe(s.spec, s.origin, s.token)
+	s.g.mu.Unlock()
 }
 
 func (s *launchStream) end() {
@@ -58,6 +83,9 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 	token := r.URL.Query().Get("build_token")
 	if promoted {
 		token = f.heldToken(r, providerSpec)
+	}
+	ls.f, ls.token, ls.origin = f, token, origin(r)
+	if promoted {
 		// The old leader's stream to BinderHub is closed, but BinderHub
 		// notices that only on its side of the connection: attaching at
 		// once would briefly make two watchers of one build.
@@ -224,7 +252,8 @@ func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *fo
 	defer ls.end()
 	wctx, uw, stopWatch := g.hub.watch(r.Context())
 	defer stopWatch()
-	resp, err := g.hub.roundTrip(wctx, r, f.heldToken(r, fo.providerSpec))
+	ls.f, ls.token, ls.origin = f, f.heldToken(r, fo.providerSpec), origin(r)
+	resp, err := g.hub.roundTrip(wctx, r, ls.token)
 	if err != nil {
 		if r.Context().Err() == nil {
 			_ = sw.Write(g.hub.faultEvent(uw.requestFault(wctx)))
