@@ -144,7 +144,13 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.BuildTokenSecret != "" {
 		// Without a configured secret the simulator ignores build tokens;
 		// BinderHub would have generated a random secret and refused them.
-		ok, err := checkBuildToken(s.cfg.BuildTokenSecret, r.URL.Query().Get("build_token"),
+		// BuildHandler.get reads self.get_argument("build_token", None):
+		// tornado's get_argument returns the last of repeated values.
+		var token string
+		if vs := r.URL.Query()["build_token"]; len(vs) > 0 {
+			token = vs[len(vs)-1]
+		}
+		ok, err := checkBuildToken(s.cfg.BuildTokenSecret, token,
 			provider+"/"+rawSpec, tokenOrigin(r.Header.Get("Origin"), r.Host), time.Now())
 		if err != nil {
 			s.mu.Lock()

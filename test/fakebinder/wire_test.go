@@ -288,6 +288,22 @@ func TestWireBuildTokenAccepted(t *testing.T) {
 	}
 }
 
+// Repeated build_token parameters: tornado's get_argument, which
+// BinderHub's BuildHandler uses, reads the last one.
+func TestWireRepeatedBuildTokenReadsTheLast(t *testing.T) {
+	cfg := fast()
+	cfg.BuildTokenSecret = testSecret
+	cfg.BuiltSpecs = "."
+	ts := startServer(t, cfg)
+	tok := signToken(t, testSecret, jwt.SigningMethodHS256, jwt.MapClaims{
+		"aud": "gh/org/repo/HEAD", "origin": "mybinder.org", "exp": time.Now().Add(time.Minute).Unix(),
+	})
+	r := ts.launch(testCtx(t), "/build/gh/org/repo/HEAD?build_token="+tok+"&build_token=forged", http.Header{"Origin": {"https://mybinder.org"}})
+	if last := r.last(); last.Phase != sse.PhaseFailed || last.StatusCode != 403 {
+		t.Fatalf("phases %v, err %v; want the last (invalid) token refused with 403", r.phases(), r.Err)
+	}
+}
+
 func TestWireKeepalivesAndReadyHold(t *testing.T) {
 	cfg := fast()
 	cfg.KeepaliveInterval = 20 * time.Millisecond
