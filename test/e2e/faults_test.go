@@ -105,6 +105,16 @@ func (ty *tally) add(a answer, end time.Time) {
 	}
 }
 
+// tallyOf waits for every launch in chs and sorts what each saw.
+func tallyOf(chs ...chan held) tally {
+	var ty tally
+	for _, ch := range chs {
+		h := <-ch
+		ty.add(h.a, h.end)
+	}
+	return ty
+}
+
 func (ty *tally) String() string {
 	var parts []string
 	for k, v := range ty.saw {
@@ -229,13 +239,7 @@ func TestFaultGateStopsMidStorm(t *testing.T) {
 			} else {
 				s.killGate() // the listener and every stream cut at once
 			}
-			var ty tally
-			l := <-lch
-			ty.add(l.a, l.end)
-			for _, ch := range fchs {
-				h := <-ch
-				ty.add(h.a, h.end)
-			}
+			ty := tallyOf(append([]chan held{lch}, fchs...)...)
 			js := <-jsch
 			ty.last = later(ty.last, js.end)
 			answered := ty.last.Sub(stop)
@@ -279,13 +283,7 @@ func TestFaultControlPlaneRestartMidStorm(t *testing.T) {
 	s.xdsCancel()
 	<-s.xdsDone
 
-	var ty tally
-	l := <-lch
-	ty.add(l.a, l.end)
-	for _, ch := range fchs {
-		h := <-ch
-		ty.add(h.a, h.end)
-	}
+	ty := tallyOf(append([]chan held{lch}, fchs...)...)
 	js := <-jsch
 	if ty.ready != 21 || js.res.FinalPhase != sse.PhaseReady {
 		t.Errorf("held launches with the control plane down: %s; official client %q; want all ready", &ty, js.res.FinalPhase)
@@ -347,13 +345,7 @@ func TestFaultBinderHubMisbehaves(t *testing.T) {
 			const n = 10
 			start := time.Now()
 			lch, fchs, jsch := s.holdFaulted(t, spec, n, tc.fault)
-			var ty tally
-			l := <-lch
-			ty.add(l.a, l.end)
-			for _, ch := range fchs {
-				h := <-ch
-				ty.add(h.a, h.end)
-			}
+			ty := tallyOf(append([]chan held{lch}, fchs...)...)
 			js := <-jsch
 			ty.last = later(ty.last, js.end)
 			answered := ty.last.Sub(start)
@@ -498,11 +490,7 @@ func TestFaultLocalSIGTERMWithLaunchesHeld(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("binderguard local did not stop within 20 s of SIGTERM")
 	}
-	var ty tally
-	for _, ch := range chs {
-		h := <-ch
-		ty.add(h.a, h.end)
-	}
+	ty := tallyOf(chs...)
 	want := fmt.Sprintf("failed 503 %q", firstWords("binderguard is restarting. Please try again in 5 seconds.", 9))
 	if ty.saw[want] != n+1 {
 		t.Errorf("after SIGTERM the %d launches got %s; want every one a 503 'restarting' failed event", n+1, &ty)
@@ -526,11 +514,7 @@ func TestFaultLocalEnvoyKilledMidStorm(t *testing.T) {
 	if err := syscall.Kill(envoyPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var ty tally
-	for _, ch := range chs {
-		h := <-ch
-		ty.add(h.a, h.end)
-	}
+	ty := tallyOf(chs...)
 	waitFor(t, 10*time.Second, "the gate to let go of the held launches", func() bool { return metricOf(ls.metricsURL+"/metrics", "binderguard_waiters") == 0 })
 	var back time.Duration
 	for i := 0; ; i++ {
