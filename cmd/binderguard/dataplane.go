@@ -49,6 +49,9 @@ type dataPathConfig struct {
 	// drain this pod's launches (zero: none).
 	gateGrace time.Duration
 	peers     ir.Endpoint
+	// gateReady fails while the gate must not take launches (nil: never);
+	// its /healthz says so to every Envoy.
+	gateReady func() error
 }
 
 // dataPath is the assembled data path; nothing runs until its runnables do.
@@ -92,7 +95,7 @@ func newDataPath(c dataPathConfig) (*dataPath, error) {
 		{"xds server", func(ctx context.Context) error { return d.xds.Serve(ctx, c.xdsLis) }},
 		{"gate server", func(ctx context.Context) error {
 			defer close(d.gateServed)
-			return serveGate(ctx, g, c.gateLis, c.gateGrace, c.peers, c.log)
+			return serveGate(ctx, g, c.gateReady, c.gateLis, c.gateGrace, c.peers, c.log)
 		}},
 		{"gate", g.Run},
 		{"controller", d.ctl.Run},
@@ -103,8 +106,9 @@ func newDataPath(c dataPathConfig) (*dataPath, error) {
 }
 
 // edgeBase is the static part of the edge config: where Envoy listens,
-// where BinderHub is, and where Envoy finds the gate.
-func edgeBase(listen ir.Endpoint, xffHops uint32, upstream *url.URL, gateAt ir.Endpoint) ir.Edge {
+// where BinderHub is, and where Envoy finds the gate (gateAt, or, when
+// discovered, the endpoints the controller is given as they come).
+func edgeBase(listen ir.Endpoint, xffHops uint32, upstream *url.URL, gateAt ir.Endpoint, discovered bool) ir.Edge {
 	port, _ := strconv.Atoi(upstream.Port())
 	if port == 0 {
 		port = 80
@@ -112,9 +116,13 @@ func edgeBase(listen ir.Endpoint, xffHops uint32, upstream *url.URL, gateAt ir.E
 			port = 443
 		}
 	}
+	gate := ir.Gate{Endpoints: []ir.Endpoint{gateAt}}
+	if discovered {
+		gate = ir.Gate{Discovered: true}
+	}
 	return ir.Edge{
 		Listener: ir.Listener{Address: listen, XFFNumTrustedHops: xffHops},
 		Binder:   ir.Upstream{Endpoint: ir.Endpoint{Host: upstream.Hostname(), Port: uint32(port)}, TLS: upstream.Scheme == "https"},
-		Gate:     ir.Gate{Endpoints: []ir.Endpoint{gateAt}},
+		Gate:     gate,
 	}
 }

@@ -25,9 +25,20 @@ import (
 
 // newGateServer serves the gate's launches, the /healthz Envoy's active
 // health check polls (over HTTP/1.1 and h2c), POST /drain and GET /state.
-func newGateServer(g *gate.Gate) *http.Server {
+// /healthz fails while ready does (nil: never): Envoys reach a replica's
+// gate before its pod is Ready, and a gate without its policies must not
+// take launches.
+func newGateServer(g *gate.Gate, ready func() error) *http.Server {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready != nil {
+			if err := ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		io.WriteString(w, "ok\n")
+	})
 	// The elected replica sums every gate's held launches into
 	// LaunchPolicy status (see reportLive); each gate knows only its own.
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
@@ -56,8 +67,8 @@ func newGateServer(g *gate.Gate) *http.Server {
 // came through this pod's Envoy, and closes its own gate, so held launches
 // and leaders still building end with a "restarting" failed event instead
 // of a broken stream; then it gives launches past built grace to finish.
-func serveGate(ctx context.Context, g *gate.Gate, lis net.Listener, grace time.Duration, peers ir.Endpoint, log *slog.Logger) error {
-	return serveHTTP(ctx, newGateServer(g), lis, grace, func() {
+func serveGate(ctx context.Context, g *gate.Gate, ready func() error, lis net.Listener, grace time.Duration, peers ir.Endpoint, log *slog.Logger) error {
+	return serveHTTP(ctx, newGateServer(g, ready), lis, grace, func() {
 		if peers.Host != "" && peers.Host != "127.0.0.1" {
 			drainPeers(peers, log)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 	other, otherLis := newGate()
 	otherCtx, stopOther := context.WithCancel(t.Context())
 	otherDone := make(chan error, 1)
-	go func() { otherDone <- serveGate(otherCtx, other, otherLis, time.Second, ir.Endpoint{}, log) }()
+	go func() { otherDone <- serveGate(otherCtx, other, nil, otherLis, time.Second, ir.Endpoint{}, log) }()
 	defer func() { stopOther(); <-otherDone }()
 
 	launch := func() <-chan string {
@@ -85,7 +87,7 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 	ctx, shutdown := context.WithCancel(t.Context())
 	peers := ir.Endpoint{Host: "localhost", Port: uint32(otherLis.Addr().(*net.TCPAddr).Port)}
 	done := make(chan error, 1)
-	go func() { done <- serveGate(ctx, self, selfLis, time.Second, peers, log) }()
+	go func() { done <- serveGate(ctx, self, nil, selfLis, time.Second, peers, log) }()
 	shutdown()
 	if err := <-done; err != nil {
 		t.Fatalf("serveGate: %v", err)
@@ -125,7 +127,7 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 			t.Fatal(err)
 		}
 		gates = append(gates, g)
-		served.Go(func() { _ = serveGate(ctx, g, lis, time.Second, ir.Endpoint{}, log) })
+		served.Go(func() { _ = serveGate(ctx, g, nil, lis, time.Second, ir.Endpoint{}, log) })
 		served.Go(func() { _ = g.Run(ctx) })
 	}
 	held := []int{3, 5}
@@ -209,4 +211,38 @@ func heldAt(g *gate.Gate) int {
 		n += w
 	}
 	return n
+}
+
+// A gate whose policies are not loaded says so on /healthz, so no Envoy
+// sends it launches (Envoys reach it before its pod is Ready).
+func TestGateHealthFailsUntilReady(t *testing.T) {
+	g, err := gate.New(gate.Config{Upstream: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, Policies: gate.StaticPolicies(gate.DefaultLaunch(), gate.Global{}), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var loaded atomic.Bool
+	srv := httptest.NewServer(newGateServer(g, func() error {
+		if !loaded.Load() {
+			return errors.New("policies not loaded yet")
+		}
+		return nil
+	}).Handler)
+	defer srv.Close()
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "policies not loaded yet") {
+		t.Errorf("/healthz before the policies: %d %q, want 503 saying why", code, body)
+	}
+	loaded.Store(true)
+	if code, _ := get(); code != http.StatusOK {
+		t.Errorf("/healthz once ready: %d, want 200", code)
+	}
 }

@@ -239,5 +239,5 @@ func loopback(a ir.Endpoint) ir.Endpoint {
 func localEdgeBase(c localConfig) ir.Edge {
 	gateAt := loopback(c.gate)
 	return edgeBase(ir.Endpoint{Host: c.listen.Host, Port: c.listen.Port}, uint32(c.xffHops), c.upstream,
-		ir.Endpoint{Host: gateAt.Host, Port: gateAt.Port})
+		ir.Endpoint{Host: gateAt.Host, Port: gateAt.Port}, false)
 }

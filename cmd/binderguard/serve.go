@@ -32,6 +32,7 @@ import (
 	"github.com/binderguard/binderguard/webhook/existing"
 	"github.com/binderguard/binderguard/xds/controller"
 	"github.com/binderguard/binderguard/xds/ir"
+	"github.com/binderguard/binderguard/xds/peers"
 	"github.com/binderguard/binderguard/xds/server"
 )
 
@@ -150,7 +151,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		store:        s.store,
 		upstream:     c.upstream,
 		providers:    c.providers,
-		edge:         edgeBase(s.cfg.envoyListen, s.cfg.xffHops, s.cfg.upstream, s.cfg.gateEndpoint),
+		edge:         edgeBase(s.cfg.envoyListen, s.cfg.xffHops, s.cfg.upstream, s.cfg.gateEndpoint, s.cfg.gateService != ""),
 		trustedPeers: c.trustedPeers,
 		onBanned:     tally.Blocked,
 		reg:          reg,
@@ -159,6 +160,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		xdsLis:       s.xdsLis,
 		gateGrace:    5 * time.Second,
 		peers:        s.cfg.gateEndpoint,
+		gateReady:    func() error { return readyz["policies"](nil) },
 	})
 	if err != nil {
 		return nil, err
@@ -203,6 +205,14 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	s.healthSrv = &http.Server{Handler: healthHandler(map[string]healthz.Checker{"ping": healthz.Ping}, readyz), ReadHeaderTimeout: 5 * time.Second}
 
 	runnables := []manager.Runnable{everyReplica(src.Run)}
+	if c.gateService != "" {
+		runnables = append(runnables, everyReplica(func(ctx context.Context) error {
+			return peers.Watch(ctx, peers.Config{
+				Cache: s.mgr.GetCache(), Namespace: c.installNamespace, Service: c.gateService, Port: peers.PortName,
+				Logger: log.With("component", "gate-peers"),
+			}, s.ctl.SetGateEndpoints)
+		}))
+	}
 	for _, r := range d.runnables {
 		runnables = append(runnables, everyReplica(r.run))
 	}

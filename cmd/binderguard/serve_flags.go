@@ -27,8 +27,12 @@ type serveConfig struct {
 	// gateEndpoint is how Envoy reaches the gates (a headless Service name
 	// resolves to every replica; zero: this replica's gate on loopback).
 	envoyListen, gateEndpoint ir.Endpoint
-	xffHops                   uint32
-	trustedPeers              []netip.Prefix
+	// gateService names the headless Service (in installNamespace) whose
+	// EndpointSlices list the gates Envoy balances launches over (EDS);
+	// empty: Envoy dials gateEndpoint.
+	gateService  string
+	xffHops      uint32
+	trustedPeers []netip.Prefix
 	// webhook: serve the admission webhooks (off: no webhook server and
 	// no certificate; onExisting still acts on running pods).
 	webhook     bool
@@ -74,6 +78,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	xdsAddr := fs.String("xds-addr", "127.0.0.1:18000", "xDS (ADS) server listen address; only the Envoy sidecar connects, over loopback")
 	envoyListen := fs.String("envoy-listen", "0.0.0.0:8080", "address Envoy's listener serves BinderHub on (programmed over xDS)")
 	xffHops := fs.Uint("xff-trusted-hops", 1, "proxies in front of Envoy (the ingress controller) whose X-Forwarded-For entry names the client")
+	gateService := fs.String("gate-service", "", "headless Service in $POD_NAMESPACE whose EndpointSlices list the gate replicas (its port named \"gate\"); Envoy gets them over EDS, including replicas not Ready yet, and its health check decides (empty: Envoy dials --gate-endpoint)")
 	trusted := fs.String("gate-trusted-peers", "", "comma-separated CIDRs allowed to set X-Real-Ip at the gate (default: every peer; restrict the gate port with a NetworkPolicy)")
 	metricsAddr := fs.String("metrics-addr", ":8082", "Prometheus /metrics listen address")
 	healthAddr := fs.String("health-addr", ":8083", "/healthz and /readyz listen address")
@@ -122,6 +127,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 			return c, usageErr("--gate-endpoint: %v", err)
 		}
 	}
+	c.gateService = *gateService
 	if *xffHops > 16 {
 		return c, usageErr("--xff-trusted-hops %d: want 0-16", *xffHops)
 	}
@@ -153,6 +159,9 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 		c.leaseNamespace = c.namespace
 	}
 	c.installNamespace = c.leaseNamespace
+	if c.gateService != "" && c.installNamespace == "" {
+		return c, usageErr("--gate-service needs the install's namespace (POD_NAMESPACE or --namespace)")
+	}
 	if c.certMode, err = certs.ParseMode(*certMode); err != nil {
 		return c, usageErr("--webhook-cert-mode: %v", err)
 	}

@@ -89,8 +89,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // startEnvoy runs a real Envoy bootstrapped against xdsAddr until ctx
-// ends; the returned channel closes when it has stopped.
-func startEnvoy(t *testing.T, ctx context.Context, out io.Writer, xdsAddr, adminAddr string) <-chan struct{} {
+// ends, with a stats listener on statsAddr unless it is empty; the
+// returned channel closes when it has stopped.
+func startEnvoy(t *testing.T, ctx context.Context, out io.Writer, xdsAddr, adminAddr, statsAddr string) <-chan struct{} {
 	t.Helper()
 	xa, err := ir.ParseEndpoint(xdsAddr, "127.0.0.1")
 	if err != nil {
@@ -100,7 +101,13 @@ func startEnvoy(t *testing.T, ctx context.Context, out io.Writer, xdsAddr, admin
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot, err := bootstrap.YAML(bootstrap.Config{NodeID: "serve-test", Cluster: "binderguard", XDS: xa, Admin: aa})
+	var sa ir.Endpoint
+	if statsAddr != "" {
+		if sa, err = ir.ParseEndpoint(statsAddr, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boot, err := bootstrap.YAML(bootstrap.Config{NodeID: "serve-test", Cluster: "binderguard", XDS: xa, Admin: aa, Stats: sa})
 	if err != nil {
 		t.Fatal(err)
 	}

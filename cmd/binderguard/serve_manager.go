@@ -7,15 +7,19 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/xds/peers"
 )
 
 // leaseName is the leader-election Lease in the pod's namespace. Only the
@@ -52,6 +56,13 @@ func newManager(rc *rest.Config, c serveConfig, log *slog.Logger) (manager.Manag
 	if c.namespace != "" {
 		// A namespaced Role can only list and watch its own namespace.
 		opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{c.namespace: {}}}
+	}
+	if c.gateService != "" {
+		// Only the gate Service's slices, in the install's namespace.
+		opts.Cache.ByObject = map[client.Object]cache.ByObject{&discoveryv1.EndpointSlice{}: {
+			Namespaces: map[string]cache.Config{c.installNamespace: {}},
+			Label:      labels.SelectorFromSet(peers.Selector(c.gateService)),
+		}}
 	}
 	mgr, err := manager.New(rc, opts)
 	if err != nil {

@@ -204,7 +204,7 @@ func TestServeAgainstAPIServer(t *testing.T) {
 	// A real Envoy bootstrapped like the sidecar takes its whole config from
 	// serve's xDS server: the ban is answered at the edge, other launches go
 	// through the gate to BinderHub, everything else straight to BinderHub.
-	envoyDone := startEnvoy(t, ctx, out, s.xdsLis.Addr().String(), envoyAdmin)
+	envoyDone := startEnvoy(t, ctx, out, s.xdsLis.Addr().String(), envoyAdmin, "")
 	edge := "http://" + envoyAddr
 	testenv.Eventually(t, 15*time.Second, "Envoy answers the ban itself", func() error {
 		resp, err := get(edge + "/build/gh/bad/miner/HEAD")

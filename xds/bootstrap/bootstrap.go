@@ -1,6 +1,7 @@
 // Package bootstrap renders the Envoy bootstrap: node identity, the ADS
 // cluster pointing at binderguard's xDS server, the admin interface, a stats
-// listener that serves only /stats/prometheus, and overload-manager limits.
+// listener that serves only /stats/prometheus and /ready, and
+// overload-manager limits.
 //
 // Everything else (listeners, routes, clusters) comes over ADS; this
 // package must never carry policy. It builds a proto, validates it, and
@@ -27,10 +28,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
 
 	"github.com/binderguard/binderguard/xds/anypack"
 	"github.com/binderguard/binderguard/xds/ir"
+	"github.com/binderguard/binderguard/xds/translate"
 )
 
 // Names in the bootstrap.
@@ -39,6 +42,11 @@ const (
 	adminCluster  = "envoy_admin"
 	StatsListener = "stats"
 	StatsPath     = "/stats/prometheus"
+	// ReadyPath answers through the gate cluster (its /healthz): 200 once
+	// this Envoy has a healthy gate to send launches to, 503 before. A
+	// replica's startup probe, so its Envoy takes no launch it would have
+	// to pass around the gates.
+	ReadyPath = "/ready"
 )
 
 // DefaultMaxConnections caps downstream connections per Envoy. Each held SSE
@@ -193,8 +201,17 @@ func statsListener(a ir.Endpoint) *listenerv3.Listener {
 					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: adminCluster},
 					}},
+				}, {
+					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: ReadyPath}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: translate.ClusterGate},
+						PrefixRewrite:    translate.DefaultHealthPath,
+						Timeout:          durationpb.New(2 * time.Second),
+					}},
 				}},
 			}},
+			// The gate cluster comes later, over CDS.
+			ValidateClusters: wrapperspb.Bool(false),
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{{
 			Name:       "envoy.filters.http.router",

@@ -74,6 +74,11 @@ func (c *Controller) SetBreakers(binder, gate ir.Breakers) {
 	c.update(func() { c.base.Binder.Breakers, c.base.Gate.Breakers = binder, gate })
 }
 
+// SetGateEndpoints replaces the discovered gates (base.Gate.Discovered).
+func (c *Controller) SetGateEndpoints(eps []ir.Endpoint) {
+	c.update(func() { c.base.Gate.Endpoints = slices.Clone(eps) })
+}
+
 func (c *Controller) update(f func()) {
 	c.mu.Lock()
 	f()

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ var (
 	ErrBadClass      = errors.New("unknown block class")
 	ErrNoMessage     = errors.New("message is empty")
 	ErrNegative      = errors.New("durations and limits must not be negative")
+	ErrNotIP         = errors.New("host must be an IP address")
 )
 
 // LaunchPrefix is the path prefix of BinderHub's launch endpoint, the only
@@ -120,6 +122,12 @@ func (u Upstream) Validate() error {
 // Gate is the launch gate: one or more replicas spoken to over h2c.
 type Gate struct {
 	Endpoints []Endpoint
+	// Discovered gates (the replicas of a Deployment) are pushed to Envoy
+	// over EDS as they come and go, so an edit of the set keeps the
+	// connections, held streams and health of the gates that stay. Their
+	// Endpoints are IP addresses and may be none: launches then fall back
+	// to binder, as when every gate is down.
+	Discovered bool
 	// HealthPath is polled by Envoy; a failing gate makes /build fall back
 	// to the binder cluster.
 	HealthPath string
@@ -130,12 +138,15 @@ type Gate struct {
 
 // Validate reports whether g can be programmed.
 func (g Gate) Validate() error {
-	if len(g.Endpoints) == 0 {
+	if len(g.Endpoints) == 0 && !g.Discovered {
 		return fmt.Errorf("gate: %w", ErrNoUpstream)
 	}
 	for _, e := range g.Endpoints {
 		if err := e.Validate(); err != nil {
 			return fmt.Errorf("gate: %w", err)
+		}
+		if _, err := netip.ParseAddr(e.Host); g.Discovered && err != nil {
+			return fmt.Errorf("gate: discovered endpoint %s: %w", e, ErrNotIP)
 		}
 	}
 	if g.HealthInterval < 0 {

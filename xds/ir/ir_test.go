@@ -54,12 +54,16 @@ func TestEdgeValidate(t *testing.T) {
 		change func(e *Edge)
 		want   error
 	}{
-		"listener, binder and gate are enough":        {change: func(*Edge) {}},
-		"no listener address is refused":              {change: func(e *Edge) { e.Listener.Address = Endpoint{} }, want: ErrNoListener},
-		"a listener without a port is refused":        {change: func(e *Edge) { e.Listener.Address.Port = 0 }, want: ErrBadEndpoint},
-		"no binder is refused":                        {change: func(e *Edge) { e.Binder.Endpoint = Endpoint{} }, want: ErrNoUpstream},
-		"no gate replica is refused":                  {change: func(e *Edge) { e.Gate.Endpoints = nil }, want: ErrNoUpstream},
-		"a gate replica with port 0 is refused":       {change: func(e *Edge) { e.Gate.Endpoints[0].Port = 0 }, want: ErrBadEndpoint},
+		"listener, binder and gate are enough":  {change: func(*Edge) {}},
+		"no listener address is refused":        {change: func(e *Edge) { e.Listener.Address = Endpoint{} }, want: ErrNoListener},
+		"a listener without a port is refused":  {change: func(e *Edge) { e.Listener.Address.Port = 0 }, want: ErrBadEndpoint},
+		"no binder is refused":                  {change: func(e *Edge) { e.Binder.Endpoint = Endpoint{} }, want: ErrNoUpstream},
+		"no gate replica is refused":            {change: func(e *Edge) { e.Gate.Endpoints = nil }, want: ErrNoUpstream},
+		"a gate replica with port 0 is refused": {change: func(e *Edge) { e.Gate.Endpoints[0].Port = 0 }, want: ErrBadEndpoint},
+		"discovered gates may be none yet":      {change: func(e *Edge) { e.Gate.Discovered, e.Gate.Endpoints = true, nil }},
+		"a discovered gate is an IP address": {change: func(e *Edge) {
+			e.Gate.Discovered, e.Gate.Endpoints = true, []Endpoint{{Host: "binderguard-gate.ns.svc", Port: 8081}}
+		}, want: ErrNotIP},
 		"a negative stream duration is refused":       {change: func(e *Edge) { e.Launch.MaxStreamDuration = -1 }, want: ErrNegative},
 		"a negative client rate is refused":           {change: func(e *Edge) { e.Launch.ClientRate.PerSecond = -1 }, want: ErrNegative},
 		"bad blocks are left to the translator":       {change: func(e *Edge) { e.Blocks = []Block{{PathPrefix: "/x"}} }},

@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// Zero series for the types binderguard serves, so "no NACKs" reads as
 	// 0 on dashboards and in rules rather than as no data.
-	for _, typ := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.ExtensionConfigType} {
+	for _, typ := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType} {
 		m.acks.WithLabelValues(shortType(typ))
 		m.nacks.WithLabelValues(shortType(typ))
 	}

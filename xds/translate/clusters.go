@@ -44,9 +44,19 @@ func binderCluster(u ir.Upstream) *clusterv3.Cluster {
 }
 
 // gateCluster is the launch gate: h2c, ring hash so one replica owns a
-// spec, actively health-checked so the aggregate can fall back.
+// spec, actively health-checked so the aggregate can fall back. Discovered
+// gates come over EDS (gateEndpoints).
 func gateCluster(g ir.Gate) *clusterv3.Cluster {
 	c := baseCluster(ClusterGate, g.Endpoints)
+	if g.Discovered {
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+		c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource()}
+		c.LoadAssignment = nil
+		// A terminating replica still passes its health check (it serves
+		// until its preStop ends): Envoy would keep it until it fails one.
+		// Removed from EDS means removed now.
+		c.IgnoreHealthOnHostRemoval = true
+	}
 	c.LbPolicy = clusterv3.Cluster_RING_HASH
 	c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{
 		MinimumRingSize: wrapperspb.UInt64(1024),
@@ -70,6 +80,15 @@ func gateCluster(g ir.Gate) *clusterv3.Cluster {
 		}),
 	}
 	return c
+}
+
+// gateEndpoints is the EDS resource of discovered gates (nil otherwise).
+// An empty assignment is still sent: it is how the last gate leaves.
+func gateEndpoints(g ir.Gate) *endpointv3.ClusterLoadAssignment {
+	if !g.Discovered {
+		return nil
+	}
+	return baseCluster(ClusterGate, g.Endpoints).GetLoadAssignment()
 }
 
 // launchCluster is the aggregate the launch route uses: gate first, binder

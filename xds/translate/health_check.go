@@ -14,7 +14,7 @@ import (
 // and the aggregate falls back to binder; one success brings it back.
 const (
 	defaultHealthInterval = time.Second
-	defaultHealthPath     = "/healthz"
+	DefaultHealthPath     = "/healthz"
 )
 
 func gateHealthCheck(g ir.Gate) *corev3.HealthCheck {
@@ -23,7 +23,7 @@ func gateHealthCheck(g ir.Gate) *corev3.HealthCheck {
 		interval = defaultHealthInterval
 	}
 	if path == "" {
-		path = defaultHealthPath
+		path = DefaultHealthPath
 	}
 	return &corev3.HealthCheck{
 		Timeout:            durationpb.New(interval),

@@ -103,7 +103,7 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 		return nil, err
 	}
 	b := t.base.res
-	res := &Resources{Listeners: b.Listeners, Clusters: b.Clusters}
+	res := &Resources{Listeners: b.Listeners, Clusters: b.Clusters, Endpoints: b.Endpoints}
 	var shards []string
 	res.Extensions, t.shardVersions, shards = t.bans.resources(t.winner)
 
@@ -168,9 +168,9 @@ func (t *Incremental) ResourceVersions() map[resource.Type]map[string]string {
 type baseCache struct {
 	edge      ir.Edge // Blocks nil
 	res       *Resources
-	versions  map[resource.Type]string // listeners and clusters
+	versions  map[resource.Type]string // listeners, clusters, endpoints
 	routeHash uint64                   // of the route configuration without blocks
-	// resourceVersions: per listener and cluster.
+	// resourceVersions: per listener, cluster and endpoint assignment.
 	resourceVersions map[resource.Type]map[string]string
 	gen              int // counts rebuilds
 }

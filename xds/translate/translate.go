@@ -6,6 +6,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -34,6 +35,8 @@ type Resources struct {
 	Listeners []*listenerv3.Listener
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
+	// Endpoints are the discovered gates, when there are (ir.Gate).
+	Endpoints []*endpointv3.ClusterLoadAssignment
 	// Extensions are the ban slots, served by ECDS (see BanSlots).
 	Extensions []*corev3.TypedExtensionConfig
 }
@@ -44,6 +47,7 @@ func (r *Resources) ByType() map[resource.Type][]types.Resource {
 		resource.ListenerType:        nil,
 		resource.RouteType:           nil,
 		resource.ClusterType:         nil,
+		resource.EndpointType:        nil,
 		resource.ExtensionConfigType: nil,
 	}
 	for _, l := range r.Listeners {
@@ -54,6 +58,9 @@ func (r *Resources) ByType() map[resource.Type][]types.Resource {
 	}
 	for _, c := range r.Clusters {
 		m[resource.ClusterType] = append(m[resource.ClusterType], c)
+	}
+	for _, a := range r.Endpoints {
+		m[resource.EndpointType] = append(m[resource.EndpointType], a)
 	}
 	for _, x := range r.Extensions {
 		m[resource.ExtensionConfigType] = append(m[resource.ExtensionConfigType], x)
@@ -90,6 +97,9 @@ func Translate(e *ir.Edge) (*Resources, error) {
 		Clusters:   []*clusterv3.Cluster{binderCluster(e.Binder), gateCluster(e.Gate), launchCluster(e.Gate)},
 		Extensions: slots,
 	}
+	if a := gateEndpoints(e.Gate); a != nil {
+		res.Endpoints = append(res.Endpoints, a)
+	}
 	// Validate each resource as Envoy would, so a translator bug is caught
 	// here and not by a NACK.
 	for _, v := range res.all() {
@@ -110,6 +120,9 @@ func (r *Resources) all() []validator {
 	}
 	for _, c := range r.Clusters {
 		out = append(out, c)
+	}
+	for _, a := range r.Endpoints {
+		out = append(out, a)
 	}
 	for _, x := range r.Extensions {
 		out = append(out, x)

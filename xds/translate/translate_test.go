@@ -2,6 +2,7 @@ package translate
 
 import (
 	"errors"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,10 +10,13 @@ import (
 	"time"
 
 	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -250,4 +254,82 @@ func TestMatcherFallsThroughToBinder(t *testing.T) {
 
 func tb(max, perFill uint32, every time.Duration) *typev3.TokenBucket {
 	return &typev3.TokenBucket{MaxTokens: max, TokensPerFill: wrapperspb.UInt32(perFill), FillInterval: durationpb.New(every)}
+}
+
+// Discovered gates are an EDS cluster and its assignment, consistent as
+// the snapshot cache checks it, and an incremental edit of the gate set
+// changes only the assignment's version.
+func TestDiscoveredGatesAreServedOverEDS(t *testing.T) {
+	e := baseEdge()
+	e.Gate = ir.Gate{Discovered: true, Endpoints: []ir.Endpoint{{Host: "10.0.0.1", Port: 8081}, {Host: "10.0.0.2", Port: 8081}}}
+	inc := NewIncremental()
+	res, err := inc.Translate(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gate *clusterv3.Cluster
+	for _, c := range res.Clusters {
+		if c.GetName() == ClusterGate {
+			gate = c
+		}
+	}
+	if gate.GetType() != clusterv3.Cluster_EDS || gate.GetEdsClusterConfig().GetEdsConfig().GetAds() == nil || gate.GetLoadAssignment() != nil {
+		t.Fatalf("gate cluster: type %v, eds %v, load assignment %v; want EDS over ADS and no inline endpoints",
+			gate.GetType(), gate.GetEdsClusterConfig(), gate.GetLoadAssignment())
+	}
+	if !gate.GetIgnoreHealthOnHostRemoval() {
+		t.Error("a gate removed from EDS would stay while it passes health checks")
+	}
+	if gate.GetLbPolicy() != clusterv3.Cluster_RING_HASH || len(gate.GetHealthChecks()) != 1 {
+		t.Errorf("gate cluster lost its ring hash or health check: %v, %d checks", gate.GetLbPolicy(), len(gate.GetHealthChecks()))
+	}
+	addrs := func(r *Resources) []string {
+		var out []string
+		for _, a := range r.Endpoints {
+			if a.GetClusterName() != ClusterGate {
+				t.Errorf("assignment for %q, want %q", a.GetClusterName(), ClusterGate)
+			}
+			for _, l := range a.GetEndpoints() {
+				for _, lb := range l.GetLbEndpoints() {
+					out = append(out, lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
+				}
+			}
+		}
+		return out
+	}
+	if got := addrs(res); !slices.Equal(got, []string{"10.0.0.1", "10.0.0.2"}) {
+		t.Errorf("assigned gates %v, want both", got)
+	}
+	snap := &cachev3.Snapshot{}
+	for typ, items := range res.ByType() {
+		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources("1", items)
+	}
+	if err := snap.Consistent(); err != nil {
+		t.Errorf("snapshot of discovered gates: %v", err)
+	}
+
+	before := inc.ResourceVersions()
+	e.Gate.Endpoints = e.Gate.Endpoints[1:]
+	res, err = inc.Translate(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := addrs(res); !slices.Equal(got, []string{"10.0.0.2"}) {
+		t.Errorf("after one gate left: %v, want 10.0.0.2", got)
+	}
+	after := inc.ResourceVersions()
+	if before[resource.EndpointType][ClusterGate] == after[resource.EndpointType][ClusterGate] {
+		t.Error("the gate assignment kept its version after a gate left")
+	}
+	if !maps.Equal(before[resource.ClusterType], after[resource.ClusterType]) {
+		t.Errorf("a gate leaving changed cluster versions %v → %v: Envoy would rebuild the cluster and its held streams' pools", before[resource.ClusterType], after[resource.ClusterType])
+	}
+
+	e.Gate.Endpoints = nil
+	if res, err = inc.Translate(e); err != nil {
+		t.Fatalf("no gates left: %v", err)
+	}
+	if len(res.Endpoints) != 1 || len(addrs(res)) != 0 {
+		t.Errorf("no gates left: %d assignments with %v, want one empty assignment", len(res.Endpoints), addrs(res))
+	}
 }
