@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
@@ -137,13 +138,27 @@ func ignoreClosed(err error) error {
 func gateLoad(st gate.State) live.Load {
 	l := live.Load{Waiters: st.PolicyWaiters}
 	for _, h := range st.Hot {
-		s := live.Spec{Key: h.Key, Policy: h.Policy, Waiters: h.Waiters}
+		s := live.Spec{Key: h.Key, Policy: h.Policy, Waiters: h.Waiters, Stage: buildStage(h.Stage)}
 		if h.Breaker == collapse.Open {
 			s.BreakerOpenUntil = &h.OpenUntil
 		}
 		l.Hot = append(l.Hot, s)
 	}
 	return l
+}
+
+// buildStage names a flight's stage in the LaunchPolicy API's words.
+func buildStage(s collapse.Stage) v1alpha1.BuildStage {
+	switch s {
+	case collapse.Starting:
+		return v1alpha1.BuildStageStarting
+	case collapse.Building:
+		return v1alpha1.BuildStageBuilding
+	case collapse.Releasing:
+		return v1alpha1.BuildStageReleasing
+	default:
+		return ""
+	}
 }
 
 // gatherLoads returns what every replica's gate holds: GET /state from

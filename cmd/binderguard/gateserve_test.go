@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/policies/status/live"
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/fakebinder"
@@ -151,14 +153,22 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	for !buildingAt(gates[0]) || !buildingAt(gates[1]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gates' flights never showed a build: %+v, %+v", gates[0].State().Hot, gates[1].State().Hot)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	lookup := func(context.Context, string) ([]string, error) { return []string{"127.0.0.2", "127.0.0.1"}, nil }
 	loads, err := gatherLoads(ctx, gates[0], ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := live.Sum(loads)[policy]
-	if got.Waiters != 8 || len(got.Hot) != 1 || got.Hot[0].Spec != "gh/hot/repo/HEAD" || got.Hot[0].Waiters != 8 {
-		t.Errorf("summed over both gates: %+v, want 8 held launches of gh/hot/repo/HEAD", got)
+	if got.Waiters != 8 || len(got.Hot) != 1 || got.Hot[0].Spec != "gh/hot/repo/HEAD" || got.Hot[0].Waiters != 8 ||
+		got.Hot[0].Stage != v1alpha1.BuildStageBuilding {
+		t.Errorf("summed over both gates: %+v, want 8 held launches of gh/hot/repo/HEAD, building", got)
 	}
 
 	// A gate that does not answer fails the round instead of
@@ -244,5 +254,32 @@ func TestGateHealthFailsUntilReady(t *testing.T) {
 	loaded.Store(true)
 	if code, _ := get(); code != http.StatusOK {
 		t.Errorf("/healthz once ready: %d, want 200", code)
+	}
+}
+
+// buildingAt reports whether g's busiest flight shows a build.
+func buildingAt(g *gate.Gate) bool {
+	hot := g.State().Hot
+	return len(hot) > 0 && hot[0].Stage == collapse.Building
+}
+
+// Each flight stage reaches LaunchPolicy status in the API's words.
+func TestGateLoadNamesEachStage(t *testing.T) {
+	tests := map[string]struct {
+		stage collapse.Stage
+		want  v1alpha1.BuildStage
+	}{
+		"a leader BinderHub has not answered yet": {stage: collapse.Starting, want: v1alpha1.BuildStageStarting},
+		"a leader whose stream shows a build":     {stage: collapse.Building, want: v1alpha1.BuildStageBuilding},
+		"a built image releasing the held ones":   {stage: collapse.Releasing, want: v1alpha1.BuildStageReleasing},
+		"a spec listed only for its open breaker": {stage: collapse.NoFlight, want: ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			l := gateLoad(gate.State{Hot: []gate.HotSpec{{Key: "gh/org/repo/HEAD", Waiters: 2, Stage: tc.stage}}})
+			if len(l.Hot) != 1 || l.Hot[0].Stage != tc.want {
+				t.Errorf("load %+v, want stage %q", l.Hot, tc.want)
+			}
+		})
 	}
 }

@@ -55,6 +55,41 @@ const (
 	Releasing
 )
 
+func (s Stage) String() string {
+	switch s {
+	case Starting:
+		return "starting"
+	case Building:
+		return "building"
+	case Releasing:
+		return "releasing"
+	default:
+		return ""
+	}
+}
+
+// MarshalText writes the stage as String does ("starting", "building",
+// "releasing", "" for NoFlight): the words the gate's State carried
+// before it was typed.
+func (s Stage) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (s *Stage) UnmarshalText(text []byte) error {
+	switch string(text) {
+	case "":
+		*s = NoFlight
+	case "starting":
+		*s = Starting
+	case "building":
+		*s = Building
+	case "releasing":
+		*s = Releasing
+	default:
+		return fmt.Errorf("flight stage %q: want starting, building, releasing or empty", text)
+	}
+	return nil
+}
+
 // BreakerState mirrors the spec's circuit breaker.
 type BreakerState int
 

@@ -364,7 +364,7 @@ func TestStateNamesHotSpecsAndOpenBreakers(t *testing.T) {
 		select {
 		case st := <-states:
 			for _, h := range st.Hot {
-				if h.Key == "gh/org/broken/HEAD" && h.Full && h.Waiters == 2 && h.Stage == "building" && len(h.Paths) == 1 && h.Paths[0] == "/build/gh/org/broken/HEAD" {
+				if h.Key == "gh/org/broken/HEAD" && h.Full && h.Waiters == 2 && h.Stage == collapse.Building && len(h.Paths) == 1 && h.Paths[0] == "/build/gh/org/broken/HEAD" {
 					sawFull = true
 				}
 				if h.Key == "gh/org/broken/HEAD" && h.Breaker == collapse.Open && h.OpenUntil.After(time.Now()) {

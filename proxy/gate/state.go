@@ -36,9 +36,10 @@ type HotSpec struct {
 	// Paths are the request paths ("/build/<provider>/<spec>") seen for
 	// the key, at most a few spellings.
 	Paths []string
-	// Stage is "starting", "building" or "releasing" while launches are
-	// held, "" otherwise.
-	Stage      string
+	// Stage is how far the key's flight is: Starting, Building or
+	// Releasing, NoFlight for a key listed only for its open breaker. It
+	// encodes as "starting", "building", "releasing" or "".
+	Stage      collapse.Stage
 	Waiters    int
 	MaxWaiters int
 	// Full: at MaxWaiters; new launches of it are shed with 429.
@@ -47,18 +48,6 @@ type HotSpec struct {
 	// event until OpenUntil. It encodes as "closed", "half-open" or "open".
 	Breaker   collapse.BreakerState
 	OpenUntil time.Time
-}
-
-func stageName(s collapse.Stage) string {
-	switch s {
-	case collapse.Starting:
-		return "starting"
-	case collapse.Building:
-		return "building"
-	case collapse.Releasing:
-		return "releasing"
-	}
-	return ""
 }
 
 func buildPaths(specs []string) []string {
@@ -82,7 +71,7 @@ func (g *Gate) State() State {
 			}
 			st.PolicyWaiters[f.policy] += n
 		}
-		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: stageName(f.stage), Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: collapse.Closed}
+		h := HotSpec{Key: key, Policy: f.policy, Paths: buildPaths(f.paths), Stage: f.stage, Waiters: f.followers.Len(), MaxWaiters: f.launch.MaxWaiters, Breaker: collapse.Closed}
 		h.Full = h.MaxWaiters > 0 && h.Waiters >= h.MaxWaiters
 		if b := g.breakers.lookup(key); b != nil {
 			s, until := b.state()

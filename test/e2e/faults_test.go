@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/compat"
@@ -45,12 +46,12 @@ type jsHeld struct {
 // build shows, then n Go followers and one official client follower, and
 // waits until the gate holds all n+1.
 func (s *stack) holdStorm(t *testing.T, spec string, n int) (leader chan held, followers []chan held, js chan jsHeld) {
-	return s.holdAt(t, spec, n, "building")
+	return s.holdAt(t, spec, n, collapse.Building)
 }
 
 // holdAt is holdStorm with the followers started once the leader's flight
-// is at stage ("starting": before BinderHub answered it).
-func (s *stack) holdAt(t *testing.T, spec string, n int, stage string) (leader chan held, followers []chan held, js chan jsHeld) {
+// is at stage (collapse.Starting: before BinderHub answered it).
+func (s *stack) holdAt(t *testing.T, spec string, n int, stage collapse.Stage) (leader chan held, followers []chan held, js chan jsHeld) {
 	t.Helper()
 	ctx := s.ctx
 	start := func() chan held {
@@ -423,7 +424,7 @@ func (s *stack) holdFaulted(t *testing.T, spec string, n int, f fakebinder.Fault
 	if err := s.binder.SetFault(f); err != nil {
 		t.Fatal(err)
 	}
-	return s.holdAt(t, spec, n, "starting")
+	return s.holdAt(t, spec, n, collapse.Starting)
 }
 
 // metricOf reads one unlabelled metric from a Prometheus text page.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/compat"
@@ -38,7 +39,7 @@ func TestOfficialClientShowsRefreshedProgressWhileHeld(t *testing.T) {
 	go func() { leader <- launch(s.ctx, s.edgeURL, spec, 30*time.Second) }()
 	waitFor(t, 20*time.Second, "the second build to show at the gate", func() bool {
 		st := s.gate.State()
-		return len(st.Hot) > 0 && st.Hot[0].Stage == "building"
+		return len(st.Hot) > 0 && st.Hot[0].Stage == collapse.Building
 	})
 	res, err := compat.Run(s.ctx, compat.Config{BaseURL: s.edgeURL, Spec: spec, Timeout: 30 * time.Second})
 	if err != nil {

@@ -298,11 +298,33 @@ type HotSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	Waiters int32 `json:"waiters,omitempty"`
 
+	// Stage is what the build its launches are held for is doing now:
+	// Starting (BinderHub has not answered the leading launch yet),
+	// Building, or Releasing (the image is built and the held launches are
+	// being let through). Unset while no launch of it is held (a spec
+	// listed only for its open breaker). If launches of it are held on
+	// several replicas, the least advanced of their stages.
+	//
+	// +optional
+	Stage BuildStage `json:"stage,omitempty"`
+
 	// BreakerOpenUntil is set while the spec's breaker is open.
 	//
 	// +optional
 	BreakerOpenUntil *metav1.Time `json:"breakerOpenUntil,omitempty"`
 }
+
+// BuildStage is how far the build of a hot spec is, at the gate.
+//
+// +kubebuilder:validation:Enum=Starting;Building;Releasing
+type BuildStage string
+
+// BuildStage values, in the order a build goes through them.
+const (
+	BuildStageStarting  BuildStage = "Starting"
+	BuildStageBuilding  BuildStage = "Building"
+	BuildStageReleasing BuildStage = "Releasing"
+)
 
 // LaunchPolicyStatus is written by binderguard.
 type LaunchPolicyStatus struct {

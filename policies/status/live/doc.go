@@ -1,6 +1,7 @@
 // Package live writes live counters into policy status. For
 // LaunchPolicies: status.waiters (launches held under the policy) and
-// status.hotSpecs (its busiest specs, at most 16), stamped with
+// status.hotSpecs (its busiest specs, at most 16, each with what its
+// build is doing: starting, building or releasing), stamped with
 // status.countersReportedAt, summed over every replica's gate.
 //
 // Each replica's gate knows only the launches it holds itself, so the

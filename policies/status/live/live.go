@@ -40,6 +40,11 @@ type Spec struct {
 	Key     string `json:"key"`
 	Policy  string `json:"policy"`
 	Waiters int    `json:"waiters"`
+	// Stage is how far the replica's build of the spec is; empty when it
+	// has none (a spec listed for its open breaker). The field is optional
+	// on the wire both ways: a replica that predates it sends none (Sum
+	// then shows no stage from it), and one that predates it ignores it.
+	Stage v1alpha1.BuildStage `json:"stage,omitempty"`
 	// BreakerOpenUntil is set while the spec's breaker is open.
 	BreakerOpenUntil *time.Time `json:"breakerOpenUntil,omitempty"`
 }
@@ -58,14 +63,16 @@ func PolicyName(ns, name string) string {
 
 // Sum adds up the replicas' loads per policy. A spec held on several
 // replicas (launches of one repository spread over the gates) is one
-// entry with the sum of its waiters and the latest breaker end. Specs
-// without held launches or an open breaker are left out.
+// entry with the sum of its waiters, the latest breaker end and the least
+// advanced stage (see earlierStage). Specs without held launches or an
+// open breaker are left out.
 func Sum(loads []Load) map[string]Totals {
 	waiters := map[string]int{}
 	type hot struct {
 		policy  string
 		waiters int
 		until   *time.Time
+		stage   v1alpha1.BuildStage
 	}
 	specs := map[string]*hot{} // by policy + "\x00" + key
 	for _, l := range loads {
@@ -83,6 +90,11 @@ func Sum(loads []Load) map[string]Totals {
 				specs[k] = h
 			}
 			h.waiters += s.Waiters
+			if s.Waiters > 0 {
+				// A replica holding none of the spec's launches (a leader
+				// building alone) says nothing about the build they wait for.
+				h.stage = earlierStage(h.stage, s.Stage)
+			}
 			if s.BreakerOpenUntil != nil && (h.until == nil || s.BreakerOpenUntil.After(*h.until)) {
 				h.until = s.BreakerOpenUntil
 			}
@@ -95,7 +107,7 @@ func Sum(loads []Load) map[string]Totals {
 	for _, k := range slices.Sorted(maps.Keys(specs)) {
 		h := specs[k]
 		t := out[h.policy]
-		hs := v1alpha1.HotSpec{Spec: k[len(h.policy)+1:], Waiters: clamp(h.waiters)}
+		hs := v1alpha1.HotSpec{Spec: k[len(h.policy)+1:], Waiters: clamp(h.waiters), Stage: h.stage}
 		if h.until != nil {
 			// The API stores seconds; a finer time would read back as a change.
 			hs.BreakerOpenUntil = &metav1.Time{Time: h.until.UTC().Truncate(time.Second)}
@@ -111,6 +123,46 @@ func Sum(loads []Load) map[string]Totals {
 		out[p] = t
 	}
 	return out
+}
+
+// earlierStage merges the stages of one spec on two replicas: the less
+// advanced of a and b, ignoring an empty stage and one this version does
+// not know (a newer replica's: written to status it would fail the CRD's
+// enum, and with it the whole patch).
+//
+// A spec should be held on one replica only (Envoy hashes each spec to one
+// gate), but while the ring changes (a replica joins or leaves) launches
+// of one spec can be held on two, each behind its own build. The least
+// advanced stage is shown because Releasing should mean that no held
+// launch of the spec still waits for a build, which is what an operator
+// reads it for; and it changes only when some replica's stage does, where
+// the stage of the replica holding the most launches could flip back and
+// forth with the counts, and write the status each time.
+func earlierStage(a, b v1alpha1.BuildStage) v1alpha1.BuildStage {
+	ra, rb := stageRank(a), stageRank(b)
+	switch {
+	case rb == 0:
+		return a
+	case ra == 0 || rb < ra:
+		return b
+	default:
+		return a
+	}
+}
+
+// stageRank orders the stages a build goes through; 0 for none, or one
+// this version does not know.
+func stageRank(s v1alpha1.BuildStage) int {
+	switch s {
+	case v1alpha1.BuildStageStarting:
+		return 1
+	case v1alpha1.BuildStageBuilding:
+		return 2
+	case v1alpha1.BuildStageReleasing:
+		return 3
+	default:
+		return 0
+	}
 }
 
 func clamp(n int) int32 { return int32(min(n, 1<<31-1)) }

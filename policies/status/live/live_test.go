@@ -38,11 +38,11 @@ func TestSum(t *testing.T) {
 		},
 		"one spec held on three replicas is one entry with the sum": {
 			loads: []live.Load{
-				{Waiters: map[string]int{hot: 10}, Hot: []live.Spec{{Key: "gh/org/repo/HEAD", Policy: hot, Waiters: 10}}},
-				{Waiters: map[string]int{hot: 7}, Hot: []live.Spec{{Key: "gh/org/repo/HEAD", Policy: hot, Waiters: 7}}},
-				{Waiters: map[string]int{hot: 1}, Hot: []live.Spec{{Key: "gh/org/repo/HEAD", Policy: hot, Waiters: 1}}},
+				{Waiters: map[string]int{hot: 10}, Hot: []live.Spec{{Key: "gh/org/repo/HEAD", Policy: hot, Waiters: 10, Stage: v1alpha1.BuildStageReleasing}}},
+				{Waiters: map[string]int{hot: 7}, Hot: []live.Spec{{Key: "gh/org/repo/HEAD", Policy: hot, Waiters: 7, Stage: v1alpha1.BuildStageBuilding}}},
+				{Waiters: map[string]int{hot: 1}, Hot: []live.Spec{{Key: "gh/org/repo/HEAD", Policy: hot, Waiters: 1, Stage: v1alpha1.BuildStageReleasing}}},
 			},
-			want: map[string]live.Totals{hot: {Waiters: 18, Hot: []v1alpha1.HotSpec{{Spec: "gh/org/repo/HEAD", Waiters: 18}}}},
+			want: map[string]live.Totals{hot: {Waiters: 18, Hot: []v1alpha1.HotSpec{{Spec: "gh/org/repo/HEAD", Waiters: 18, Stage: v1alpha1.BuildStageBuilding}}}},
 		},
 		"specs go to the policy that governs them, busiest first": {
 			loads: []live.Load{
@@ -84,6 +84,68 @@ func TestSum(t *testing.T) {
 	}
 }
 
+// The stage of a spec held on several replicas (while Envoy's hash ring
+// changes) is the least advanced of the stages of the replicas holding
+// its launches.
+func TestSumMergesStages(t *testing.T) {
+	const key = "gh/org/repo/HEAD"
+	hot := live.PolicyName("binder", "hot")
+	until := time.Date(2026, 11, 29, 20, 0, 0, 0, time.UTC)
+	held := func(waiters int, stage v1alpha1.BuildStage) live.Load {
+		return live.Load{Hot: []live.Spec{{Key: key, Policy: hot, Waiters: waiters, Stage: stage}}}
+	}
+	tests := map[string]struct {
+		loads []live.Load
+		want  v1alpha1.BuildStage
+	}{
+		"one replica's stage is the spec's": {
+			loads: []live.Load{held(4, v1alpha1.BuildStageBuilding)},
+			want:  v1alpha1.BuildStageBuilding,
+		},
+		"a replica still building keeps the spec building while another releases": {
+			loads: []live.Load{held(1, v1alpha1.BuildStageReleasing), held(1, v1alpha1.BuildStageBuilding)},
+			want:  v1alpha1.BuildStageBuilding,
+		},
+		"the least advanced wins whatever the order and the counts": {
+			loads: []live.Load{held(90, v1alpha1.BuildStageReleasing), held(1, v1alpha1.BuildStageStarting), held(9, v1alpha1.BuildStageBuilding)},
+			want:  v1alpha1.BuildStageStarting,
+		},
+		"the spec releases only when every replica holding it releases": {
+			loads: []live.Load{held(3, v1alpha1.BuildStageReleasing), held(2, v1alpha1.BuildStageReleasing)},
+			want:  v1alpha1.BuildStageReleasing,
+		},
+		"a replica whose leader builds alone holds nothing and says nothing": {
+			loads: []live.Load{held(3, v1alpha1.BuildStageReleasing), held(0, v1alpha1.BuildStageStarting)},
+			want:  v1alpha1.BuildStageReleasing,
+		},
+		"a replica that sends no stage (older than the field) is left out": {
+			loads: []live.Load{held(3, ""), held(2, v1alpha1.BuildStageBuilding)},
+			want:  v1alpha1.BuildStageBuilding,
+		},
+		"a stage this version does not know is left out, not written to fail the CRD's enum": {
+			loads: []live.Load{held(3, "Pushing"), held(2, v1alpha1.BuildStageReleasing)},
+			want:  v1alpha1.BuildStageReleasing,
+		},
+		"no replica with a stage leaves it unset": {
+			loads: []live.Load{held(3, ""), held(2, "Pushing")},
+		},
+		"a spec listed only for its open breaker has no stage": {
+			loads: []live.Load{{Hot: []live.Spec{{Key: key, Policy: hot, BreakerOpenUntil: &until}}}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := live.Sum(tc.loads)[hot].Hot
+			if len(got) != 1 || got[0].Spec != key {
+				t.Fatalf("hot specs %+v, want one entry for %s", got, key)
+			}
+			if got[0].Stage != tc.want {
+				t.Errorf("stage %q, want %q", got[0].Stage, tc.want)
+			}
+		})
+	}
+}
+
 func TestDesired(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 19, 0, 0, 0, time.UTC)
 	now := t0.Add(10 * time.Second)
@@ -92,6 +154,8 @@ func TestDesired(t *testing.T) {
 	}
 	accepted := v1alpha1.PolicyConditions{ObservedGeneration: 3, Conditions: []metav1.Condition{{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue}}}
 	spec := v1alpha1.HotSpec{Spec: "gh/org/repo/HEAD", Waiters: 9}
+	building := v1alpha1.HotSpec{Spec: "gh/org/repo/HEAD", Waiters: 9, Stage: v1alpha1.BuildStageBuilding}
+	releasing := v1alpha1.HotSpec{Spec: "gh/org/repo/HEAD", Waiters: 9, Stage: v1alpha1.BuildStageReleasing}
 	tests := map[string]struct {
 		cur         v1alpha1.LaunchPolicyStatus
 		totals      live.Totals
@@ -118,6 +182,12 @@ func TestDesired(t *testing.T) {
 			cur:         reported(9, spec),
 			wantChanged: true,
 			want:        v1alpha1.LaunchPolicyStatus{CountersReportedAt: &metav1.Time{Time: now}},
+		},
+		"a build that moves on to releasing is written, its count unchanged": {
+			cur:         reported(9, building),
+			totals:      live.Totals{Waiters: 9, Hot: []v1alpha1.HotSpec{releasing}},
+			wantChanged: true,
+			want:        v1alpha1.LaunchPolicyStatus{Waiters: 9, HotSpecs: []v1alpha1.HotSpec{releasing}, CountersReportedAt: &metav1.Time{Time: now}},
 		},
 		"the Accepted condition is kept": {
 			cur:         v1alpha1.LaunchPolicyStatus{PolicyConditions: accepted, CountersReportedAt: &metav1.Time{Time: t0}},
