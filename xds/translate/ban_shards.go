@@ -121,7 +121,8 @@ func banChain(b ir.Block) (name string, chain *compositev3.FilterChainConfigurat
 		}},
 	}}}
 	chain = &compositev3.FilterChainConfiguration{TypedConfig: []*corev3.TypedExtensionConfig{{
-		Name: setMetadataFilter, TypedConfig: anypack.Must(meta),
+		// One key: the same bytes as a sorted packing, without sorting.
+		Name: setMetadataFilter, TypedConfig: anypack.Unsorted(meta),
 	}}}
 	hash = xxhash.Sum64String(body)
 	return fmt.Sprintf("ban-%016x", hash), chain, hash
@@ -136,7 +137,10 @@ func banAction(chain string) *xdsmatcher.Matcher_OnMatch {
 }
 
 // banSlot is slot i's ECDS resource with the given prefix map and named
-// chains (empty: a slot that matches nothing).
+// chains (empty: a slot that matches nothing). Its maps are packed in map
+// order: a slot's content version is the XOR of its entries' hashes, never
+// its bytes, and sorting the keys (20,000 prefixes and 10,000 chains on a
+// full build with 10,000 bans) was a fifth of building the slots.
 func banSlot(i int, m map[string]*xdsmatcher.Matcher_OnMatch, chains map[string]*compositev3.FilterChainConfiguration) *corev3.TypedExtensionConfig {
 	matcher := &xdsmatcher.Matcher{}
 	if len(m) > 0 {
@@ -149,10 +153,10 @@ func banSlot(i int, m map[string]*xdsmatcher.Matcher_OnMatch, chains map[string]
 	}
 	return &corev3.TypedExtensionConfig{
 		Name: BanSlotName(i),
-		TypedConfig: anypack.Must(&matchingv3.ExtensionWithMatcher{
+		TypedConfig: anypack.Unsorted(&matchingv3.ExtensionWithMatcher{
 			XdsMatcher: matcher,
 			ExtensionConfig: &corev3.TypedExtensionConfig{
-				Name: compositeFilter, TypedConfig: anypack.Must(&compositev3.Composite{NamedFilterChains: chains}),
+				Name: compositeFilter, TypedConfig: anypack.Unsorted(&compositev3.Composite{NamedFilterChains: chains}),
 			},
 		}),
 	}

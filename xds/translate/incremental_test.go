@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -152,18 +153,26 @@ func TestIncrementalShardLayoutFollowsEdits(t *testing.T) {
 	}
 }
 
-// sameSlot compares two slots by their unpacked content: their bytes may
-// differ in map order.
+// sameSlot compares two slots by their unpacked content: their bytes
+// differ in map order (the prefix map's, and the composite filter's
+// chains', packed in an Any of its own).
 func sameSlot(t *testing.T, a, b *corev3.TypedExtensionConfig) bool {
 	t.Helper()
-	var x, y matchingv3.ExtensionWithMatcher
-	if err := a.GetTypedConfig().UnmarshalTo(&x); err != nil {
-		t.Fatal(err)
+	unpack := func(x *corev3.TypedExtensionConfig) (*matchingv3.ExtensionWithMatcher, *compositev3.Composite) {
+		var m matchingv3.ExtensionWithMatcher
+		var c compositev3.Composite
+		if err := x.GetTypedConfig().UnmarshalTo(&m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.GetExtensionConfig().GetTypedConfig().UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		m.ExtensionConfig.TypedConfig = nil
+		return &m, &c
 	}
-	if err := b.GetTypedConfig().UnmarshalTo(&y); err != nil {
-		t.Fatal(err)
-	}
-	return a.GetName() == b.GetName() && proto.Equal(&x, &y)
+	am, ac := unpack(a)
+	bm, bc := unpack(b)
+	return a.GetName() == b.GetName() && proto.Equal(am, bm) && proto.Equal(ac, bc)
 }
 
 // The edits that reshape the layout, one by one: a split, a group whose
