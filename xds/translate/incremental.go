@@ -272,30 +272,39 @@ func (t *Incremental) apply(blocks []ir.Block) error {
 func (t *Incremental) rebuild(blocks []ir.Block) error {
 	t.bulk = true
 	defer func() { t.bulk = false }()
-	for p := range t.winner {
-		t.drop(p)
+	// Entries go; their answers stay until the blocks are entered again,
+	// so an answer still used is not packed twice.
+	for p, pa := range t.winner {
+		t.place(p, pa, false)
+		pa.refs--
 	}
-	if len(blocks) > 2*len(t.winner) {
-		// Sized once for the list, so a first build does not grow the map step by step.
-		t.winner = make(map[string]*packedAnswer, len(blocks))
-	}
+	// Sized once for the list, so a first build does not grow it step by step.
+	t.winner = make(map[string]*packedAnswer, len(blocks))
 	clear(t.multi)
 	clear(t.invalid)
-	if err := t.packNew(blocks); err != nil {
+	valid, err := t.packNew(blocks)
+	if err != nil {
 		return err
 	}
-	for _, b := range blocks {
+	for i, b := range blocks {
 		if t.carried(b.PathPrefix) {
 			t.multi[b.PathPrefix] = max(t.multi[b.PathPrefix], 1) + 1
 			if _, dup := t.winner[b.PathPrefix]; dup {
 				continue // bans are listed first, so the ban wins over a hot spec
 			}
 		}
-		if err := t.add(b); err != nil {
-			return err
+		if !valid[i] {
+			t.invalid[b] = b.Validate()
+			continue
+		}
+		t.enter(b, t.answers[answerOf(b)])
+	}
+	for k, pa := range t.answers {
+		if pa.refs == 0 {
+			delete(t.answers, k)
 		}
 	}
-	var sorted []string
+	sorted := make([]string, 0, len(t.winner))
 	for p, pa := range t.winner {
 		if pa.shard {
 			sorted = append(sorted, p)
@@ -344,60 +353,67 @@ func parallelSort(s []string) {
 	copy(s, append(append(merged, a...), b...))
 }
 
-// packNew packs the answers of blocks that have none yet, spread over
-// the CPUs; the goroutines end before it returns.
-func (t *Incremental) packNew(blocks []ir.Block) error {
+// packNew validates blocks (reporting which are valid) and packs the
+// answers of valid blocks that have none yet, spread over the CPUs; the
+// goroutines end before it returns.
+func (t *Incremental) packNew(blocks []ir.Block) ([]bool, error) {
+	valid := make([]bool, len(blocks))
 	var todo []ir.Block
-	seen := map[answer]bool{}
-	for _, b := range blocks {
-		k := answerOf(b)
-		if _, ok := t.answers[k]; ok || seen[k] || b.Validate() != nil {
+	var into []*packedAnswer
+	for i, b := range blocks {
+		if b.Validate() != nil {
 			continue
 		}
-		seen[k] = true
-		todo = append(todo, b)
+		valid[i] = true
+		k := answerOf(b)
+		if _, ok := t.answers[k]; ok {
+			continue
+		}
+		pa := &packedAnswer{} // packed below; the map dedupes answers meanwhile
+		t.answers[k] = pa
+		todo, into = append(todo, b), append(into, pa)
 	}
-	packed := make([]*packedAnswer, len(todo))
 	errs := make([]error, len(todo))
 	workers := min(runtime.GOMAXPROCS(0), len(todo)/256+1)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(todo); i += workers {
-				packed[i], errs[i] = pack(todo[i])
+				errs[i] = pack(todo[i], into[i])
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		for _, b := range todo {
+			delete(t.answers, answerOf(b))
+		}
+		return nil, err
 	}
-	for _, pa := range packed {
-		t.answers[pa.key] = pa
-	}
-	return nil
+	return valid, nil
 }
 
-// pack builds, validates, packs and hashes b's answer: a ban shard's
-// action for a plain ban, else a route.
-func pack(b ir.Block) (*packedAnswer, error) {
+// pack builds, validates, packs and hashes b's answer into pa: a ban
+// shard's action for a plain ban, else a route.
+func pack(b ir.Block, pa *packedAnswer) error {
 	if toShard(b) {
 		name, chain, hash := banChain(b)
 		if err := chain.ValidateAll(); err != nil {
-			return nil, fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+			return fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 		}
-		return &packedAnswer{key: answerOf(b), om: banAction(name), shard: true,
-			chainName: name, chain: chain, hash: hash}, nil
+		*pa = packedAnswer{key: answerOf(b), om: banAction(name), shard: true, chainName: name, chain: chain, hash: hash}
+		return nil
 	}
 	r := blockRoute(b)
 	if err := r.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("%w: generated route for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		return fmt.Errorf("%w: generated route for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 	}
 	om := onMatchRoute(routeEdgePrefix+string(b.Class), r)
 	if err := om.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("%w: generated matcher action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		return fmt.Errorf("%w: generated matcher action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 	}
-	return &packedAnswer{key: answerOf(b), om: om, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
+	*pa = packedAnswer{key: answerOf(b), om: om, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}
+	return nil
 }
 
 // add enters b's prefix, unless b is invalid (then it is kept aside).
@@ -409,16 +425,21 @@ func (t *Incremental) add(b ir.Block) error {
 	k := answerOf(b)
 	pa, ok := t.answers[k]
 	if !ok {
-		var err error
-		if pa, err = pack(b); err != nil {
+		pa = &packedAnswer{}
+		if err := pack(b, pa); err != nil {
 			return err
 		}
 		t.answers[k] = pa
 	}
+	t.enter(b, pa)
+	return nil
+}
+
+// enter makes pa the answer of b, a valid block.
+func (t *Incremental) enter(b ir.Block, pa *packedAnswer) {
 	pa.refs++
 	t.winner[b.PathPrefix] = pa
 	t.place(b.PathPrefix, pa, true)
-	return nil
 }
 
 // drop removes prefix p's entry and lets its answer go when unused.

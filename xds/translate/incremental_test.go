@@ -294,3 +294,36 @@ func TestIncrementalRebuildEmptiesVanishedShards(t *testing.T) {
 		}
 	}
 }
+
+// An edit that rebuilds the map (here: a second block for a prefix
+// already carried) keeps the answers still used instead of packing them
+// again: with 10,000 bans, packing is most of a full build.
+func TestIncrementalRebuildKeepsPackedAnswers(t *testing.T) {
+	ten := make([]ir.Block, 10)
+	for i := range ten {
+		ten[i] = banAt(i, fmt.Sprint("ban ", i))
+	}
+	inc := NewIncremental()
+	e := baseEdge()
+	e.Blocks = ten
+	if _, err := inc.Translate(e); err != nil {
+		t.Fatal(err)
+	}
+	before := inc.winner[ten[7].PathPrefix]
+	e2 := baseEdge()
+	e2.Blocks = append(slices.Clone(ten), ten[3]) // carried twice: a rebuild
+	got, err := inc.Translate(e2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := inc.winner[ten[7].PathPrefix]; after != before {
+		t.Error("an untouched ban's answer was packed again")
+	}
+	want, _ := Translate(e2)
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("output differs from Translate (-want +got):\n%s", diff)
+	}
+	if len(inc.answers) != len(ten) {
+		t.Errorf("%d answers kept for %d distinct answers", len(inc.answers), len(ten))
+	}
+}
