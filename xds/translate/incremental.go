@@ -282,7 +282,7 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 	t.winner = make(map[string]*packedAnswer, len(blocks))
 	clear(t.multi)
 	clear(t.invalid)
-	valid, err := t.packNew(blocks)
+	answers, err := t.packNew(blocks)
 	if err != nil {
 		return err
 	}
@@ -293,11 +293,11 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 				continue // bans are listed first, so the ban wins over a hot spec
 			}
 		}
-		if !valid[i] {
+		if answers[i] == nil {
 			t.invalid[b] = b.Validate()
 			continue
 		}
-		t.enter(b, t.answers[answerOf(b)])
+		t.enter(b, answers[i])
 	}
 	for k, pa := range t.answers {
 		if pa.refs == 0 {
@@ -353,33 +353,34 @@ func parallelSort(s []string) {
 	copy(s, append(append(merged, a...), b...))
 }
 
-// packNew validates blocks (reporting which are valid) and packs the
-// answers of valid blocks that have none yet, spread over the CPUs; the
-// goroutines end before it returns.
-func (t *Incremental) packNew(blocks []ir.Block) ([]bool, error) {
-	valid := make([]bool, len(blocks))
+// packNew returns each block's answer (nil for an invalid block),
+// packing those not packed yet spread over the CPUs; the goroutines end
+// before it returns.
+func (t *Incremental) packNew(blocks []ir.Block) ([]*packedAnswer, error) {
+	answers := make([]*packedAnswer, len(blocks))
 	var todo []ir.Block
 	var into []*packedAnswer
 	for i, b := range blocks {
 		if b.Validate() != nil {
 			continue
 		}
-		valid[i] = true
 		k := answerOf(b)
-		if _, ok := t.answers[k]; ok {
-			continue
+		pa, ok := t.answers[k]
+		if !ok {
+			pa = &packedAnswer{} // packed below; the map dedupes answers meanwhile
+			t.answers[k] = pa
+			todo, into = append(todo, b), append(into, pa)
 		}
-		pa := &packedAnswer{} // packed below; the map dedupes answers meanwhile
-		t.answers[k] = pa
-		todo, into = append(todo, b), append(into, pa)
+		answers[i] = pa
 	}
 	errs := make([]error, len(todo))
 	workers := min(runtime.GOMAXPROCS(0), len(todo)/256+1)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			pk := newBanPacker()
 			for i := w; i < len(todo); i += workers {
-				errs[i] = pack(todo[i], into[i])
+				errs[i] = pack(pk, todo[i], into[i])
 			}
 		})
 	}
@@ -390,18 +391,18 @@ func (t *Incremental) packNew(blocks []ir.Block) ([]bool, error) {
 		}
 		return nil, err
 	}
-	return valid, nil
+	return answers, nil
 }
 
-// pack builds, validates, packs and hashes b's answer into pa: a ban
-// shard's action for a plain ban, else a route.
-func pack(b ir.Block, pa *packedAnswer) error {
+// pack builds, validates, packs and hashes b's answer into pa, with pk's
+// scratch messages: a ban shard's action for a plain ban, else a route.
+func pack(pk *banPacker, b ir.Block, pa *packedAnswer) error {
 	if toShard(b) {
-		name, chain, hash := banChain(b)
+		name, chain, hash := pk.chain(b)
 		if err := chain.ValidateAll(); err != nil {
 			return fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 		}
-		*pa = packedAnswer{key: answerOf(b), om: banAction(name), shard: true, chainName: name, chain: chain, hash: hash}
+		*pa = packedAnswer{key: answerOf(b), om: pk.action(name), shard: true, chainName: name, chain: chain, hash: hash}
 		return nil
 	}
 	r := blockRoute(b)
@@ -426,7 +427,7 @@ func (t *Incremental) add(b ir.Block) error {
 	pa, ok := t.answers[k]
 	if !ok {
 		pa = &packedAnswer{}
-		if err := pack(b, pa); err != nil {
+		if err := pack(newBanPacker(), b, pa); err != nil {
 			return err
 		}
 		t.answers[k] = pa
