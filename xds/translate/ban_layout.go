@@ -249,8 +249,12 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 // member's action and chain, built when its answer was packed. An
 // owner-wide ban may sit in several shards; the map takes it once.
 func slotOfShards(i int, shards []string, out map[string]*shardOut, winner map[string]*packedAnswer) *corev3.TypedExtensionConfig {
-	m := map[string]*xdsmatcher.Matcher_OnMatch{}
-	chains := map[string]*compositev3.FilterChainConfiguration{}
+	n := 0
+	for _, p := range shards {
+		n += len(out[p].members)
+	}
+	m := make(map[string]*xdsmatcher.Matcher_OnMatch, n)
+	chains := make(map[string]*compositev3.FilterChainConfiguration, n)
 	for _, p := range shards {
 		for _, k := range out[p].members {
 			pa := winner[k]

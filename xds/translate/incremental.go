@@ -116,18 +116,13 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 		clear(t.slotLaunch)
 		t.slotGen = t.base.gen
 	}
+	t.packLaunches(e.Launch, shards)
 	var shardSum uint64
 	for _, p := range shards {
 		if _, taken := pm[p]; taken && p != ir.LaunchPrefix {
 			continue
 		}
-		i := slotOf(p)
-		sl, ok := t.slotLaunch[i]
-		if !ok {
-			om := slotLaunch(e.Launch, i)
-			sl = packedLaunch{om: om, hash: xxhash.Sum64(om.GetMatcher().GetOnNoMatch().GetAction().GetTypedConfig().GetValue())}
-			t.slotLaunch[i] = sl
-		}
+		sl := t.slotLaunch[slotOf(p)]
 		pm[p] = sl.om
 		shardSum ^= entryHash(p, sl.hash)
 	}
@@ -143,6 +138,34 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum^shardSum)
 	t.versions[resource.ExtensionConfigType] = fmt.Sprintf("%016x", h.Sum64())
 	return res, t.err()
+}
+
+// packLaunches packs the launch route with the slot of each of shards
+// enabled, where not packed yet: on a full build for every slot, on the
+// CPUs (the goroutines end before it returns).
+func (t *Incremental) packLaunches(l ir.Launch, shards []string) {
+	var todo []int
+	for _, p := range shards {
+		i := slotOf(p)
+		if _, ok := t.slotLaunch[i]; !ok && !slices.Contains(todo, i) {
+			todo = append(todo, i)
+		}
+	}
+	packed := make([]packedLaunch, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo)/16+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := w; k < len(todo); k += workers {
+				om := slotLaunch(l, todo[k])
+				packed[k] = packedLaunch{om: om, hash: xxhash.Sum64(om.GetMatcher().GetOnNoMatch().GetAction().GetTypedConfig().GetValue())}
+			}
+		})
+	}
+	wg.Wait()
+	for k, i := range todo {
+		t.slotLaunch[i] = packed[k]
+	}
 }
 
 // packedLaunch is the launch route with one slot enabled.
@@ -287,9 +310,10 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 		return err
 	}
 	for i, b := range blocks {
-		if t.carried(b.PathPrefix) {
+		_, dup := t.winner[b.PathPrefix]
+		if dup || t.carriedInvalid(b.PathPrefix) {
 			t.multi[b.PathPrefix] = max(t.multi[b.PathPrefix], 1) + 1
-			if _, dup := t.winner[b.PathPrefix]; dup {
+			if dup {
 				continue // bans are listed first, so the ban wins over a hot spec
 			}
 		}
@@ -317,9 +341,12 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 
 // carried reports whether a block in the list carries prefix p.
 func (t *Incremental) carried(p string) bool {
-	if _, ok := t.winner[p]; ok {
-		return true
-	}
+	_, ok := t.winner[p]
+	return ok || t.carriedInvalid(p)
+}
+
+// carriedInvalid reports whether an invalid block in the list carries p.
+func (t *Incremental) carriedInvalid(p string) bool {
 	for b := range t.invalid { // few, if any
 		if b.PathPrefix == p {
 			return true
@@ -358,7 +385,11 @@ func parallelSort(s []string) {
 // before it returns.
 func (t *Incremental) packNew(blocks []ir.Block) ([]*packedAnswer, error) {
 	answers := make([]*packedAnswer, len(blocks))
-	var todo []ir.Block
+	if len(t.answers) == 0 {
+		// A first build: sized once, not grown step by step to 10,000.
+		t.answers = make(map[answer]*packedAnswer, len(blocks))
+	}
+	todo := make([]int, 0, len(blocks)) // indices: a block is 80 bytes
 	var into []*packedAnswer
 	for i, b := range blocks {
 		if b.Validate() != nil {
@@ -369,7 +400,7 @@ func (t *Incremental) packNew(blocks []ir.Block) ([]*packedAnswer, error) {
 		if !ok {
 			pa = &packedAnswer{} // packed below; the map dedupes answers meanwhile
 			t.answers[k] = pa
-			todo, into = append(todo, b), append(into, pa)
+			todo, into = append(todo, i), append(into, pa)
 		}
 		answers[i] = pa
 	}
@@ -380,14 +411,14 @@ func (t *Incremental) packNew(blocks []ir.Block) ([]*packedAnswer, error) {
 		wg.Go(func() {
 			pk := newBanPacker()
 			for i := w; i < len(todo); i += workers {
-				errs[i] = pack(pk, todo[i], into[i])
+				errs[i] = pack(pk, blocks[todo[i]], into[i])
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		for _, b := range todo {
-			delete(t.answers, answerOf(b))
+		for _, i := range todo {
+			delete(t.answers, answerOf(blocks[i]))
 		}
 		return nil, err
 	}
