@@ -86,6 +86,7 @@ func (e Event) Frame() []byte {
 		return []byte(":" + e.Comment + "\n\n")
 	}
 	var b bytes.Buffer
+	b.Grow(len(e.Data) + len("data: \n\n")) // one line, as events mostly are: one allocation
 	for line := range bytes.SplitSeq(e.Data, []byte("\n")) {
 		b.WriteString("data: ")
 		b.Write(line)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -27,5 +28,29 @@ func TestMustIsDeterministic(t *testing.T) {
 		if again := Must(s); !bytes.Equal(again.GetValue(), first.GetValue()) {
 			t.Fatal("two packings of one message differ")
 		}
+	}
+}
+
+// Unsorted packs the same content as Must (its bytes may differ in map
+// order only).
+func TestUnsortedPacksTheSameContent(t *testing.T) {
+	fields := map[string]any{}
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		fields[k] = k
+	}
+	s, err := structpb.NewStruct(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted, unsorted := Must(s), Unsorted(s)
+	if unsorted.GetTypeUrl() != sorted.GetTypeUrl() {
+		t.Fatalf("type URL %q, Must's %q", unsorted.GetTypeUrl(), sorted.GetTypeUrl())
+	}
+	var got structpb.Struct
+	if err := unsorted.UnmarshalTo(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&got, s) {
+		t.Errorf("unpacked %v, packed %v", &got, s)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	xdsmatcher "github.com/cncf/xds/go/xds/type/matcher/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -223,11 +224,14 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 			todo = append(todo, i)
 		}
 	}
+	// Slots differ in size (one shard or several): each worker takes the
+	// next slot left, so none idles while another has a queue.
 	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := range workers {
+	for range workers {
 		wg.Go(func() {
-			for k := w; k < len(todo); k += workers {
+			for k := int(next.Add(1)) - 1; k < len(todo); k = int(next.Add(1)) - 1 {
 				i := todo[k]
 				var sum uint64
 				for _, p := range bySlot[i] {
@@ -249,8 +253,12 @@ func (s *shardSet) resources(winner map[string]*packedAnswer) ([]*corev3.TypedEx
 // member's action and chain, built when its answer was packed. An
 // owner-wide ban may sit in several shards; the map takes it once.
 func slotOfShards(i int, shards []string, out map[string]*shardOut, winner map[string]*packedAnswer) *corev3.TypedExtensionConfig {
-	m := map[string]*xdsmatcher.Matcher_OnMatch{}
-	chains := map[string]*compositev3.FilterChainConfiguration{}
+	n := 0
+	for _, p := range shards {
+		n += len(out[p].members)
+	}
+	m := make(map[string]*xdsmatcher.Matcher_OnMatch, n)
+	chains := make(map[string]*compositev3.FilterChainConfiguration, n)
 	for _, p := range shards {
 		for _, k := range out[p].members {
 			pa := winner[k]

@@ -116,18 +116,13 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 		clear(t.slotLaunch)
 		t.slotGen = t.base.gen
 	}
+	t.packLaunches(e.Launch, shards)
 	var shardSum uint64
 	for _, p := range shards {
 		if _, taken := pm[p]; taken && p != ir.LaunchPrefix {
 			continue
 		}
-		i := slotOf(p)
-		sl, ok := t.slotLaunch[i]
-		if !ok {
-			om := slotLaunch(e.Launch, i)
-			sl = packedLaunch{om: om, hash: xxhash.Sum64(om.GetMatcher().GetOnNoMatch().GetAction().GetTypedConfig().GetValue())}
-			t.slotLaunch[i] = sl
-		}
+		sl := t.slotLaunch[slotOf(p)]
 		pm[p] = sl.om
 		shardSum ^= entryHash(p, sl.hash)
 	}
@@ -143,6 +138,34 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum^shardSum)
 	t.versions[resource.ExtensionConfigType] = fmt.Sprintf("%016x", h.Sum64())
 	return res, t.err()
+}
+
+// packLaunches packs the launch route with the slot of each of shards
+// enabled, where not packed yet: on a full build for every slot, on the
+// CPUs (the goroutines end before it returns).
+func (t *Incremental) packLaunches(l ir.Launch, shards []string) {
+	var todo []int
+	for _, p := range shards {
+		i := slotOf(p)
+		if _, ok := t.slotLaunch[i]; !ok && !slices.Contains(todo, i) {
+			todo = append(todo, i)
+		}
+	}
+	packed := make([]packedLaunch, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo)/16+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := w; k < len(todo); k += workers {
+				om := slotLaunch(l, todo[k])
+				packed[k] = packedLaunch{om: om, hash: xxhash.Sum64(om.GetMatcher().GetOnNoMatch().GetAction().GetTypedConfig().GetValue())}
+			}
+		})
+	}
+	wg.Wait()
+	for k, i := range todo {
+		t.slotLaunch[i] = packed[k]
+	}
 }
 
 // packedLaunch is the launch route with one slot enabled.
@@ -272,30 +295,40 @@ func (t *Incremental) apply(blocks []ir.Block) error {
 func (t *Incremental) rebuild(blocks []ir.Block) error {
 	t.bulk = true
 	defer func() { t.bulk = false }()
-	for p := range t.winner {
-		t.drop(p)
+	// Entries go; their answers stay until the blocks are entered again,
+	// so an answer still used is not packed twice.
+	for p, pa := range t.winner {
+		t.place(p, pa, false)
+		pa.refs--
 	}
-	if len(blocks) > 2*len(t.winner) {
-		// Sized once for the list, so a first build does not grow the map step by step.
-		t.winner = make(map[string]*packedAnswer, len(blocks))
-	}
+	// Sized once for the list, so a first build does not grow it step by step.
+	t.winner = make(map[string]*packedAnswer, len(blocks))
 	clear(t.multi)
 	clear(t.invalid)
-	if err := t.packNew(blocks); err != nil {
+	answers, err := t.packNew(blocks)
+	if err != nil {
 		return err
 	}
-	for _, b := range blocks {
-		if t.carried(b.PathPrefix) {
+	for i, b := range blocks {
+		_, dup := t.winner[b.PathPrefix]
+		if dup || t.carriedInvalid(b.PathPrefix) {
 			t.multi[b.PathPrefix] = max(t.multi[b.PathPrefix], 1) + 1
-			if _, dup := t.winner[b.PathPrefix]; dup {
+			if dup {
 				continue // bans are listed first, so the ban wins over a hot spec
 			}
 		}
-		if err := t.add(b); err != nil {
-			return err
+		if answers[i] == nil {
+			t.invalid[b] = b.Validate()
+			continue
+		}
+		t.enter(b, answers[i])
+	}
+	for k, pa := range t.answers {
+		if pa.refs == 0 {
+			delete(t.answers, k)
 		}
 	}
-	var sorted []string
+	sorted := make([]string, 0, len(t.winner))
 	for p, pa := range t.winner {
 		if pa.shard {
 			sorted = append(sorted, p)
@@ -308,9 +341,12 @@ func (t *Incremental) rebuild(blocks []ir.Block) error {
 
 // carried reports whether a block in the list carries prefix p.
 func (t *Incremental) carried(p string) bool {
-	if _, ok := t.winner[p]; ok {
-		return true
-	}
+	_, ok := t.winner[p]
+	return ok || t.carriedInvalid(p)
+}
+
+// carriedInvalid reports whether an invalid block in the list carries p.
+func (t *Incremental) carriedInvalid(p string) bool {
 	for b := range t.invalid { // few, if any
 		if b.PathPrefix == p {
 			return true
@@ -344,60 +380,72 @@ func parallelSort(s []string) {
 	copy(s, append(append(merged, a...), b...))
 }
 
-// packNew packs the answers of blocks that have none yet, spread over
-// the CPUs; the goroutines end before it returns.
-func (t *Incremental) packNew(blocks []ir.Block) error {
-	var todo []ir.Block
-	seen := map[answer]bool{}
-	for _, b := range blocks {
-		k := answerOf(b)
-		if _, ok := t.answers[k]; ok || seen[k] || b.Validate() != nil {
+// packNew returns each block's answer (nil for an invalid block),
+// packing those not packed yet spread over the CPUs; the goroutines end
+// before it returns.
+func (t *Incremental) packNew(blocks []ir.Block) ([]*packedAnswer, error) {
+	answers := make([]*packedAnswer, len(blocks))
+	if len(t.answers) == 0 {
+		// A first build: sized once, not grown step by step to 10,000.
+		t.answers = make(map[answer]*packedAnswer, len(blocks))
+	}
+	todo := make([]int, 0, len(blocks)) // indices: a block is 80 bytes
+	var into []*packedAnswer
+	for i, b := range blocks {
+		if b.Validate() != nil {
 			continue
 		}
-		seen[k] = true
-		todo = append(todo, b)
+		k := answerOf(b)
+		pa, ok := t.answers[k]
+		if !ok {
+			pa = &packedAnswer{} // packed below; the map dedupes answers meanwhile
+			t.answers[k] = pa
+			todo, into = append(todo, i), append(into, pa)
+		}
+		answers[i] = pa
 	}
-	packed := make([]*packedAnswer, len(todo))
 	errs := make([]error, len(todo))
 	workers := min(runtime.GOMAXPROCS(0), len(todo)/256+1)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			pk := newBanPacker()
 			for i := w; i < len(todo); i += workers {
-				packed[i], errs[i] = pack(todo[i])
+				errs[i] = pack(pk, blocks[todo[i]], into[i])
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		for _, i := range todo {
+			delete(t.answers, answerOf(blocks[i]))
+		}
+		return nil, err
 	}
-	for _, pa := range packed {
-		t.answers[pa.key] = pa
-	}
-	return nil
+	return answers, nil
 }
 
-// pack builds, validates, packs and hashes b's answer: a ban shard's
-// action for a plain ban, else a route.
-func pack(b ir.Block) (*packedAnswer, error) {
+// pack builds, validates, packs and hashes b's answer into pa, with pk's
+// scratch messages: a ban shard's action for a plain ban, else a route.
+func pack(pk *banPacker, b ir.Block, pa *packedAnswer) error {
 	if toShard(b) {
-		name, chain, hash := banChain(b)
+		name, chain, hash := pk.chain(b)
 		if err := chain.ValidateAll(); err != nil {
-			return nil, fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+			return fmt.Errorf("%w: generated ban chain for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 		}
-		return &packedAnswer{key: answerOf(b), om: banAction(name), shard: true,
-			chainName: name, chain: chain, hash: hash}, nil
+		*pa = packedAnswer{key: answerOf(b), om: pk.action(name), shard: true, chainName: name, chain: chain, hash: hash}
+		return nil
 	}
 	r := blockRoute(b)
 	if err := r.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("%w: generated route for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		return fmt.Errorf("%w: generated route for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 	}
 	om := onMatchRoute(routeEdgePrefix+string(b.Class), r)
 	if err := om.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("%w: generated matcher action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
+		return fmt.Errorf("%w: generated matcher action for %q is invalid: %w", ErrInvalidEdge, b.PathPrefix, err)
 	}
-	return &packedAnswer{key: answerOf(b), om: om, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}, nil
+	*pa = packedAnswer{key: answerOf(b), om: om, hash: xxhash.Sum64(om.GetAction().GetTypedConfig().GetValue())}
+	return nil
 }
 
 // add enters b's prefix, unless b is invalid (then it is kept aside).
@@ -409,16 +457,21 @@ func (t *Incremental) add(b ir.Block) error {
 	k := answerOf(b)
 	pa, ok := t.answers[k]
 	if !ok {
-		var err error
-		if pa, err = pack(b); err != nil {
+		pa = &packedAnswer{}
+		if err := pack(newBanPacker(), b, pa); err != nil {
 			return err
 		}
 		t.answers[k] = pa
 	}
+	t.enter(b, pa)
+	return nil
+}
+
+// enter makes pa the answer of b, a valid block.
+func (t *Incremental) enter(b ir.Block, pa *packedAnswer) {
 	pa.refs++
 	t.winner[b.PathPrefix] = pa
 	t.place(b.PathPrefix, pa, true)
-	return nil
 }
 
 // drop removes prefix p's entry and lets its answer go when unused.

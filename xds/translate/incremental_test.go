@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	compositev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/composite/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -152,18 +153,26 @@ func TestIncrementalShardLayoutFollowsEdits(t *testing.T) {
 	}
 }
 
-// sameSlot compares two slots by their unpacked content: their bytes may
-// differ in map order.
+// sameSlot compares two slots by their unpacked content: their bytes
+// differ in map order (the prefix map's, and the composite filter's
+// chains', packed in an Any of its own).
 func sameSlot(t *testing.T, a, b *corev3.TypedExtensionConfig) bool {
 	t.Helper()
-	var x, y matchingv3.ExtensionWithMatcher
-	if err := a.GetTypedConfig().UnmarshalTo(&x); err != nil {
-		t.Fatal(err)
+	unpack := func(x *corev3.TypedExtensionConfig) (*matchingv3.ExtensionWithMatcher, *compositev3.Composite) {
+		var m matchingv3.ExtensionWithMatcher
+		var c compositev3.Composite
+		if err := x.GetTypedConfig().UnmarshalTo(&m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.GetExtensionConfig().GetTypedConfig().UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		m.ExtensionConfig.TypedConfig = nil
+		return &m, &c
 	}
-	if err := b.GetTypedConfig().UnmarshalTo(&y); err != nil {
-		t.Fatal(err)
-	}
-	return a.GetName() == b.GetName() && proto.Equal(&x, &y)
+	am, ac := unpack(a)
+	bm, bc := unpack(b)
+	return a.GetName() == b.GetName() && proto.Equal(am, bm) && proto.Equal(ac, bc)
 }
 
 // The edits that reshape the layout, one by one: a split, a group whose
@@ -283,5 +292,38 @@ func TestIncrementalRebuildEmptiesVanishedShards(t *testing.T) {
 		if diff := cmp.Diff(fresh.ResourceVersions(), inc.ResourceVersions()); diff != "" {
 			t.Errorf("step %d: slot versions depend on the edit path (-fresh +incremental):\n%s", i, diff)
 		}
+	}
+}
+
+// An edit that rebuilds the map (here: a second block for a prefix
+// already carried) keeps the answers still used instead of packing them
+// again: with 10,000 bans, packing is most of a full build.
+func TestIncrementalRebuildKeepsPackedAnswers(t *testing.T) {
+	ten := make([]ir.Block, 10)
+	for i := range ten {
+		ten[i] = banAt(i, fmt.Sprint("ban ", i))
+	}
+	inc := NewIncremental()
+	e := baseEdge()
+	e.Blocks = ten
+	if _, err := inc.Translate(e); err != nil {
+		t.Fatal(err)
+	}
+	before := inc.winner[ten[7].PathPrefix]
+	e2 := baseEdge()
+	e2.Blocks = append(slices.Clone(ten), ten[3]) // carried twice: a rebuild
+	got, err := inc.Translate(e2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := inc.winner[ten[7].PathPrefix]; after != before {
+		t.Error("an untouched ban's answer was packed again")
+	}
+	want, _ := Translate(e2)
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("output differs from Translate (-want +got):\n%s", diff)
+	}
+	if len(inc.answers) != len(ten) {
+		t.Errorf("%d answers kept for %d distinct answers", len(inc.answers), len(ten))
 	}
 }
