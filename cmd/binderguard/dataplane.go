@@ -48,10 +48,15 @@ type dataPathConfig struct {
 	// gate server stops; peers are the other replicas' gates, asked to
 	// drain this pod's launches (zero: none).
 	gateGrace time.Duration
-	peers     ir.Endpoint
+	peers     gatePeers
 	// gateReady fails while the gate must not take launches (nil: never);
 	// its /healthz says so to every Envoy.
 	gateReady func() error
+	// publishAfter: the controller publishes nothing before each is
+	// closed. An Envoy that reconnects to a restarted binderguard replaces
+	// what it has with the first config it gets, which must therefore
+	// already carry the policies and the gates.
+	publishAfter []<-chan struct{}
 }
 
 // dataPath is the assembled data path; nothing runs until its runnables do.
@@ -98,7 +103,16 @@ func newDataPath(c dataPathConfig) (*dataPath, error) {
 			return serveGate(ctx, g, c.gateReady, c.gateLis, c.gateGrace, c.peers, c.log)
 		}},
 		{"gate", g.Run},
-		{"controller", d.ctl.Run},
+		{"controller", func(ctx context.Context) error {
+			for _, ch := range c.publishAfter {
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			return d.ctl.Run(ctx)
+		}},
 		{"gate state", func(ctx context.Context) error { controller.WatchGate(ctx, g, d.ctl); return nil }},
 		{"policy snapshots", func(ctx context.Context) error { controller.WatchPolicies(ctx, c.store, d.ctl); return nil }},
 	}

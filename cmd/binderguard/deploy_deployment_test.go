@@ -17,6 +17,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/binderguard/binderguard/xds/bootstrap"
+	"github.com/binderguard/binderguard/xds/peers"
 )
 
 // checkDeployment checks that the Deployment's flags parse, and that its
@@ -87,8 +90,14 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 			t.Errorf("--%s port %d, container port %d", flag, pair[0], pair[1])
 		}
 	}
-	if want := "binderguard-gate." + ns + ".svc"; c.gateEndpoint.Host != want || int(c.gateEndpoint.Port) != port(bg, "gate") {
-		t.Errorf("gate endpoint %s, want %s:%d", c.gateEndpoint, want, port(bg, "gate"))
+	// The gates come from the headless Service's EndpointSlices (EDS),
+	// on its port named gate, which must be the gate container port.
+	if svc, ok := objs["Service/"+c.gateService].(*corev1.Service); !ok || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("--gate-service %q is not a headless Service of the manifests", c.gateService)
+	} else if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
+		return p.Name == peers.PortName && p.TargetPort.StrVal == "gate"
+	}) {
+		t.Errorf("Service %s has no port %q targeting the gate container port: %+v", c.gateService, peers.PortName, svc.Spec.Ports)
 	}
 	for _, p := range []*corev1.Probe{bg.LivenessProbe, bg.ReadinessProbe, bg.StartupProbe} {
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Port.StrVal != "health" {
@@ -120,6 +129,12 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, ns string, objs map[s
 			a = "--output=" + written
 		}
 		bootArgs = append(bootArgs, a)
+	}
+	// Envoy starts once its /ready, on the stats listener the bootstrap
+	// writes, reaches a gate.
+	if p := envoy.StartupProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != bootstrap.ReadyPath ||
+		!slices.Contains(boot.Args, "--stats=0.0.0.0:"+strconv.Itoa(port(envoy, p.HTTPGet.Port.StrVal))) {
+		t.Errorf("envoy startup probe %+v, want %s on the bootstrap's stats listener (%q)", p, bootstrap.ReadyPath, boot.Args)
 	}
 	if i := slices.Index(envoy.Args, "--config-path"); output == "" || i < 0 || i+1 >= len(envoy.Args) || envoy.Args[i+1] != output {
 		t.Errorf("bootstrap writes %q, envoy %q: they disagree on the bootstrap file", output, envoy.Args)

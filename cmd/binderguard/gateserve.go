@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
@@ -62,45 +64,82 @@ func newGateServer(g *gate.Gate, ready func() error) *http.Server {
 	return gate.NewServer("", mux)
 }
 
+// gatePeers lists every replica's gate as host:port, this replica's
+// included: the gates a stopping replica asks to drain its launches, and
+// whose held launches the elected replica sums. Nil: no other replicas
+// (local mode, tests).
+type gatePeers func(ctx context.Context) ([]string, error)
+
+// dnsPeers resolves the name e.Host with lookup (a headless Service lists
+// its Ready replicas); none when e is on loopback or unset.
+func dnsPeers(e ir.Endpoint, lookup func(context.Context, string) ([]string, error)) gatePeers {
+	if e.Host == "" || e.Host == "127.0.0.1" {
+		return nil
+	}
+	return func(ctx context.Context) ([]string, error) {
+		ips, err := lookup(ctx, e.Host)
+		if err != nil {
+			return nil, fmt.Errorf("resolving the gates %s: %w", e.Host, err)
+		}
+		out := make([]string, len(ips))
+		for i, ip := range ips {
+			out[i] = net.JoinHostPort(ip, strconv.Itoa(int(e.Port)))
+		}
+		return out, nil
+	}
+}
+
+// discoveredPeers are the gates Envoy sends launches to (--gate-service),
+// Ready or not, so that none that holds launches is missed.
+func discoveredPeers(v *latest.Value[[]ir.Endpoint]) gatePeers {
+	return func(context.Context) ([]string, error) {
+		eps := v.Load()
+		out := make([]string, len(eps))
+		for i, e := range eps {
+			out[i] = e.String()
+		}
+		return out, nil
+	}
+}
+
 // serveGate serves the gate on lis until ctx ends. Before shutting the
-// server down it asks the gates at peers (the other replicas, from the
-// headless gate Service; none in local mode) to drain the launches that
-// came through this pod's Envoy, and closes its own gate, so held launches
-// and leaders still building end with a "restarting" failed event instead
-// of a broken stream; then it gives launches past built grace to finish.
-func serveGate(ctx context.Context, g *gate.Gate, ready func() error, lis net.Listener, grace time.Duration, peers ir.Endpoint, log *slog.Logger) error {
+// server down it asks the gates at peers (the other replicas; none in
+// local mode) to drain the launches that came through this pod's Envoy,
+// and closes its own gate, so held launches and leaders still building
+// end with a "restarting" failed event instead of a broken stream; then
+// it gives launches past built grace to finish.
+func serveGate(ctx context.Context, g *gate.Gate, ready func() error, lis net.Listener, grace time.Duration, peers gatePeers, log *slog.Logger) error {
 	return serveHTTP(ctx, newGateServer(g, ready), lis, grace, func() {
-		if peers.Host != "" && peers.Host != "127.0.0.1" {
+		if peers != nil {
 			drainPeers(peers, log)
 		}
 		g.Close()
 	})
 }
 
-// drainPeers posts /drain to every gate the name peers.Host resolves to,
-// in parallel, each within a couple of seconds: shutdown must not wait on
-// a replica that is itself gone.
-func drainPeers(peers ir.Endpoint, log *slog.Logger) {
+// drainPeers posts /drain to every gate of peers, in parallel, each within
+// a couple of seconds: shutdown must not wait on a replica that is itself
+// gone.
+func drainPeers(peers gatePeers, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupHost(ctx, peers.Host)
+	addrs, err := peers(ctx)
 	if err != nil {
-		log.Warn("draining: resolving the gates", "host", peers.Host, "err", err)
+		log.Warn("draining: listing the gates", "err", err)
 		return
 	}
 	var wg sync.WaitGroup
-	for _, ip := range ips {
+	for _, addr := range addrs {
 		wg.Go(func() {
-			u := "http://" + net.JoinHostPort(ip, strconv.Itoa(int(peers.Port))) + "/drain"
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/drain", nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
-				log.Warn("draining: asking a gate to end this pod's launches", "gate", ip, "err", err)
+				log.Warn("draining: asking a gate to end this pod's launches", "gate", addr, "err", err)
 				return
 			}
 			defer resp.Body.Close()
 			n, _ := io.ReadAll(io.LimitReader(resp.Body, 32))
-			log.Info("draining: a gate ended this pod's launches with a retry", "gate", ip, "status", resp.StatusCode, "ended", strings.TrimSpace(string(n)))
+			log.Info("draining: a gate ended this pod's launches with a retry", "gate", addr, "status", resp.StatusCode, "ended", strings.TrimSpace(string(n)))
 		})
 	}
 	wg.Wait()
@@ -162,27 +201,30 @@ func buildStage(s collapse.Stage) v1alpha1.BuildStage {
 }
 
 // gatherLoads returns what every replica's gate holds: GET /state from
-// each gate the name peers.Host resolves to with lookup (the headless gate
-// Service, this replica included), or only this replica's gate g when
-// there are no peers (peers on loopback: local mode, tests). One gate
-// that cannot be read fails the whole: a partial sum would under-report
-// the storm.
-func gatherLoads(ctx context.Context, g *gate.Gate, peers ir.Endpoint, lookup func(context.Context, string) ([]string, error)) ([]live.Load, error) {
-	if peers.Host == "" || peers.Host == "127.0.0.1" {
+// each gate of peers, or only this replica's gate g when there are none.
+// A gate that refuses the connection holds nothing (it is starting or
+// gone, and a gone gate's launches ended with it); one that cannot be
+// read otherwise fails the whole: a partial sum would under-report the
+// storm.
+func gatherLoads(ctx context.Context, g *gate.Gate, peers gatePeers) ([]live.Load, error) {
+	if peers == nil {
 		return []live.Load{gateLoad(g.State())}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ips, err := lookup(ctx, peers.Host)
+	addrs, err := peers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("resolving the gates %s: %w", peers.Host, err)
+		return nil, err
 	}
-	loads := make([]live.Load, len(ips))
-	errs := make([]error, len(ips))
+	loads := make([]live.Load, len(addrs))
+	errs := make([]error, len(addrs))
 	var wg sync.WaitGroup
-	for i, ip := range ips {
+	for i, addr := range addrs {
 		wg.Go(func() {
-			loads[i], errs[i] = readLoad(ctx, "http://"+net.JoinHostPort(ip, strconv.Itoa(int(peers.Port)))+"/state")
+			loads[i], errs[i] = readLoad(ctx, "http://"+addr+"/state")
+			if errors.Is(errs[i], syscall.ECONNREFUSED) {
+				errs[i] = nil
+			}
 		})
 	}
 	wg.Wait()

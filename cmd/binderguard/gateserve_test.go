@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/binderguard/binderguard/policies/api/v1alpha1"
+	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/policies/status/live"
 	"github.com/binderguard/binderguard/proxy/collapse"
 	"github.com/binderguard/binderguard/proxy/gate"
@@ -47,7 +48,7 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 	other, otherLis := newGate()
 	otherCtx, stopOther := context.WithCancel(t.Context())
 	otherDone := make(chan error, 1)
-	go func() { otherDone <- serveGate(otherCtx, other, nil, otherLis, time.Second, ir.Endpoint{}, log) }()
+	go func() { otherDone <- serveGate(otherCtx, other, nil, otherLis, time.Second, nil, log) }()
 	defer func() { stopOther(); <-otherDone }()
 
 	launch := func() <-chan string {
@@ -87,7 +88,7 @@ func TestShuttingDownDrainsThisPodsLaunchesAtTheOtherGates(t *testing.T) {
 	// This replica shuts down; its peers are found as "localhost".
 	self, selfLis := newGate()
 	ctx, shutdown := context.WithCancel(t.Context())
-	peers := ir.Endpoint{Host: "localhost", Port: uint32(otherLis.Addr().(*net.TCPAddr).Port)}
+	peers := dnsPeers(ir.Endpoint{Host: "localhost", Port: uint32(otherLis.Addr().(*net.TCPAddr).Port)}, net.DefaultResolver.LookupHost)
 	done := make(chan error, 1)
 	go func() { done <- serveGate(ctx, self, nil, selfLis, time.Second, peers, log) }()
 	shutdown()
@@ -129,7 +130,7 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 			t.Fatal(err)
 		}
 		gates = append(gates, g)
-		served.Go(func() { _ = serveGate(ctx, g, nil, lis, time.Second, ir.Endpoint{}, log) })
+		served.Go(func() { _ = serveGate(ctx, g, nil, lis, time.Second, nil, log) })
 		served.Go(func() { _ = g.Run(ctx) })
 	}
 	held := []int{3, 5}
@@ -160,8 +161,9 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	svc := ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}
 	lookup := func(context.Context, string) ([]string, error) { return []string{"127.0.0.2", "127.0.0.1"}, nil }
-	loads, err := gatherLoads(ctx, gates[0], ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}, lookup)
+	loads, err := gatherLoads(ctx, gates[0], dnsPeers(svc, lookup))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +173,27 @@ func TestGatherLoadsSumsEveryReplicasGate(t *testing.T) {
 		t.Errorf("summed over both gates: %+v, want 8 held launches of gh/hot/repo/HEAD, building", got)
 	}
 
-	// A gate that does not answer fails the round instead of
-	// under-reporting.
-	gone := func(context.Context, string) ([]string, error) { return []string{"127.0.0.1", "127.0.0.3"}, nil }
-	if _, err := gatherLoads(ctx, gates[0], ir.Endpoint{Host: "binderguard-gate.binderhub.svc", Port: uint32(port)}, gone); err == nil {
-		t.Error("gathering with one gate unreachable succeeded")
+	// The same gates as EDS has them, with one that is still starting
+	// (nothing listens yet): it holds nothing.
+	known := latest.New([]ir.Endpoint{{Host: "127.0.0.2", Port: uint32(port)}, {Host: "127.0.0.1", Port: uint32(port)}, {Host: "127.0.0.3", Port: uint32(port)}})
+	loads, err = gatherLoads(ctx, gates[0], discoveredPeers(known))
+	if err != nil {
+		t.Fatalf("a gate that refuses connections failed the round: %v", err)
+	}
+	if got := live.Sum(loads)[policy]; got.Waiters != 8 {
+		t.Errorf("summed with a starting gate: %+v, want the same 8", got)
+	}
+
+	// A gate that takes the connection but does not answer fails the
+	// round instead of under-reporting.
+	mute, err := net.Listen("tcp", "127.0.0.4:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	hung := func(context.Context, string) ([]string, error) { return []string{"127.0.0.1", "127.0.0.4"}, nil }
+	if _, err := gatherLoads(ctx, gates[0], dnsPeers(svc, hung)); err == nil {
+		t.Error("gathering with one gate not answering succeeded")
 	}
 }
 

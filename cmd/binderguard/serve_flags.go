@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/webhook/certs"
 	"github.com/binderguard/binderguard/xds/ir"
@@ -24,8 +26,8 @@ type serveConfig struct {
 	// Listen addresses; port 0 picks a free port (tests).
 	gateAddr, xdsAddr, metricsAddr, healthAddr string
 	// envoyListen is where Envoy serves BinderHub (programmed over xDS);
-	// gateEndpoint is how Envoy reaches the gates (a headless Service name
-	// resolves to every replica; zero: this replica's gate on loopback).
+	// gateEndpoint is how Envoy reaches the gates without --gate-service
+	// (zero: this replica's gate on loopback).
 	envoyListen, gateEndpoint ir.Endpoint
 	// gateService names the headless Service (in installNamespace) whose
 	// EndpointSlices list the gates Envoy balances launches over (EDS);
@@ -74,7 +76,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	podNS := getenv("POD_NAMESPACE")
 	upstream := fs.String("upstream", "", "BinderHub Service URL, e.g. http://binder.<namespace>.svc (required)")
 	gateAddr := fs.String("gate-addr", ":8081", "launch gate listen address (Envoy reaches it over h2c)")
-	gateEndpoint := fs.String("gate-endpoint", "", "host:port Envoy dials for the gate; a headless Service name spreads launches over all replicas (default: this replica's gate on 127.0.0.1)")
+	gateEndpoint := fs.String("gate-endpoint", "", "host:port Envoy dials for the gate, resolved by DNS (default: this replica's gate on 127.0.0.1; in a cluster use --gate-service)")
 	xdsAddr := fs.String("xds-addr", "127.0.0.1:18000", "xDS (ADS) server listen address; only the Envoy sidecar connects, over loopback")
 	envoyListen := fs.String("envoy-listen", "0.0.0.0:8080", "address Envoy's listener serves BinderHub on (programmed over xDS)")
 	xffHops := fs.Uint("xff-trusted-hops", 1, "proxies in front of Envoy (the ingress controller) whose X-Forwarded-For entry names the client")
@@ -128,6 +130,14 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 		}
 	}
 	c.gateService = *gateService
+	if c.gateService != "" {
+		if errs := validation.IsDNS1035Label(c.gateService); len(errs) > 0 {
+			return c, usageErr("--gate-service %q: not a Service name: %s", c.gateService, strings.Join(errs, "; "))
+		}
+		if *gateEndpoint != "" {
+			return c, usageErr("--gate-service and --gate-endpoint both name the gates: give one")
+		}
+	}
 	if *xffHops > 16 {
 		return c, usageErr("--xff-trusted-hops %d: want 0-16", *xffHops)
 	}

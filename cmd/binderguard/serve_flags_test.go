@@ -116,6 +116,22 @@ func TestParseServe(t *testing.T) {
 			args: append(slices.Clone(good), "--extra-providers", "custom,gh"), env: map[string]string{"POD_NAMESPACE": "binder"},
 			wantErr: `--extra-providers: extra provider "gh" is one of BinderHub's built-in providers`,
 		},
+		"the gate Service is named for EDS": {
+			args: append(slices.Clone(good), "--gate-service", "binderguard-gate"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.gateService != "binderguard-gate" || c.installNamespace != "binder" {
+					t.Errorf("gate service %q in %q", c.gateService, c.installNamespace)
+				}
+			},
+		},
+		"a gate Service that is not a Service name is refused": {
+			args: append(slices.Clone(good), "--gate-service", "binderguard-gate.ns.svc"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			wantErr: `--gate-service "binderguard-gate.ns.svc": not a Service name`,
+		},
+		"the gates named twice are refused": {
+			args: append(slices.Clone(good), "--gate-service", "binderguard-gate", "--gate-endpoint", "binderguard-gate.ns.svc:8081"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			wantErr: "--gate-service and --gate-endpoint both name the gates",
+		},
 		"a headless gate Service can be named as the gate endpoint": {
 			args: append(slices.Clone(good), "--gate-endpoint", "binderguard-gate.ns.svc:8081", "--gate-trusted-peers", "10.0.0.0/8, fd00::/8"),
 			env:  map[string]string{"POD_NAMESPACE": "binder"},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,19 @@ func TestServeFollowsTheGateServiceEndpointSlices(t *testing.T) {
 	// No slice yet: Envoy has no gate, launches go straight to BinderHub
 	// (once the edge is programmed), and /ready says not to send any.
 	testenv.Eventually(t, 20*time.Second, "launches around the gates and /ready 503 while the Service lists no gate", through(false))
+	gatePeersCheck := func() (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.healthLis.Addr().String()+"/readyz/gate-peers", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := gatePeersCheck(); code == http.StatusOK || !strings.Contains(body, "lists no gate") {
+		t.Errorf("/readyz/gate-peers with no gate listed: %d %q, want a failure saying so", code, body)
+	}
 
 	gatePort := int32(s.gateLis.Addr().(*net.TCPAddr).Port)
 	slice := &discoveryv1.EndpointSlice{
@@ -141,6 +155,9 @@ func TestServeFollowsTheGateServiceEndpointSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "/ready 200 and launches through the gate once the Service lists it, not Ready yet", through(true))
+	if code, body := gatePeersCheck(); code != http.StatusOK {
+		t.Errorf("/readyz/gate-peers with a gate listed: %d %q", code, body)
+	}
 
 	slice.Endpoints[0].Conditions.Terminating = new(true)
 	if err := env.Client.Update(ctx, slice); err != nil {

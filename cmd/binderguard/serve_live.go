@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,7 +25,7 @@ func (s *inCluster) reportLive(ctx context.Context, w *live.Writer, log *slog.Lo
 			return nil
 		case <-tick.C:
 		}
-		loads, err := gatherLoads(ctx, s.gate, s.cfg.gateEndpoint, net.DefaultResolver.LookupHost)
+		loads, err := gatherLoads(ctx, s.gate, s.peers)
 		if err != nil {
 			log.Warn("gathering the gates' held launches", "err", err)
 			continue

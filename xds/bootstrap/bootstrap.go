@@ -45,7 +45,8 @@ const (
 	// ReadyPath answers through the gate cluster (its /healthz): 200 once
 	// this Envoy has a healthy gate to send launches to, 503 before. A
 	// replica's startup probe, so its Envoy takes no launch it would have
-	// to pass around the gates.
+	// to pass around the gates. (Not admin's /ready, which only says the
+	// server is live; admin is on loopback.)
 	ReadyPath = "/ready"
 )
 

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -94,6 +95,9 @@ func Watch(ctx context.Context, c Config, set func([]ir.Endpoint)) error {
 	}
 	inf, err := c.Cache.GetInformer(ctx, &discoveryv1.EndpointSlice{})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the cache synced
+		}
 		return fmt.Errorf("watching the EndpointSlices of %s/%s: %w", c.Namespace, c.Service, err)
 	}
 	kick := latest.NewKick()
@@ -125,13 +129,18 @@ func Watch(ctx context.Context, c Config, set func([]ir.Endpoint)) error {
 				return nil
 			}
 			log.Error("listing the gate replicas", "service", c.Namespace+"/"+c.Service, "err", err)
+			time.AfterFunc(time.Second, kick.Poke) // the kick outlives nothing: Poke never blocks
 			continue
 		}
 		eps := Endpoints(list.Items, c.Port)
 		if sent && slices.Equal(eps, last) {
 			continue
 		}
-		log.Info("gate replicas", "service", c.Namespace+"/"+c.Service, "gates", len(eps))
+		if len(eps) == 0 {
+			log.Warn("the gate Service lists no gate: launches go straight to BinderHub", "service", c.Namespace+"/"+c.Service)
+		} else {
+			log.Info("gate replicas", "service", c.Namespace+"/"+c.Service, "gates", eps)
+		}
 		last, sent = eps, true
 		set(eps)
 	}
