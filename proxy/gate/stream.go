@@ -143,7 +143,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 		// BinderHub answers /build with 200 SSE even for errors; anything
 		// else comes from something broken in between and ends the flight.
 		g.m.upstreamFaults.WithLabelValues("bad_status").Inc()
-		ev := sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute.")
+		ev := unexpectedAnswer(resp)
 		f.buildFailed(me, ev, errUnreachable)
 		if sw == nil {
 			answerNonSSE(w, resp)
@@ -263,7 +263,7 @@ func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *fo
 	defer resp.Body.Close()
 	uw.gotHeaders()
 	if !isSSE(resp) {
-		_ = sw.Write(sse.Failed(502, "binderguard got an unexpected answer from BinderHub ("+resp.Status+"). Please try again in a minute."))
+		_ = sw.Write(unexpectedAnswer(resp))
 		return
 	}
 	g.forwardWatched(sw, r, wctx, uw, resp.Body, ls, true)
@@ -361,17 +361,37 @@ func (g *Gate) rebuilding(key string) {
 // 0.5.0 garbles a bare 429/5xx into a connection error), and the client is
 // written to retry 429/5xx every second, which would hammer a BinderHub
 // that is already struggling. Other answers (a 404 for a path BinderHub
-// does not route) pass unchanged.
+// does not route) pass unchanged, unless the client's event stream is
+// open already (a stale launch's fallback, see sentWriter): then only an
+// event may follow, and the answer ends the stream as unexpectedAnswer.
 func answerNonSSE(w http.ResponseWriter, resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		retry := 10 * time.Second
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			retry = time.Duration(s) * time.Second
 		}
-		reject(w, resp.StatusCode, "BinderHub answered "+resp.Status+". Please try again in a minute.", retry)
+		reject(w, resp.StatusCode, "BinderHub answered "+statusText(resp)+". Please try again in a minute.", retry)
+		return
+	}
+	if _, open := w.(*sentWriter); open {
+		_ = sse.Start(w).Write(unexpectedAnswer(resp))
 		return
 	}
 	copyRaw(w, resp)
+}
+
+// unexpectedAnswer is the failed event that ends a launch stream whose
+// upstream answer is not an event stream: BinderHub answers /build with
+// 200 SSE even for errors, so anything else comes from something broken
+// in between. It names the status, never the body.
+func unexpectedAnswer(resp *http.Response) sse.Event {
+	return sse.Failed(http.StatusBadGateway, "binderguard got an unexpected answer from BinderHub ("+statusText(resp)+"). Please try again in a minute.")
+}
+
+// statusText is resp's status code and its standard reason phrase; not
+// resp.Status, whose phrase is whatever the upstream sent.
+func statusText(resp *http.Response) string {
+	return strings.TrimSpace(strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode))
 }
 
 // copyRaw passes a non-SSE upstream answer through unchanged.

@@ -190,6 +190,46 @@ func TestOpenBreakerAtGateIsAnsweredAtEdge(t *testing.T) {
 	}
 }
 
+// A repository banned while it is hot gets the ban's answer at the edge,
+// not the hot spec's: the hot rule's full path (/build/gh/broken/repo/HEAD)
+// is a longer prefix than the ban (/build/gh/broken/repo/) and used to win,
+// answering a banned launch 503 "try again later".
+func TestBanWinsOverHotSpecAtEdge(t *testing.T) {
+	l := gate.DefaultLaunch()
+	l.BreakerFailures, l.BreakerOpen = 1, 2*time.Minute
+	s := startStack(t, options{launch: l, fb: fakebinder.Config{FailSpecs: "gh/broken/"}})
+
+	if first := launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 20*time.Second); first.final().Phase != sse.PhaseFailed {
+		t.Fatalf("failing build got %+v (err %v), want a failed event", first.events, first.err)
+	}
+	waitFor(t, 5*time.Second, "the open breaker answered at the edge", func() bool {
+		a := launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 5*time.Second)
+		return a.header.Get("X-Binderguard-Class") == string(ir.ClassBreakerOpen)
+	})
+
+	const msg = "gh/broken/repo is banned: it mines cryptocurrency"
+	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/broken/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: msg}})
+	s.waitRouteAcked()
+	if hot := s.ctl.Edge().Blocks[1:]; len(hot) == 0 {
+		t.Fatal("the spec is no longer hot at the gate: the test would not test a banned hot spec")
+	}
+	a := launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 5*time.Second)
+	if a.status != 200 || len(a.events) != 1 || a.final().Phase != sse.PhaseFailed || a.final().StatusCode != 403 || a.final().Message != msg {
+		t.Fatalf("banned hot launch got %d %+v (class %q), want 200 and one failed 403 event with the ban's message",
+			a.status, a.events, a.header.Get("X-Binderguard-Class"))
+	}
+	if c := a.header.Get("X-Binderguard-Class"); c != string(ir.ClassBanned) {
+		t.Errorf("class %q, want %q", c, ir.ClassBanned)
+	}
+
+	// Unbanned, the spec is still hot: the edge answers its breaker again.
+	s.ctl.SetBans(nil)
+	s.waitRouteAcked()
+	if a := launch(s.ctx, s.edgeURL, "gh/broken/repo/HEAD", 5*time.Second); a.header.Get("X-Binderguard-Class") != string(ir.ClassBreakerOpen) || a.final().StatusCode != 503 {
+		t.Errorf("after unban got %+v (class %q), want the open breaker's 503 again", a.events, a.header.Get("X-Binderguard-Class"))
+	}
+}
+
 // A spec whose waiting room at the gate is full is shed at the edge with a
 // 429 failed event, so a storm stops at Envoy.
 func TestFullWaitingRoomIsShedAtEdge(t *testing.T) {

@@ -87,7 +87,8 @@ func (c *Controller) update(f func()) {
 }
 
 // Edge returns the IR the current inputs make: bans first, so a ban wins
-// over a hot spec on the same prefix.
+// over a hot spec on the same prefix (the translator also leaves out a
+// hot spec under a ban's prefix).
 func (c *Controller) Edge() *ir.Edge {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -236,7 +236,9 @@ type Edge struct {
 	// Blocks are answered at the edge. Bans come first; the translator
 	// keeps the first block for a prefix. A prefix carried by more than one
 	// block is not an error: two RepoBans may name one repository, and a
-	// hot spec may be banned, where the ban must win.
+	// hot spec may be banned, where the ban must win; it must also win
+	// over a hot spec under it (a ban on /build/gh/o/r/ over a hot
+	// /build/gh/o/r/HEAD), though the hot spec's prefix is the longer.
 	Blocks []Block
 }
 

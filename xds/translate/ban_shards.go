@@ -230,6 +230,40 @@ func splitBans(blocks []ir.Block) (routes, shards []ir.Block) {
 	return routes, shards
 }
 
+// dropBannedHot leaves out of routes the hot specs a ban covers (see
+// coveredByBan); routes and shards are splitBans' output.
+func dropBannedHot(routes, shards []ir.Block) []ir.Block {
+	hot := func(b ir.Block) bool { return b.Class != ir.ClassBanned && b.Validate() == nil }
+	if !slices.ContainsFunc(routes, hot) {
+		return routes // no index of 10,000 bans for nothing
+	}
+	banned := make(map[string]bool, len(shards))
+	for _, b := range slices.Concat(routes, shards) {
+		if b.Class == ir.ClassBanned && b.Validate() == nil {
+			banned[b.PathPrefix] = true
+		}
+	}
+	return slices.DeleteFunc(routes, func(b ir.Block) bool {
+		return hot(b) && coveredByBan(b.PathPrefix, func(p string) bool { return banned[p] })
+	})
+}
+
+// coveredByBan reports whether a launch on p (a hot spec's path) matches a
+// ban: whether isBan holds for p or a prefix of it. The edge picks the
+// longest prefix, so a hot spec's full path would beat the shorter ban of
+// its repository, owner or pattern and answer a banned launch 429/503;
+// the ban must win, so the hot spec is left out. It looks up p's
+// prefixes, not the bans (a ban may end mid-segment, a pattern's literal):
+// the cost does not grow with the number of bans.
+func coveredByBan(p string, isBan func(string) bool) bool {
+	for n := len(ir.LaunchPrefix) + 1; n <= len(p); n++ {
+		if isBan(p[:n]) {
+			return true
+		}
+	}
+	return false
+}
+
 // banFilters are the HTTP filters the shards need, to go first in the
 // chain: the slots (from ECDS, no default: the listener warms until they
 // arrive; disabled unless a route enables one) and the RBAC filter that

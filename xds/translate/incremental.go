@@ -47,6 +47,7 @@ type Incremental struct {
 	winner  map[string]*packedAnswer               // prefix → its answer, one per prefix (first block wins)
 	multi   map[string]int                         // prefix → blocks in the list carrying it, where more than one
 	sum     uint64                                 // XOR of entryHash over entries
+	hot     map[string]uint64                      // entries of blocks that are not bans (hot specs) → entryHash, for coveredByBan
 	invalid map[ir.Block]error                     // bad blocks in the list, skipped
 
 	base          baseCache
@@ -87,6 +88,7 @@ func NewIncremental() *Incremental {
 		entries:    map[string]*xdsmatcher.Matcher_OnMatch{},
 		winner:     map[string]*packedAnswer{},
 		multi:      map[string]int{},
+		hot:        map[string]uint64{},
 		invalid:    map[ir.Block]error{},
 		slotLaunch: map[int]packedLaunch{},
 	}
@@ -109,6 +111,15 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 
 	rc := proto.Clone(b.Routes[0]).(*routev3.RouteConfiguration) // small: the map holds the launch entry only
 	pm := maps.Clone(t.entries)                                  // the published map is never touched again
+	// A hot spec a ban covers is left out, so the ban answers it. The hot
+	// entries are few; each costs lookups of its path's prefixes.
+	var hidden uint64
+	for p, h := range t.hot {
+		if coveredByBan(p, t.banned) {
+			delete(pm, p)
+			hidden ^= h
+		}
+	}
 	pm[ir.LaunchPrefix] = prefixMap(b.Routes[0])[ir.LaunchPrefix]
 	// Every shard prefix routes launches with its slot enabled, as
 	// addShardRoutes does.
@@ -135,7 +146,7 @@ func (t *Incremental) Translate(e *ir.Edge) (*Resources, error) {
 		h.WriteString(t.shardVersions[x.GetName()])
 	}
 	t.versions = maps.Clone(t.base.versions)
-	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum^shardSum)
+	t.versions[resource.RouteType] = fmt.Sprintf("%016x", t.base.routeHash^t.sum^hidden^shardSum)
 	t.versions[resource.ExtensionConfigType] = fmt.Sprintf("%016x", h.Sum64())
 	return res, t.err()
 }
@@ -487,14 +498,27 @@ func (t *Incremental) drop(p string) {
 	}
 }
 
+// banned reports whether p is the prefix of a ban in the list.
+func (t *Incremental) banned(p string) bool {
+	pa, ok := t.winner[p]
+	return ok && pa.key.class == ir.ClassBanned
+}
+
 // place adds (or removes) p's entry in the route map or its ban shard.
 func (t *Incremental) place(p string, pa *packedAnswer, add bool) {
 	if !pa.shard {
-		t.sum ^= entryHash(p, pa.hash)
-		if add {
+		h := entryHash(p, pa.hash)
+		t.sum ^= h
+		hot := pa.key.class != ir.ClassBanned
+		switch {
+		case add:
 			t.entries[p] = pa.om
-		} else {
+			if hot {
+				t.hot[p] = h
+			}
+		default:
 			delete(t.entries, p)
+			delete(t.hot, p)
 		}
 		return
 	}

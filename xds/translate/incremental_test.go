@@ -31,6 +31,7 @@ func TestIncrementalMatchesTranslate(t *testing.T) {
 		ten[i] = banAt(i, fmt.Sprint("ban ", i))
 	}
 	hot := ir.Block{PathPrefix: "/build/gh/o3/r/", Class: ir.ClassSaturated, StatusCode: 429, Message: "full", RetryAfter: 30 * time.Second}
+	hotUnder := ir.Block{PathPrefix: "/build/gh/o3/r/HEAD", Class: ir.ClassBreakerOpen, StatusCode: 503, Message: "later", RetryAfter: time.Minute}
 	bad := ir.Block{PathPrefix: "/nope/", Class: ir.ClassBanned, StatusCode: 403, Message: "x"}
 	shared := ir.Block{PathPrefix: "/build/gh/other/r/", Class: ir.ClassBanned, StatusCode: 403, Message: "ban 2"}
 	tests := map[string][][]ir.Block{
@@ -51,6 +52,13 @@ func TestIncrementalMatchesTranslate(t *testing.T) {
 			append(slices.Clone(ten), hot),
 			append(slices.Concat(ten[:3], ten[4:]), hot),
 			append(slices.Clone(ten), hot),
+			ten,
+		},
+		"a hot spec under a banned prefix is left out until the ban goes": {
+			append(slices.Clone(ten), hotUnder),
+			append(slices.Concat(ten[:3], ten[4:]), hotUnder),
+			append(slices.Clone(ten), hotUnder),
+			slices.Concat(ten[:3], []ir.Block{{PathPrefix: "/build/gh/o3/", Class: ir.ClassBanned, StatusCode: 403, Message: "owner"}}, ten[4:], []ir.Block{hotUnder}),
 			ten,
 		},
 		"two bans sharing an answer share a route": {

@@ -84,6 +84,7 @@ func Translate(e *ir.Edge) (*Resources, error) {
 	}
 	var errs []error
 	routeBlocks, shardBlocks := splitBans(e.Blocks)
+	routeBlocks = dropBannedHot(routeBlocks, shardBlocks)
 	re := *e
 	re.Blocks = routeBlocks
 	routes, err := routeConfig(&re)
