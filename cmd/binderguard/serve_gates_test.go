@@ -48,24 +48,16 @@ func TestServeFollowsTheGateServiceEndpointSlices(t *testing.T) {
 	// gate listens on this machine's own.
 	hostIP := nonLoopbackIP(t)
 	envoyAddr, envoyAdmin, envoyStats := freeAddr(t), freeAddr(t), freeAddr(t)
-	c, err := parseServe([]string{
+	s, ctx := startServeWith(t, env.Config, []string{
 		"--upstream", binder.URL, "--envoy-listen", envoyAddr, "--webhook=false", "--leader-elect=false",
 		"--gate-addr", net.JoinHostPort(hostIP, "0"), "--xds-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
 		"--namespace", ns, "--gate-service", "binderguard-gate",
-	}, io.Discard, func(k string) string {
+	}, func(k string) string {
 		if k == "POD_NAMESPACE" {
 			return ns
 		}
 		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newInCluster(env.Config, c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, _ := startServe(t, s)
+	}, log)
 	startEnvoy(t, ctx, out, s.xdsLis.Addr().String(), envoyAdmin, envoyStats)
 
 	ready := func() (int, error) {

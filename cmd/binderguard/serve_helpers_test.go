@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+	"k8s.io/client-go/rest"
 
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/freeport"
@@ -222,4 +224,20 @@ func startServe(t *testing.T, s *inCluster) (ctx context.Context, stop func()) {
 	}
 	t.Cleanup(stop)
 	return ctx, stop
+}
+
+// startServeWith parses args as serve's flags (environment from getenv), builds
+// serve against the API server rc reaches and runs it until the test ends.
+func startServeWith(t *testing.T, rc *rest.Config, args []string, getenv func(string) string, log *slog.Logger) (*inCluster, context.Context) {
+	t.Helper()
+	c, err := parseServe(args, io.Discard, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newInCluster(rc, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, _ := startServe(t, s)
+	return s, ctx
 }

@@ -27,19 +27,11 @@ func TestServeWithoutTheWebhook(t *testing.T) {
 	ns := env.Namespace(t)
 	webhookAddr := freeAddr(t)
 	_, webhookPort, _ := net.SplitHostPort(webhookAddr)
-	c, err := parseServe([]string{
+	s, ctx := startServeWith(t, env.Config, []string{
 		"--upstream", "http://binder.example", "--webhook=false", "--webhook-port", webhookPort,
 		"--gate-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
 		"--namespace", ns, "--leader-elect=false",
-	}, io.Discard, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newInCluster(env.Config, c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, _ := startServe(t, s)
+	}, func(string) string { return "" }, log)
 	readyz := "http://" + s.healthLis.Addr().String() + "/readyz?verbose"
 	var checks string
 	testenv.Eventually(t, 20*time.Second, "/readyz answers 200 without a webhook certificate", func() error {
