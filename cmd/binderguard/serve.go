@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -24,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/binderguard/binderguard/policies/latest"
 	"github.com/binderguard/binderguard/policies/snapshot"
 	"github.com/binderguard/binderguard/policies/source/kube"
 	"github.com/binderguard/binderguard/policies/status"
@@ -149,34 +147,10 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	// status by this replica (see reportBans).
 	tally := &live.Tally{}
 
-	// The gates: the gate Service's EndpointSlices, the ones Envoy
-	// balances launches over (watched below), else the DNS name Envoy
-	// dials.
-	gatesKnown := make(chan struct{})
-	var setGates func([]ir.Endpoint)
-	if c.gateService != "" {
-		known := latest.New[[]ir.Endpoint](nil)
-		s.peers = discoveredPeers(known)
-		var once sync.Once
-		setGates = func(eps []ir.Endpoint) {
-			known.Store(eps)
-			s.ctl.SetGateEndpoints(eps)
-			once.Do(func() { close(gatesKnown) })
-		}
-		readyz["gate-peers"] = func(*http.Request) error {
-			select {
-			case <-gatesKnown:
-			default:
-				return fmt.Errorf("the EndpointSlices of Service %s/%s are not read yet (can binderguard list endpointslices?)", c.installNamespace, c.gateService)
-			}
-			if len(known.Load()) == 0 {
-				return fmt.Errorf("Service %s/%s lists no gate", c.installNamespace, c.gateService)
-			}
-			return nil
-		}
-	} else {
-		close(gatesKnown)
-		s.peers = dnsPeers(c.gateEndpoint, net.DefaultResolver.LookupHost)
+	gates := findGates(c, func(eps []ir.Endpoint) { s.ctl.SetGateEndpoints(eps) })
+	s.peers = gates.peers
+	if gates.check != nil {
+		readyz["gate-peers"] = gates.check
 	}
 
 	// The data path: the launch gate and the control plane for this pod's
@@ -195,7 +169,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		gateGrace:    5 * time.Second,
 		peers:        s.peers,
 		gateReady:    func() error { return readyz["policies"](nil) },
-		publishAfter: []<-chan struct{}{src.Ready(), gatesKnown},
+		publishAfter: []<-chan struct{}{src.Ready(), gates.known},
 	})
 	if err != nil {
 		return nil, err
@@ -240,16 +214,13 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 	s.healthSrv = &http.Server{Handler: healthHandler(map[string]healthz.Checker{"ping": healthz.Ping}, readyz), ReadHeaderTimeout: 5 * time.Second}
 
 	runnables := []manager.Runnable{everyReplica(src.Run)}
-	if setGates != nil {
+	if gates.set != nil {
 		runnables = append(runnables, everyReplica(func(ctx context.Context) error {
 			return peers.Watch(ctx, peers.Config{
 				Cache: s.mgr.GetCache(), Namespace: c.installNamespace, Service: c.gateService, Port: peers.PortName,
 				Logger: log.With("component", "gate-peers"),
-			}, setGates)
+			}, gates.set)
 		}))
-	}
-	for _, r := range d.runnables {
-		runnables = append(runnables, everyReplica(r.run))
 	}
 	for _, r := range append(runnables,
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.metricsSrv, s.metricsLis, time.Second, nil) }),
