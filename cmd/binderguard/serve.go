@@ -222,6 +222,9 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 			}, gates.set)
 		}))
 	}
+	for _, r := range d.runnables {
+		runnables = append(runnables, everyReplica(r.run))
+	}
 	for _, r := range append(runnables,
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.metricsSrv, s.metricsLis, time.Second, nil) }),
 		everyReplica(func(ctx context.Context) error { return serveHTTP(ctx, s.healthSrv, s.healthLis, time.Second, nil) }),
