@@ -1,7 +1,6 @@
 package gate_test
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"os"
@@ -83,16 +82,9 @@ func BenchmarkHeldFollowers(b *testing.B) {
 			base := measureMem(b)
 			goroutines := runtime.NumGoroutine()
 
-			cmd := heldclient.Command(ctx, s.gateURL+"/build/gh/org/repo/HEAD", n, heldclient.H2C)
-			stdin, _ := cmd.StdinPipe()
-			stdout, _ := cmd.StdoutPipe()
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
+			release, err := heldclient.Hold(ctx, s.gateURL+"/build/gh/org/repo/HEAD", n, heldclient.H2C)
+			if err != nil {
 				b.Fatal(err)
-			}
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil || strings.TrimSpace(line) != "held" {
-				b.Fatalf("hold client: %q, %v", line, err)
 			}
 			waitFor(b, "followers held", func() bool { return gauge(s.reg, "binderguard_waiters") == n })
 			held := measureMem(b)
@@ -101,9 +93,8 @@ func BenchmarkHeldFollowers(b *testing.B) {
 			}
 			perG := float64(runtime.NumGoroutine()-goroutines) / n
 
-			_ = stdin.Close()
-			if err := cmd.Wait(); err != nil {
-				b.Fatalf("hold client: %v", err)
+			if err := release(); err != nil {
+				b.Fatal(err)
 			}
 			waitFor(b, "followers gone", func() bool { return gauge(s.reg, "binderguard_waiters") == 0 })
 

@@ -160,23 +160,15 @@ func BenchmarkHeldLaunchesEndToEnd(b *testing.B) {
 
 	var heldEnvoy, heldSelf, heldAlloc uint64
 	for b.Loop() {
-		cmd := heldclient.Command(ctx, s.edgeURL+"/build/gh/org/repo/HEAD", n, heldclient.HTTP1)
-		stdin, _ := cmd.StdinPipe()
-		stdout, _ := cmd.StdoutPipe()
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		release, err := heldclient.Hold(ctx, s.edgeURL+"/build/gh/org/repo/HEAD", n, heldclient.HTTP1)
+		if err != nil {
 			b.Fatal(err)
-		}
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil || strings.TrimSpace(line) != "held" {
-			b.Fatalf("held client: %q, %v", line, err)
 		}
 		waitFor(b, 60*time.Second, "followers held at the gate", func() bool { return s.gateGauge("binderguard_waiters") >= n })
 		time.Sleep(time.Second)
 		heldEnvoy, heldSelf, heldAlloc = envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
-		_ = stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			b.Fatalf("held client: %v", err)
+		if err := release(); err != nil {
+			b.Fatal(err)
 		}
 		waitFor(b, 60*time.Second, "followers gone", func() bool { return s.gateGauge("binderguard_waiters") == 0 })
 	}

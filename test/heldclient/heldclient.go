@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -45,12 +46,36 @@ const (
 // TestMain then calls os.Exit(Run()) instead of running the tests.
 func Requested() bool { return os.Getenv(envURL) != "" }
 
-// Command re-runs the test binary as a held client of n launches of url.
-// Write nothing to its stdin; close it to let the launches go.
-func Command(ctx context.Context, url string, n int, t Transport) *exec.Cmd {
+// Hold re-runs the test binary as a held client of n launches of url and
+// returns once each has its first event. release lets the launches go and
+// waits for the child to end.
+func Hold(ctx context.Context, url string, n int, t Transport) (release func() error, err error) {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), envURL+"="+url, envN+"="+strconv.Itoa(n), envTransport+"="+string(t))
-	return cmd
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting the held client: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting the held client: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the held client: %w", err)
+	}
+	release = func() error {
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("held client: %w", err)
+		}
+		return nil
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || strings.TrimSpace(line) != "held" {
+		_ = release()
+		return nil, fmt.Errorf("held client said %q, want held: %v", line, err)
+	}
+	return release, nil
 }
 
 // Run is the child: it returns the process's exit code.
