@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/binderguard/binderguard/test/readme"
 )
 
 // The README's table of values ("### With Helm") names every value of
@@ -18,16 +20,9 @@ import (
 // nothing the chart's schema does not know.
 func TestREADMEDocumentsEveryValue(t *testing.T) {
 	r := newRepo(t)
-	b, err := os.ReadFile(filepath.Join(r.root, "README.md"))
+	sec, err := readme.Section(filepath.Join(r.root, "README.md"), "### With Helm")
 	if err != nil {
 		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(b), "\n### With Helm\n")
-	if !ok {
-		t.Fatal(`README.md has no "### With Helm" section`)
-	}
-	if i := strings.Index(sec, "\n### "); i >= 0 {
-		sec = sec[:i]
 	}
 	documented := map[string]bool{}
 	row := regexp.MustCompile("(?m)^\\| (`[^|]*`) \\|")

@@ -2,10 +2,8 @@ package cluster
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/binderguard/binderguard/proxy/sse"
+	"github.com/binderguard/binderguard/test/readme"
 )
 
 // helmBlocks are the shell blocks of the README's "### With Helm" section.
@@ -98,21 +97,14 @@ func TestInstallWithHelmAsTheREADMESays(t *testing.T) {
 // by the stand-in's.
 func readHelmBlocks(t *testing.T, c *Cluster) helmBlocks {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(c.Root, "README.md"))
+	sec, err := readme.Section(filepath.Join(c.Root, "README.md"), "### With Helm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sec, ok := strings.Cut(string(b), "\n### With Helm\n")
-	if !ok {
-		t.Fatal(`README.md has no "### With Helm" section`)
-	}
-	if i := strings.Index(sec, "\n### "); i >= 0 {
-		sec = sec[:i]
-	}
 	standIn := filepath.Join(c.Root, "test", "cluster", "binderhub")
 	var out helmBlocks
-	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(sec, -1) {
-		block := strings.ReplaceAll(m[1], "jupyterhub/binderhub", standIn)
+	for _, block := range readme.ShBlocks(sec) {
+		block = strings.ReplaceAll(block, "jupyterhub/binderhub", standIn)
 		switch {
 		case strings.Contains(block, "helm upgrade --install binderguard"):
 			out.install = block

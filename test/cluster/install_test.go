@@ -25,6 +25,7 @@ import (
 
 	"github.com/binderguard/binderguard/proxy/sse"
 	"github.com/binderguard/binderguard/test/launchstorm"
+	"github.com/binderguard/binderguard/test/readme"
 )
 
 // ns is where the stand-in BinderHub runs and where the README installs
@@ -277,22 +278,14 @@ type readmeBlocks struct{ install, switchIngress, uninstall string }
 
 // installBlocks finds, in README.md's "Install beside BinderHub" section,
 // the ```sh blocks that install, switch the Ingress, and uninstall.
-func installBlocks(t *testing.T, readme string) readmeBlocks {
+func installBlocks(t *testing.T, path string) readmeBlocks {
 	t.Helper()
-	b, err := os.ReadFile(readme)
+	sec, err := readme.Section(path, "## Install beside BinderHub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sec, ok := strings.Cut(string(b), "\n## Install beside BinderHub\n")
-	if !ok {
-		t.Fatal("README.md has no \"## Install beside BinderHub\" section")
-	}
-	if i := strings.Index(sec, "\n## "); i >= 0 {
-		sec = sec[:i]
-	}
 	var out readmeBlocks
-	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(sec, -1) {
-		block := m[1]
+	for _, block := range readme.ShBlocks(sec) {
 		switch {
 		case strings.Contains(block, "apply -k manifests/deploy"):
 			out.install = block
