@@ -1,7 +1,7 @@
 // Package bootstrap renders the Envoy bootstrap: node identity, the ADS
 // cluster pointing at binderguard's xDS server, the admin interface, a stats
-// listener that serves only /stats/prometheus and /ready, and
-// overload-manager limits.
+// listener that serves only /stats/prometheus and /ready,
+// overload-manager limits, and the allocator's release of freed memory.
 //
 // Everything else (listeners, routes, clusters) comes over ADS; this
 // package must never carry policy. It builds a proto, validates it, and
@@ -58,6 +58,13 @@ const (
 // Retry-After by the gate cluster's breakers and the gate, not here.
 const DefaultMaxConnections = 50000
 
+// releasePerSecond is how much freed heap Envoy hands back to the kernel
+// each second. tcmalloc otherwise keeps what a config load or a storm
+// freed: after loading 10,000 bans Envoy's RSS stayed about 5 MiB higher
+// (BenchmarkEnvoyMemoryBans, 1.94 → 1.86 of the 10-ban RSS). A few MiB a
+// second returns that within seconds and costs a storm nothing measurable.
+const releasePerSecond = 8 << 20
+
 // Config describes one Envoy.
 type Config struct {
 	NodeID  string
@@ -113,6 +120,10 @@ func Build(o Config) (*bootstrapv3.Bootstrap, error) {
 			Clusters: []*clusterv3.Cluster{xdsCluster(o.XDS)},
 		},
 		Admin: &bootstrapv3.Admin{Address: socket(o.Admin)},
+		MemoryAllocatorManager: &bootstrapv3.MemoryAllocatorManager{
+			BytesToRelease:        releasePerSecond,
+			MemoryReleaseInterval: durationpb.New(time.Second),
+		},
 		OverloadManager: &overloadv3.OverloadManager{
 			RefreshInterval: durationpb.New(250 * time.Millisecond),
 			ResourceMonitors: []*overloadv3.ResourceMonitor{{

@@ -35,7 +35,7 @@ func TestYAMLIsAcceptedByEnvoy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"id: " + o.NodeID, "global_downstream_max_connections", XDSCluster} {
+			for _, want := range []string{"id: " + o.NodeID, "global_downstream_max_connections", "bytes_to_release", XDSCluster} {
 				if !strings.Contains(string(y), want) {
 					t.Errorf("bootstrap lacks %q:\n%s", want, y)
 				}
