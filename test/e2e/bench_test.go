@@ -143,7 +143,8 @@ func BenchmarkEdgeLatencyBans(b *testing.B) {
 // config, interleaved in one run. Target: ratio_p50 <= 1.10.
 func BenchmarkNonBuildOverhead(b *testing.B) {
 	s := startStack(b, options{})
-	bare := startBareEnvoy(b, s.binderAddr)
+	bareBase, _ := startBareEnvoy(b, s.binderAddr, "/versions", false)
+	bare := bareBase + "/versions"
 	direct := "http://" + s.binderAddr.String() + "/versions"
 	edge := s.edgeURL + "/versions"
 	for _, u := range []string{direct, edge, bare} {
@@ -167,10 +168,21 @@ func BenchmarkNonBuildOverhead(b *testing.B) {
 }
 
 // startBareEnvoy runs an Envoy with a minimal static config proxying
-// everything to upstream, and returns its /versions URL.
-func startBareEnvoy(b *testing.B, upstream ir.Endpoint) string {
+// everything to upstream (over h2c when h2; circuit breakers lifted, so
+// it holds as many streams as binderguard's gate cluster), waits until it answers
+// ready (a 200 on that path, through it), and returns its base URL and
+// supervisor.
+func startBareEnvoy(b *testing.B, upstream ir.Endpoint, ready string, h2 bool) (string, *envoyproc.Supervisor) {
 	b.Helper()
 	port := freePort(b)
+	protocol := ""
+	if h2 {
+		protocol = `
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}`
+	}
 	cfg := fmt.Sprintf(`static_resources:
   listeners:
   - address: {socket_address: {address: 127.0.0.1, port_value: %d}}
@@ -188,10 +200,11 @@ func startBareEnvoy(b *testing.B, upstream ir.Endpoint) string {
   clusters:
   - name: up
     type: STATIC
+    circuit_breakers: {thresholds: [{max_connections: 1000000, max_pending_requests: 1000000, max_requests: 1000000}]}%s
     load_assignment:
       cluster_name: up
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: %s, port_value: %d}}}}]}]
-`, port, upstream.Host, upstream.Port)
+`, port, protocol, upstream.Host, upstream.Port)
 	sup, err := envoyproc.New(envoyproc.Config{Binary: envoyBinary(b), Bootstrap: []byte(cfg), Args: []string{"--concurrency", "2"}})
 	if err != nil {
 		b.Fatal(err)
@@ -200,13 +213,13 @@ func startBareEnvoy(b *testing.B, upstream ir.Endpoint) string {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
-	url := fmt.Sprintf("http://127.0.0.1:%d/versions", port)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if resp, err := http.Get(url); err == nil {
+		if resp, err := http.Get(base + ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return url
+				return base, sup
 			}
 		}
 		if time.Now().After(deadline) {

@@ -70,13 +70,21 @@ func selfRSS(t testing.TB) uint64 {
 }
 
 // BenchmarkEnvoyMemoryBans compares Envoy's resident memory with 10,000
-// bans (20,000 path prefixes, from a real policy snapshot) against 10, on
-// two stacks started and loaded in the same run (target
-// ratio_rss_10k/10 ≤ 1.5).
+// bans (20,000 path prefixes, from a real policy snapshot, each ban with
+// its own message) against 10, on stacks started and loaded in the same
+// run (target ratio_rss_10k/10 ≤ 1.5). A third stack holds the same
+// 10,000 bans sharing one message, which splits Envoy's heap growth into
+// what a prefix costs and what a distinct message costs.
 func BenchmarkEnvoyMemoryBans(b *testing.B) {
-	load := func(bans int) *stack {
+	load := func(bans int, oneMessage bool) *stack {
 		s := startStack(b, options{delta: true})
-		snap, errs := snapshot.New(policyObjects(bans, bans/10))
+		objs, lps := policyObjects(bans, bans/10)
+		if oneMessage {
+			for i := range objs {
+				objs[i].Spec.Message = "this repository is banned"
+			}
+		}
+		snap, errs := snapshot.New(objs, lps)
 		if len(errs) > 0 {
 			b.Fatal(errs[0])
 		}
@@ -91,15 +99,21 @@ func BenchmarkEnvoyMemoryBans(b *testing.B) {
 		timeGets(b, s.edgeURL+"/versions", 50, 200)
 		return s
 	}
-	var rss10, rss10k uint64
+	var rss10, rss10k, rssOne, heap10, heap10k, heapOne uint64
 	for b.Loop() {
-		ten, tenK := load(10), load(10000)
-		time.Sleep(2 * time.Second) // let both settle (old config drained, allocator caches trimmed)
-		rss10, rss10k = envoyRSS(b, ten), envoyRSS(b, tenK)
+		ten, tenK, one := load(10, false), load(10000, false), load(10000, true)
+		time.Sleep(2 * time.Second) // let them settle (old config drained, freed memory released)
+		rss10, rss10k, rssOne = envoyRSS(b, ten), envoyRSS(b, tenK), envoyRSS(b, one)
+		heap10, heap10k, heapOne = envoyAllocated(b, ten), envoyAllocated(b, tenK), envoyAllocated(b, one)
 	}
 	b.ReportMetric(float64(rss10)/(1<<20), "rss_MiB_10")
 	b.ReportMetric(float64(rss10k)/(1<<20), "rss_MiB_10k")
 	b.ReportMetric(float64(rss10k)/float64(rss10), "ratio_rss_10k/10")
+	b.ReportMetric(float64(rssOne)/float64(rss10), "ratio_rss_10k_one_message/10")
+	// Two prefixes per ban (its gh/ and git/ spellings); a prefix's share
+	// also carries the 1,000 LaunchPolicies both 10,000-ban stacks hold.
+	b.ReportMetric((float64(heapOne)-float64(heap10))/(2*(10000-10)), "heap_B/prefix")
+	b.ReportMetric((float64(heap10k)-float64(heapOne))/(10000-1), "heap_B/message")
 }
 
 // BenchmarkHeldLaunchesEndToEnd holds 10,000 launches of one building
@@ -109,7 +123,9 @@ func BenchmarkEnvoyMemoryBans(b *testing.B) {
 // binderguard (this process: the gate, and the simulator's one build
 // watcher, which the idle reading has too), measured against the same
 // stack idle with the build's leader streaming, in the same run. Targets:
-// KiB/held ≤ 32, gate_KiB/held ≤ 16.
+// KiB/held ≤ 32, gate_KiB/held ≤ 16. Envoy's share has its own baseline
+// in the same run: a bare Envoy (one static route to the same gate, over
+// h2c) holding the same launches (bare_envoy_KiB/held).
 func BenchmarkHeldLaunchesEndToEnd(b *testing.B) {
 	const n = 10000
 	raiseNoFile(b, n+2000) // Envoy, which inherits it, holds a connection per launch
@@ -157,25 +173,38 @@ func BenchmarkHeldLaunchesEndToEnd(b *testing.B) {
 	}
 	time.Sleep(time.Second)
 	idleEnvoy, idleSelf, idleAlloc := envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
+	// The baseline: a bare Envoy (one static route to the same gate over
+	// h2c, nothing of binderguard's config) holding the same launches.
+	bareBase, bare := startBareEnvoy(b, s.gateAddr, "/healthz", true)
+	idleBare := rssOf(b, strconv.Itoa(bare.PID()))
 
-	var heldEnvoy, heldSelf, heldAlloc uint64
-	for b.Loop() {
-		release, err := heldclient.Hold(ctx, s.edgeURL+"/build/gh/org/repo/HEAD", n, heldclient.HTTP1)
+	hold := func(url string, measure func()) {
+		release, err := heldclient.Hold(ctx, url, n, heldclient.HTTP1)
 		if err != nil {
 			b.Fatal(err)
 		}
 		waitFor(b, 60*time.Second, "followers held at the gate", func() bool { return s.gateGauge("binderguard_waiters") >= n })
 		time.Sleep(time.Second)
-		heldEnvoy, heldSelf, heldAlloc = envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
+		measure()
 		if err := release(); err != nil {
 			b.Fatal(err)
 		}
 		waitFor(b, 60*time.Second, "followers gone", func() bool { return s.gateGauge("binderguard_waiters") == 0 })
 	}
+	var heldEnvoy, heldSelf, heldAlloc, heldBare uint64
+	for b.Loop() {
+		hold(s.edgeURL+"/build/gh/org/repo/HEAD", func() {
+			heldEnvoy, heldSelf, heldAlloc = envoyRSS(b, s), selfRSS(b), envoyAllocated(b, s)
+		})
+		hold(bareBase+"/build/gh/org/repo/HEAD", func() { heldBare = rssOf(b, strconv.Itoa(bare.PID())) })
+	}
 	envoyPer := (float64(heldEnvoy) - float64(idleEnvoy)) / n / 1024
 	gatePer := (float64(heldSelf) - float64(idleSelf)) / n / 1024
 	b.ReportMetric(envoyPer+gatePer, "KiB/held")
 	b.ReportMetric(envoyPer, "envoy_KiB/held")
+	barePer := (float64(heldBare) - float64(idleBare)) / n / 1024
+	b.ReportMetric(barePer, "bare_envoy_KiB/held")
+	b.ReportMetric(envoyPer/barePer, "ratio_envoy_vs_bare")
 	b.ReportMetric(gatePer, "gate_KiB/held")
 	// Envoy's own heap (tcmalloc "allocated", admin /memory): the part of
 	// its growth that config can change; the rest is the allocator's.
