@@ -42,7 +42,9 @@ func TestLaunchesBinderHubRefusesAreNotAnsweredOneByOne(t *testing.T) {
 	var wg sync.WaitGroup
 	res := make([]result, n)
 	for i := range n {
-		wg.Go(func() { res[i] = launchURL(t.Context(), http.DefaultClient, srv+"/build/gh/o/r/gone", clientIP(i), nil, nil) })
+		wg.Go(func() {
+			res[i] = launchURL(t.Context(), http.DefaultClient, srv+"/build/gh/o/r/gone", clientIP(i), nil, nil)
+		})
 	}
 	wg.Wait()
 	took := time.Since(start)
