@@ -25,16 +25,23 @@ const (
 	// event, the followers get a failed event of their own, the breaker
 	// records a failure.
 	BuildFailed
-	// Rejected is a failed event before the build started (no waiting or
-	// log event yet), or one with a status_code before built: BinderHub
-	// refused the leader's own request (ban, rate limit, ban_networks, bad
-	// token, bad spec...). It is the leader's alone and no build failed;
-	// another follower leads next and gets its own answer.
+	// Rejected is a failed event with a status_code before built:
+	// BinderHub refused the leader's own request (BaseHandler's HTTP
+	// errors, sent by BuildHandler.send_error: a bad or expired token, its
+	// rate limit, ban_networks). It is the leader's alone and no build
+	// failed; another follower leads next and gets its own answer.
 	Rejected
+	// Refused is a failed event without a status_code before the build
+	// started (no waiting or log event yet): BuildHandler.get's fail() on
+	// the spec itself (no such provider, a bad spec, its own banned_specs,
+	// a ref that does not resolve, a launch quota). Every launch of the
+	// spec would get the same answer now, so every held launch gets it
+	// too, and no build failed.
+	Refused
 )
 
 func (k Kind) String() string {
-	return [...]string{"private", "log", "built", "build-failed", "rejected"}[k]
+	return [...]string{"private", "log", "built", "build-failed", "rejected", "refused"}[k]
 }
 
 // sharedFields are the only fields a Log event may carry. Anything else
@@ -65,15 +72,20 @@ func Classify(e sse.Event, p Progress) Kind {
 		return Private
 	case sse.PhaseBuilt:
 		return Built
+	case sse.PhaseReady:
+		// Before built only in BinderHub's API-only mode (build_only=true):
+		// its ready stands for built ("Done! Found built image", "Done!
+		// Image built") and its handler returns after it.
+		return Built
 	case sse.PhaseFailed:
-		if !p.Started {
-			return Rejected
-		}
 		var f struct {
 			StatusCode int `json:"status_code"`
 		}
-		if json.Unmarshal(e.Data, &f) == nil && f.StatusCode != 0 {
+		switch {
+		case json.Unmarshal(e.Data, &f) == nil && f.StatusCode != 0:
 			return Rejected
+		case !p.Started:
+			return Refused
 		}
 		return BuildFailed
 	}

@@ -68,7 +68,8 @@ func (bs *breakers) get(key string, l Launch, now time.Time) *breaker {
 			ReadyToTrip: func(c gobreaker.Counts) bool {
 				return int64(c.ConsecutiveFailures) >= max(b.threshold.Load(), 1)
 			},
-			IsExcluded: func(err error) bool { return err == errAbandoned },
+			// No build ran: nothing to count for or against it.
+			IsExcluded: func(err error) bool { return err == errAbandoned || err == errRefused },
 			OnStateChange: func(name string, from, to gobreaker.State) {
 				if to == gobreaker.StateOpen {
 					b.openUntil.Store(time.Now().Add(b.openFor).UnixNano())

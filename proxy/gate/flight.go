@@ -251,6 +251,26 @@ func (f *flight) buildFailed(me *leadership, e sse.Event, outcome error) {
 	f.endLocked(outcome)
 }
 
+// refused ends f when BinderHub refused the spec itself before any build
+// (collapse.Refused: a ref that does not resolve, its own ban or quota):
+// BinderHub would give every held launch the same answer, so each gets
+// it now, instead of asking in turn behind promoteDelay while more
+// launches pile up behind them. Only the message is passed on, as for a
+// failed build.
+func (f *flight) refused(me *leadership, e sse.Event) {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	if !f.leadsLocked(me) {
+		return
+	}
+	msg := "BinderHub refused to launch this repository.\n"
+	if p, err := e.Decode(); err == nil && p.Message != "" {
+		msg = p.Message
+	}
+	f.failLocked(sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, Message: msg}))
+	f.endLocked(errRefused)
+}
+
 // buildTooLong trips f's breaker when its build passes the policy's
 // maximum: the leader's upstream stream is cancelled and everyone waiting
 // gets a 503 failed event.

@@ -146,6 +146,7 @@ var (
 	errBuildTooLong = errors.New("build took longer than the policy allows")
 	errUnreachable  = errors.New("BinderHub unreachable")
 	errAbandoned    = errors.New("every launch left before the build ended")
+	errRefused      = errors.New("BinderHub refused the spec before any build")
 )
 
 // New returns a Gate.

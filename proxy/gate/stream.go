@@ -202,6 +202,10 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			_ = sw.Write(e)
 			f.leaderGone(me)
 			return
+		case collapse.Refused:
+			_ = sw.Write(e)
+			f.refused(me, e)
+			return
 		}
 		if sw.Write(e) != nil {
 			clientGone = true
