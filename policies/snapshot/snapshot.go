@@ -226,6 +226,9 @@ func (s *Snapshot) LaunchRepo(r spec.Repo) Launch {
 	return DefaultLaunch()
 }
 
+// Launches returns the settings of every accepted LaunchPolicy.
+func (s *Snapshot) Launches() []Launch { return append([]Launch(nil), s.launches...) }
+
 // Global returns the site-wide caps: the smallest value any accepted
 // Enforce-mode LaunchPolicy sets, else the defaults.
 func (s *Snapshot) Global() Global { return s.global }

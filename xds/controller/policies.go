@@ -85,24 +85,34 @@ func pathSafe(s string) bool {
 	return true
 }
 
-// EdgeLaunch is the launch route's settings from the site-wide launch
-// policy (the one that applies to a repository no narrower policy selects).
-// The edge has one launch route, so per-repository differences are the
-// gate's to apply.
+// EdgeLaunch is the launch route's settings. The edge has one launch
+// route, so per-repository differences are the gate's to apply: the
+// client rate is the site-wide policy's (the one that applies to a
+// repository no narrower policy selects; only it may set one), and the
+// stream cap lets through the longest launch any policy allows.
 func EdgeLaunch(snap *snapshot.Snapshot) ir.Launch {
-	l := snap.LaunchRepo("")
-	out := ir.Launch{IdleTimeout: launchIdleTimeout}
-	if l.Mode != match.ModeEnforce {
-		return out
-	}
-	if d := l.Breaker.MaxBuildDuration; d > 0 {
-		// A held launch waits for the build, then launches.
-		out.MaxStreamDuration = max(d, l.Collapse.HoldTimeout) + launchMargin
-	}
-	if l.Shed.ClientIPRate > 0 {
-		out.ClientRate = ir.RateLimit{PerSecond: l.Shed.ClientIPRate, Burst: uint32(max(l.Shed.ClientIPBurst, 1))}
+	site := snap.LaunchRepo("")
+	out := ir.Launch{IdleTimeout: launchIdleTimeout, MaxStreamDuration: streamCap(append(snap.Launches(), site))}
+	if site.Mode == match.ModeEnforce && site.Shed.ClientIPRate > 0 {
+		out.ClientRate = ir.RateLimit{PerSecond: site.Shed.ClientIPRate, Burst: uint32(max(site.Shed.ClientIPBurst, 1))}
 	}
 	return out
+}
+
+// streamCap is the longest a launch under any of policies may stream: a
+// held launch waits for the build, then launches. None (0) when one of
+// them leaves a build unbounded (no maxBuildDuration, or not enforced):
+// Envoy must not cut a launch the gate lets run.
+func streamCap(policies []snapshot.Launch) time.Duration {
+	var longest time.Duration
+	for _, l := range policies {
+		d := l.Breaker.MaxBuildDuration
+		if l.Mode != match.ModeEnforce || d <= 0 {
+			return 0
+		}
+		longest = max(longest, d, l.Collapse.HoldTimeout)
+	}
+	return longest + launchMargin
 }
 
 // EdgeBreakers sizes the clusters' circuit breakers from the site-wide
