@@ -21,5 +21,10 @@ func evaluatePod(snap *snapshot.Snapshot, manifest []byte, now time.Time) (any, 
 	if pod.Kind != "" && pod.Kind != "Pod" {
 		return nil, usageErr("-f: kind %q is not Pod", pod.Kind)
 	}
+	if pod.Kind == "" && len(pod.Spec.Containers) == 0 {
+		// An empty file decodes to an empty pod, which would pass as
+		// "not a binder pod".
+		return nil, usageErr("-f: not a pod manifest: no kind and no containers")
+	}
 	return evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, nil, now)), nil
 }

@@ -111,6 +111,7 @@ spec:
 func TestPolicyTestBadInputExitsTwoWithOneLine(t *testing.T) {
 	broken := t.TempDir()
 	writeFile(t, broken, "ban.yaml", "apiVersion: binderguard.io/v1alpha1\nkind: RepoBan\nmetadata: {name: x}\nspec:\n  repo: [gh/o/r]\n")
+	empty := writeFile(t, t.TempDir(), "empty.yaml", "")
 	tests := map[string]struct {
 		args []string
 		says string
@@ -120,6 +121,7 @@ func TestPolicyTestBadInputExitsTwoWithOneLine(t *testing.T) {
 		"no policies":            {[]string{"policy", "test", "--spec", "gh/o/r/HEAD"}, "--policies DIR is required"},
 		"neither spec nor pod":   {[]string{"policy", "test", "--policies", examples}, "exactly one of"},
 		"both spec and pod":      {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r/HEAD", "-f", "x.yaml"}, "exactly one of"},
+		"an empty pod file":      {[]string{"policy", "test", "--policies", examples, "-f", empty}, "not a pod manifest"},
 		"a spec without a ref":   {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r"}, `Did you mean "o/r/HEAD"?`},
 		"a missing directory":    {[]string{"policy", "test", "--policies", "/nonexistent", "--spec", "gh/o/r/HEAD"}, "--policies"},
 		"an invalid policy file": {[]string{"policy", "test", "--policies", broken, "--spec", "gh/o/r/HEAD"}, `ban.yaml:5: unknown field "repo"`},
