@@ -33,6 +33,7 @@ type flight struct {
 	nextSeq   uint64 // arrival number of the next follower
 	releasing bool
 	sawLog    bool
+	builds    int // builds this flight has followed: a release goroutine ends when it moves on
 
 	start      time.Time // the leader's arrival: when the build began, as users are told
 	stale      collapse.StaleFlight
@@ -222,7 +223,47 @@ func (f *flight) built(me *leadership) {
 	}
 	f.releasing = true
 	g.wg.Add(1)
-	go f.release()
+	go f.release(f.builds)
+}
+
+// rebuilt turns f back from releasing to building when one of its
+// released launches found BinderHub building instead of the image (the
+// ref moved while the held launches were being let go: the 2018
+// trigger). Letting the rest go would make each its own watcher of the
+// new build; instead the oldest still held leads it with its own request
+// and the others stay held behind that leader. The launches released
+// meanwhile watch it too: a few, at the release pace.
+func (f *flight) rebuilt() {
+	g := f.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.flights[f.key] != f || f.stage != collapse.Releasing {
+		return // already building again, or over
+	}
+	delete(g.builtUntil, f.key)
+	g.m.rebuilds.Inc()
+	if f.followers.Len() == 0 {
+		return // nothing held: later launches collapse on their own
+	}
+	done, err := g.breakers.get(f.key, f.launch, time.Now()).cb.Allow()
+	if err != nil {
+		return // the breaker allows no build now: the release goes on
+	}
+	g.log.Info("a released launch found BinderHub building; holding the rest for the new build", "key", f.key, "held", f.followers.Len())
+	f.builds++
+	f.releasing = false
+	f.done = done
+	f.stage = collapse.Starting
+	f.start = time.Now()
+	f.sawLog = false
+	if !f.stale.Probing {
+		f.stale = collapse.StaleFlight{}
+	}
+	if f.launch.MaxBuild > 0 {
+		f.buildTime = time.AfterFunc(f.launch.MaxBuild, f.buildTooLong)
+	}
+	g.pub.dirty.Store(true)
+	f.handOnLocked()
 }
 
 // buildFailed ends f: its followers get the failure as their own failed
@@ -319,7 +360,7 @@ func tooLongMessage(f *flight) string {
 // release lets f's held followers go, one by one at the policy's pace and
 // within the stream caps, each to make its own upstream request. It ends
 // when no follower is left (then f ends) or the gate closes.
-func (f *flight) release() {
+func (f *flight) release(build int) {
 	g := f.g
 	defer g.wg.Done()
 	p := collapse.NewPacer(f.launch.ReleaseRate, f.launch.ReleaseBurst)
@@ -343,6 +384,13 @@ func (f *flight) release() {
 		}
 		for {
 			g.mu.Lock()
+			if f.builds != build {
+				// A released launch found BinderHub building again (rebuilt):
+				// the flight leads that build now; its own built releases
+				// the rest.
+				g.mu.Unlock()
+				return
+			}
 			if f.followers.Len() == 0 {
 				if g.flights[f.key] == f {
 					delete(g.flights, f.key)

@@ -67,3 +67,66 @@ func TestPushDuringTheBuiltWindowCollapsesAgain(t *testing.T) {
 		t.Errorf("binderguard_rebuilds_seen_total = %v, want 1", got)
 	}
 }
+
+// A push while a flight's held launches are being let go (each on its own
+// request, at the release pace) must not make every launch released after
+// it its own watcher of the new build: the first released launch that
+// finds BinderHub building turns the flight back to building, the oldest
+// still held leads that build, and the rest stay held behind it.
+func TestPushWhileReleasingCollapsesAgain(t *testing.T) {
+	sim := fastSim()
+	l := testLaunch()
+	l.ReleaseRate, l.ReleaseBurst = 10, 1 // 100 launches take 10 s to let go
+	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), nil)
+	const spec = "gh/org/repo/HEAD"
+	if err := s.sim.SetRef(spec, commitA, time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 100
+	out := make([]result, n)
+	ready := make(chan struct{}, n)
+	pushed := make(chan struct{})
+	go func() {
+		// Push B once a few launches are ready with A: the rest are still held.
+		defer close(pushed)
+		for range 5 {
+			<-ready
+		}
+		if err := s.sim.SetRef(spec, commitB, 3*time.Second); err != nil {
+			t.Error(err)
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			out[i] = s.launch(t.Context(), spec, clientIP(i), nil, func(p sse.Payload) {
+				if p.Phase == sse.PhaseReady {
+					ready <- struct{}{}
+				}
+			})
+		})
+	}
+	wg.Wait()
+	<-pushed
+
+	var onA, onB int
+	for i, r := range out {
+		switch {
+		case r.ready == nil:
+			t.Errorf("launch %d: %v, phases %v; want ready", i, r.err, r.phases())
+		case r.ready.BinderPersistentRequest == "v2/gh/org/repo/"+commitA:
+			onA++
+		case r.ready.BinderPersistentRequest == "v2/gh/org/repo/"+commitB:
+			onB++
+		}
+	}
+	if onB == 0 {
+		t.Fatalf("no launch got B (%d got A): the push came too late to test anything", onA)
+	}
+	// A's one watcher; for B the released launch that found the build,
+	// the leader after it, and at most one more released meanwhile.
+	if st := s.sim.Stats(); st.PeakBuildWatchers > 3 {
+		t.Errorf("peak build watchers %d (%d launches ready with A, %d with B): the launches released after the push each watched B's build", st.PeakBuildWatchers, onA, onB)
+	}
+}

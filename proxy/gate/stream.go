@@ -27,6 +27,7 @@ type launchStream struct {
 	done bool
 
 	passed   bool   // sent straight through: its image was seen built
+	released bool   // a held launch released at built, on its own request
 	sawPhase bool   // a first event has arrived
 	learn    bool   // the spec's policy launches stale
 	spec     string // the launch's provider spec, as requested
@@ -252,7 +253,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 // launchReleased runs a released follower's own upstream request; its
 // headers are sent, so only its events continue the stream.
 func (g *Gate) launchReleased(sw *sse.Writer, r *http.Request, f *flight, fo *follower) {
-	ls := &launchStream{g: g, key: f.key, learn: f.launch.Stale, spec: fo.providerSpec}
+	ls := &launchStream{g: g, key: f.key, released: true, learn: f.launch.Stale, spec: fo.providerSpec}
 	defer ls.end()
 	wctx, uw, stopWatch := g.hub.watch(r.Context())
 	defer stopWatch()
@@ -300,9 +301,13 @@ func forwardEvents(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting
 			dropWaiting = false
 		}
 		ls.observe(e)
-		if ls.passed && !ls.sawPhase && !e.IsComment() {
+		if (ls.passed || ls.released) && !ls.sawPhase && !e.IsComment() {
 			ls.sawPhase = true
-			if collapse.Rebuilding(e) {
+			switch {
+			case !collapse.Rebuilding(e):
+			case ls.released:
+				ls.f.rebuilt()
+			default:
 				ls.g.rebuilding(ls.key)
 			}
 		}
