@@ -123,13 +123,21 @@ func validateMaxima(p *field.Path, r corev1.ResourceRequirements, pol corev1.Res
 }
 
 // ValidateResizeErrors checks an in-place resize (UPDATE of pods/resize) of a
-// build pod: the new requests and limits must stay within the maxima. A
-// missing limit or deadline is not a resize's doing, so it is not checked.
+// build pod: the new requests and limits must stay within the maxima, in
+// its containers and in its sidecars (restartable init containers, which
+// Kubernetes resizes in place too). A missing limit or deadline is not a
+// resize's doing, so it is not checked.
 func ValidateResizeErrors(pod *corev1.Pod, b BuildPolicy) field.ErrorList {
 	var errs field.ErrorList
 	p := field.NewPath("spec", "containers")
 	for i := range pod.Spec.Containers {
 		errs = append(errs, validateMaxima(p.Index(i).Child("resources"), pod.Spec.Containers[i].Resources, b.Resources)...)
+	}
+	p = field.NewPath("spec", "initContainers")
+	for i, c := range pod.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			errs = append(errs, validateMaxima(p.Index(i).Child("resources"), c.Resources, b.Resources)...)
+		}
 	}
 	return errs
 }
