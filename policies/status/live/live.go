@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -83,7 +84,7 @@ func Sum(loads []Load) map[string]Totals {
 			if s.Waiters <= 0 && s.BreakerOpenUntil == nil {
 				continue
 			}
-			k := s.Policy + "\x00" + s.Key
+			k := s.Policy + "\x00" + shownSpec(s.Key)
 			h := specs[k]
 			if h == nil {
 				h = &hot{policy: s.Policy}
@@ -123,6 +124,22 @@ func Sum(loads []Load) map[string]Totals {
 		out[p] = t
 	}
 	return out
+}
+
+// maxSpecChars is the CRD's limit on hotSpecs[].spec (MaxLength, in
+// characters). The gate holds launches of longer specs (a long ref or
+// clone URL, up to its 2,048 bytes), and one such key in a patch would
+// make the API server refuse the policy's whole status every round.
+const maxSpecChars = 1024
+
+// shownSpec is key as status lists it: cut to maxSpecChars characters,
+// the last of them an ellipsis, when longer.
+func shownSpec(key string) string {
+	if utf8.RuneCountInString(key) <= maxSpecChars {
+		return key
+	}
+	r := []rune(key)
+	return string(r[:maxSpecChars-1]) + "…"
 }
 
 // earlierStage merges the stages of one spec on two replicas: the less

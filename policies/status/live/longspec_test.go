@@ -66,4 +66,14 @@ func TestLiveCountersSurviveAHotSpecLongerThanTheCRDAllows(t *testing.T) {
 	if lp.Status.Waiters != 7 {
 		t.Errorf("status.waiters = %d, want 7", lp.Status.Waiters)
 	}
+	// The long spec is listed, cut to the CRD's length.
+	var cut bool
+	for _, h := range lp.Status.HotSpecs {
+		if strings.HasPrefix(h.Spec, "gh/org/repo/rrr") && strings.HasSuffix(h.Spec, "…") && len([]rune(h.Spec)) == 1024 {
+			cut = true
+		}
+	}
+	if !cut {
+		t.Errorf("status.hotSpecs %+v: want the long spec cut to 1024 characters ending in …", lp.Status.HotSpecs)
+	}
 }
