@@ -21,6 +21,7 @@ type breaker struct {
 	openUntil atomic.Int64 // unix nanoseconds; valid while open
 	lastUsed  time.Time    // guarded by Gate.mu
 	paths     []string     // guarded by Gate.mu
+	policy    string       // Policy.Name of the last launch judged, for State; guarded by Gate.mu
 }
 
 func (b *breaker) state() (collapse.BreakerState, time.Time) {

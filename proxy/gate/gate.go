@@ -379,6 +379,7 @@ func (g *Gate) admit(r *http.Request, providerSpec string, pol Policy, now time.
 	g.global = pol.Global
 	f := g.flights[key]
 	br := g.breakers.get(key, pol.Launch, now)
+	br.policy = pol.Name
 	sit := collapse.Situation{
 		BuiltUntil:   g.builtUntil[key],
 		WaitersTotal: g.counts.waiters,

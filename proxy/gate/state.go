@@ -85,7 +85,7 @@ func (g *Gate) State() State {
 			continue
 		}
 		if s, until := b.state(); s == collapse.Open {
-			st.Hot = append(st.Hot, HotSpec{Key: key, Paths: buildPaths(b.paths), Breaker: s, OpenUntil: until})
+			st.Hot = append(st.Hot, HotSpec{Key: key, Policy: b.policy, Paths: buildPaths(b.paths), Breaker: s, OpenUntil: until})
 		}
 	}
 	// Open breakers first (the edge answers them), then full, then busiest.
