@@ -98,6 +98,7 @@ func TestPolicyTestOfflineMatchesTheClusterForLimitsOnlyBuildPods(t *testing.T) 
 
 	// What `policy test -f` does with the same manifest.
 	pod := manifest()
+	evaluate.DefaultRequests(pod)
 	v := evaluate.Evaluate(pod, evaluate.FromSnapshot(c.store.Load(), nil, time.Now()))
 	raw, err := json.Marshal(pod)
 	if err != nil {

@@ -26,5 +26,6 @@ func evaluatePod(snap *snapshot.Snapshot, manifest []byte, now time.Time) (any, 
 		// "not a binder pod".
 		return nil, usageErr("-f: not a pod manifest: no kind and no containers")
 	}
+	evaluate.DefaultRequests(&pod)
 	return evaluate.Evaluate(&pod, evaluate.FromSnapshot(snap, nil, now)), nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func TestValidate(t *testing.T) {
@@ -332,5 +333,31 @@ func TestTruncate(t *testing.T) {
 				t.Fatalf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDefaultRequestsCopiesLimitsIntoMissingRequests(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "build", Resources: corev1.ResourceRequirements{
+			Limits:   corev1.ResourceList{"cpu": resource.MustParse("8"), "memory": resource.MustParse("64G")},
+			Requests: corev1.ResourceList{"cpu": resource.MustParse("1")},
+		}}},
+		InitContainers: []corev1.Container{{Name: "init", Resources: corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{"memory": resource.MustParse("1G")},
+		}}},
+	}}
+	DefaultRequests(pod)
+	for _, tc := range []struct {
+		got  corev1.ResourceList
+		name corev1.ResourceName
+		want string
+	}{
+		{pod.Spec.Containers[0].Resources.Requests, "cpu", "1"},      // set: kept
+		{pod.Spec.Containers[0].Resources.Requests, "memory", "64G"}, // missing: the limit
+		{pod.Spec.InitContainers[0].Resources.Requests, "memory", "1G"},
+	} {
+		if q, ok := tc.got[tc.name]; !ok || q.String() != tc.want {
+			t.Errorf("request %s = %v, want %s", tc.name, tc.got[tc.name], tc.want)
+		}
 	}
 }

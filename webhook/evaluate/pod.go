@@ -170,3 +170,27 @@ func envSources(pod *corev1.Pod) []Source {
 	add(field.NewPath("spec", "containers"), pod.Spec.Containers)
 	return out
 }
+
+// DefaultRequests does to pod what the API server does before any webhook
+// sees it: a container's limit stands in for a request it does not set
+// (Kubernetes' SetDefaults_Pod, pkg/apis/core/v1/defaults.go, which is not
+// importable as a library). For evaluating a manifest offline (`policy
+// test -f`): without it a build pod that sets only limits would get the
+// policy's default requests there and its limits in the cluster. The
+// webhook's pods are defaulted already.
+func DefaultRequests(pod *corev1.Pod) {
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			r := &cs[i].Resources
+			for name, v := range r.Limits {
+				if _, set := r.Requests[name]; set {
+					continue
+				}
+				if r.Requests == nil {
+					r.Requests = corev1.ResourceList{}
+				}
+				r.Requests[name] = v.DeepCopy()
+			}
+		}
+	}
+}
