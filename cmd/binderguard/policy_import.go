@@ -5,6 +5,9 @@ import (
 	"flag"
 	"io"
 	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"sigs.k8s.io/yaml"
 
@@ -24,6 +27,16 @@ func runPolicyImport(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	if *path == "" {
 		return usageErr("--binderhub-config values.yaml is required")
+	}
+	// What the API server would refuse is refused here, not printed:
+	// the name takes a -N suffix past 256 patterns.
+	if errs := validation.IsDNS1123Subdomain(*name + "-99"); len(errs) > 0 {
+		return usageErr("--name %q: not a Kubernetes object name: %s", *name, strings.Join(errs, "; "))
+	}
+	if *ns != "" {
+		if errs := validation.IsDNS1123Label(*ns); len(errs) > 0 {
+			return usageErr("--namespace %q: not a Kubernetes namespace: %s", *ns, strings.Join(errs, "; "))
+		}
 	}
 	data, err := os.ReadFile(*path)
 	if err != nil {

@@ -116,18 +116,20 @@ func TestPolicyTestBadInputExitsTwoWithOneLine(t *testing.T) {
 		args []string
 		says string
 	}{
-		"no subcommand":          {[]string{"policy"}, "subcommand is required"},
-		"an unknown subcommand":  {[]string{"policy", "lint"}, `unknown subcommand "lint"`},
-		"no policies":            {[]string{"policy", "test", "--spec", "gh/o/r/HEAD"}, "--policies DIR is required"},
-		"neither spec nor pod":   {[]string{"policy", "test", "--policies", examples}, "exactly one of"},
-		"both spec and pod":      {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r/HEAD", "-f", "x.yaml"}, "exactly one of"},
-		"an empty pod file":      {[]string{"policy", "test", "--policies", examples, "-f", empty}, "not a pod manifest"},
-		"a spec without a ref":   {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r"}, `Did you mean "o/r/HEAD"?`},
-		"a missing directory":    {[]string{"policy", "test", "--policies", "/nonexistent", "--spec", "gh/o/r/HEAD"}, "--policies"},
-		"an invalid policy file": {[]string{"policy", "test", "--policies", broken, "--spec", "gh/o/r/HEAD"}, `ban.yaml:5: unknown field "repo"`},
-		"a bad time":             {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r/HEAD", "--now", "yesterday"}, "RFC 3339"},
-		"an unknown flag":        {[]string{"policy", "test", "--spce", "x"}, "spce"},
-		"import without config":  {[]string{"policy", "import"}, "--binderhub-config"},
+		"no subcommand":               {[]string{"policy"}, "subcommand is required"},
+		"an unknown subcommand":       {[]string{"policy", "lint"}, `unknown subcommand "lint"`},
+		"no policies":                 {[]string{"policy", "test", "--spec", "gh/o/r/HEAD"}, "--policies DIR is required"},
+		"neither spec nor pod":        {[]string{"policy", "test", "--policies", examples}, "exactly one of"},
+		"both spec and pod":           {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r/HEAD", "-f", "x.yaml"}, "exactly one of"},
+		"an empty pod file":           {[]string{"policy", "test", "--policies", examples, "-f", empty}, "not a pod manifest"},
+		"a spec without a ref":        {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r"}, `Did you mean "o/r/HEAD"?`},
+		"a missing directory":         {[]string{"policy", "test", "--policies", "/nonexistent", "--spec", "gh/o/r/HEAD"}, "--policies"},
+		"an invalid policy file":      {[]string{"policy", "test", "--policies", broken, "--spec", "gh/o/r/HEAD"}, `ban.yaml:5: unknown field "repo"`},
+		"a bad time":                  {[]string{"policy", "test", "--policies", examples, "--spec", "gh/o/r/HEAD", "--now", "yesterday"}, "RFC 3339"},
+		"an unknown flag":             {[]string{"policy", "test", "--spce", "x"}, "spce"},
+		"import without config":       {[]string{"policy", "import"}, "--binderhub-config"},
+		"import with a bad name":      {[]string{"policy", "import", "--binderhub-config", "x.yaml", "--name", "My_Bans"}, "not a Kubernetes object name"},
+		"import with a bad namespace": {[]string{"policy", "import", "--binderhub-config", "x.yaml", "--namespace", "Bin.der"}, "not a Kubernetes namespace"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
