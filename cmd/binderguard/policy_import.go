@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-
 	"sigs.k8s.io/yaml"
 
 	"github.com/binderguard/binderguard/policies/importer"
