@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,9 +17,17 @@ import (
 // do, plus what only binderguard can tell (repositories parse, regexes
 // compile for its engine). It returns the ban ready for the index.
 func ValidateRepoBan(rb *v1alpha1.RepoBan) (match.Ban, field.ErrorList) {
+	b, objErrs, entryErrs := validateRepoBan(rb)
+	return b, append(objErrs, entryErrs...)
+}
+
+// validateRepoBan is ValidateRepoBan with the errors of single entries of
+// spec.repos and spec.patterns apart from the object's: b holds the
+// entries that are valid.
+func validateRepoBan(rb *v1alpha1.RepoBan) (b match.Ban, objErrs, entryErrs field.ErrorList) {
 	errs := validateMeta(&rb.ObjectMeta)
 	sp := field.NewPath("spec")
-	b := match.Ban{
+	b = match.Ban{
 		Policy:  ref(v1alpha1.KindRepoBan, rb.Namespace, rb.Name),
 		Message: rb.Spec.Message,
 	}
@@ -47,7 +56,14 @@ func ValidateRepoBan(rb *v1alpha1.RepoBan) (match.Ban, field.ErrorList) {
 	if rb.Spec.Expires != nil {
 		b.Expires = rb.Spec.Expires.Time
 	}
-	return b, errs
+	for _, err := range errs {
+		if strings.HasPrefix(err.Field, "spec.repos[") || strings.HasPrefix(err.Field, "spec.patterns[") {
+			entryErrs = append(entryErrs, err)
+		} else {
+			objErrs = append(objErrs, err)
+		}
+	}
+	return b, objErrs, entryErrs
 }
 
 // launchPolicy is a validated LaunchPolicy: its selector and its resolved

@@ -91,6 +91,9 @@ type ObjectStatus struct {
 	Kind, Namespace, Name string
 	Generation            int64
 	Err                   *ObjectError // nil: accepted
+	// Partial: the object is in force without the entries Err lists (a
+	// RepoBan's repos or patterns binderguard cannot use).
+	Partial bool
 }
 
 // Snapshot is an immutable view of every accepted policy.
@@ -112,20 +115,25 @@ func New(bans []v1alpha1.RepoBan, policies []v1alpha1.LaunchPolicy) (*Snapshot, 
 	s := &Snapshot{global: DefaultGlobal()}
 	var errs []error
 	// record notes obj's status and reports whether it was accepted.
-	record := func(kind string, obj metav1.Object, fe field.ErrorList) bool {
-		st := ObjectStatus{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Generation: obj.GetGeneration()}
+	record := func(kind string, obj metav1.Object, fe field.ErrorList, partial bool) bool {
+		st := ObjectStatus{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Generation: obj.GetGeneration(), Partial: partial}
 		if len(fe) > 0 {
 			st.Err = &ObjectError{Kind: kind, Namespace: st.Namespace, Name: st.Name, Generation: st.Generation, Errs: fe}
 			errs = append(errs, st.Err)
 		}
 		s.status = append(s.status, st)
-		return st.Err == nil
+		return st.Err == nil || partial
 	}
 	var mbans []match.Ban
 	for i := range bans {
 		rb := &bans[i]
-		b, fe := ValidateRepoBan(rb)
-		if !record(v1alpha1.KindRepoBan, rb, fe) {
+		b, objErrs, entryErrs := validateRepoBan(rb)
+		// A ban fails closed: entries binderguard cannot use (a repository
+		// it cannot parse, a regex its engine refuses: the API server lets
+		// them through) are left out, and the rest of the ban stays in
+		// force, so one bad line added to a ban never lifts it.
+		partial := len(objErrs) == 0 && len(entryErrs) > 0 && len(b.Repos)+len(b.Patterns) > 0
+		if !record(v1alpha1.KindRepoBan, rb, append(objErrs, entryErrs...), partial) {
 			continue
 		}
 		mbans = append(mbans, b)
@@ -145,7 +153,7 @@ func New(bans []v1alpha1.RepoBan, policies []v1alpha1.LaunchPolicy) (*Snapshot, 
 	for i := range policies {
 		lp := &policies[i]
 		p, fe := validateLaunchPolicy(lp)
-		if !record(v1alpha1.KindLaunchPolicy, lp, fe) {
+		if !record(v1alpha1.KindLaunchPolicy, lp, fe, false) {
 			continue
 		}
 		cands = append(cands, p.cand)

@@ -277,6 +277,48 @@ func TestInvalidObjectsAreLeftOutAndNamed(t *testing.T) {
 	}
 }
 
+// A ban fails closed: entries binderguard cannot use (the API server lets
+// them through) are left out and the rest of the ban stays in force, so a
+// bad line added to a ban never lifts it. An object-level error still
+// leaves the whole object out.
+func TestABanKeepsItsUsableEntries(t *testing.T) {
+	withBad := func(mut func(*v1alpha1.RepoBanSpec)) v1alpha1.RepoBan {
+		return ban("b", func(b *v1alpha1.RepoBanSpec) {
+			b.Repos = []v1alpha1.RepoRef{"gh/bad/miner", "zenodo/notadoi"}
+			if mut != nil {
+				mut(b)
+			}
+		})
+	}
+	tests := map[string]struct {
+		ban         v1alpha1.RepoBan
+		wantBanned  bool // gh/bad/miner
+		wantPartial bool
+	}{
+		"a repository it cannot parse beside a good one": {ban: withBad(nil), wantBanned: true, wantPartial: true},
+		"a regex its engine refuses beside a good repository": {ban: ban("b", func(b *v1alpha1.RepoBanSpec) {
+			b.Repos = []v1alpha1.RepoRef{"gh/bad/miner"}
+			b.Patterns = []v1alpha1.SpecPattern{{Regex: `^(?!myorg\/.*).*$`}}
+		}), wantBanned: true, wantPartial: true},
+		"nothing usable left":           {ban: ban("b", func(b *v1alpha1.RepoBanSpec) { b.Repos = []v1alpha1.RepoRef{"zenodo/notadoi"} })},
+		"an error of the object itself": {ban: withBad(func(b *v1alpha1.RepoBanSpec) { b.Mode = "Block" })},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, errs := New([]v1alpha1.RepoBan{tc.ban}, nil)
+			if len(errs) != 1 {
+				t.Fatalf("errors = %v, want one naming the bad entry or field", errs)
+			}
+			if _, ok := s.Ban(mustSpec(t, "gh/bad/miner/HEAD"), t0); ok != tc.wantBanned {
+				t.Errorf("gh/bad/miner banned = %v, want %v", ok, tc.wantBanned)
+			}
+			if st := s.Status(); len(st) != 1 || st[0].Err == nil || st[0].Partial != tc.wantPartial {
+				t.Errorf("Status = %+v, want the error, partial %v", st, tc.wantPartial)
+			}
+		})
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // newValid is New for bans the test means to be valid: an invalid one

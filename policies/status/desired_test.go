@@ -55,6 +55,12 @@ func TestDesired(t *testing.T) {
 			wantChanged: true, wantStatus: metav1.ConditionFalse, wantReason: "Invalid",
 			wantMessage: `spec.repos[0]: Invalid value: "gh/onlyowner": names no repository`, wantSince: t1,
 		},
+		"a ban in force without entries binderguard cannot use says so": {
+			cur:         v1alpha1.PolicyConditions{Conditions: []metav1.Condition{accepted(1, t0)}, ObservedGeneration: 1},
+			st:          snapshot.ObjectStatus{Generation: 2, Err: badRepo, Partial: true},
+			wantChanged: true, wantStatus: metav1.ConditionFalse, wantReason: "EntriesIgnored",
+			wantMessage: `spec.repos[0]: Invalid value: "gh/onlyowner": names no repository (these entries are ignored; the rest of the ban is in force)`, wantSince: t1,
+		},
 		"another writer's condition is kept": {
 			cur:         v1alpha1.PolicyConditions{Conditions: []metav1.Condition{other}},
 			st:          snapshot.ObjectStatus{Generation: 1},

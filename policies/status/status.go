@@ -43,24 +43,32 @@ func Desired(cur v1alpha1.PolicyConditions, st snapshot.ObjectStatus, now time.T
 		// The API stores seconds; a finer time would read back as a change.
 		LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
 	}
-	if st.Err != nil {
+	switch {
+	case st.Err != nil && st.Partial:
+		cond.Status = metav1.ConditionFalse
+		cond.Reason = v1alpha1.ReasonEntriesIgnored
+		cond.Message = invalidMessage(st.Err, partialNote)
+	case st.Err != nil:
 		cond.Status = metav1.ConditionFalse
 		cond.Reason = v1alpha1.ReasonInvalid
-		cond.Message = invalidMessage(st.Err)
+		cond.Message = invalidMessage(st.Err, "")
 	}
 	changed := meta.SetStatusCondition(&out.Conditions, cond)
 	return out, changed || cur.ObservedGeneration != st.Generation
 }
 
-func invalidMessage(e *snapshot.ObjectError) string {
+// partialNote ends the message of a ban in force without some entries.
+const partialNote = " (these entries are ignored; the rest of the ban is in force)"
+
+func invalidMessage(e *snapshot.ObjectError, note string) string {
 	msg := e.Errs.ToAggregate().Error()
 	if len(e.Errs) == 0 {
 		msg = e.Error()
 	}
-	if len(msg) > maxMessage {
-		msg = strings.ToValidUTF8(msg[:maxMessage-len(" …")], "") + " …"
+	if len(msg)+len(note) > maxMessage {
+		msg = strings.ToValidUTF8(msg[:maxMessage-len(" …")-len(note)], "") + " …"
 	}
-	return msg
+	return msg + note
 }
 
 // Config wires a Writer.

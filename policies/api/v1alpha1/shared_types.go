@@ -91,7 +91,8 @@ type SpecPattern struct {
 // Condition types and reasons binderguard sets on its policies.
 const (
 	// ConditionAccepted is True when binderguard has taken the object into
-	// its policy snapshot and False when it had to leave it out.
+	// its policy snapshot and False when it had to leave it, or some of
+	// its entries, out.
 	ConditionAccepted = "Accepted"
 
 	// ReasonAccepted goes with Accepted=True.
@@ -100,6 +101,10 @@ const (
 	// server's validation but binderguard could not use it (for example a
 	// repository it cannot parse); the message says which field and why.
 	ReasonInvalid = "Invalid"
+	// ReasonEntriesIgnored goes with Accepted=False: some of a RepoBan's
+	// repos or patterns could not be used and are ignored; the rest of the
+	// ban is in force.
+	ReasonEntriesIgnored = "EntriesIgnored"
 )
 
 // PolicyConditions is embedded in both kinds' status.
