@@ -229,6 +229,21 @@ func ban(ns, name, repo string, mode string, onExisting v1alpha1.OnExisting) *v1
 
 var maxima = corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("2G"), "ephemeral-storage": resource.MustParse("2G")}
 
+var defaultRequests = corev1.ResourceList{"cpu": resource.MustParse("250m"), "memory": resource.MustParse("1G")}
+
+// buildsPolicy is a LaunchPolicy with the build maxima, 1 h deadlines and
+// the given default requests (nil: none).
+func buildsPolicy(ns string, requests corev1.ResourceList) *v1alpha1.LaunchPolicy {
+	d := int64(3600)
+	return &v1alpha1.LaunchPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "builds"},
+		Spec: v1alpha1.LaunchPolicySpec{Build: &v1alpha1.BuildSpec{
+			Resources:             &corev1.ResourceRequirements{Limits: maxima, Requests: requests},
+			ActiveDeadlineSeconds: &d,
+		}},
+	}
+}
+
 func buildPod(name, repo string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name,
@@ -259,17 +274,10 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	ns := c.ns
 	pods := c.kube.CoreV1().Pods(ns)
 
-	d := int64(3600)
 	c.create(t, ban(ns, "crypto", "gh/bad/miner", "Enforce", v1alpha1.OnExistingIgnore))
 	c.create(t, ban(ns, "watch", "gh/warn/me", "Warn", v1alpha1.OnExistingIgnore))
 	c.create(t, ban(ns, "record", "gh/audit/me", "Audit", v1alpha1.OnExistingIgnore))
-	c.create(t, &v1alpha1.LaunchPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "builds"},
-		Spec: v1alpha1.LaunchPolicySpec{Build: &v1alpha1.BuildSpec{
-			Resources:             &corev1.ResourceRequirements{Limits: maxima, Requests: corev1.ResourceList{"cpu": resource.MustParse("250m"), "memory": resource.MustParse("1G")}},
-			ActiveDeadlineSeconds: &d,
-		}},
-	})
+	c.create(t, buildsPolicy(ns, defaultRequests))
 	c.sync(t)
 
 	t.Run("a build pod of a banned repository is denied however it is spelled", func(t *testing.T) {
@@ -500,7 +508,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		over := func(i int) *corev1.Pod {
 			p := buildPod(fmt.Sprintf("build-over-%d", i), "https://github.com/good/repo")
 			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"cpu": resource.MustParse("4"), "memory": resource.MustParse("1G"), "ephemeral-storage": resource.MustParse("1G")}
-			p.Spec.ActiveDeadlineSeconds = &d
+			p.Spec.ActiveDeadlineSeconds = buildsPolicy(ns, nil).Spec.Build.ActiveDeadlineSeconds
 			return p
 		}
 		i := 0

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/binderguard/binderguard/policies/api/v1alpha1"
 	"github.com/binderguard/binderguard/webhook/evaluate"
 )
 
@@ -28,14 +27,7 @@ func TestResizeOfABuildPodSidecarAboveTheMaximumIsDenied(t *testing.T) {
 	ctx := context.Background()
 	ns := c.ns
 	pods := c.kube.CoreV1().Pods(ns)
-	d := int64(3600)
-	c.create(t, &v1alpha1.LaunchPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "builds"},
-		Spec: v1alpha1.LaunchPolicySpec{Build: &v1alpha1.BuildSpec{
-			Resources:             &corev1.ResourceRequirements{Limits: maxima},
-			ActiveDeadlineSeconds: &d,
-		}},
-	})
+	c.create(t, buildsPolicy(ns, nil))
 	c.sync(t)
 
 	always := corev1.ContainerRestartPolicyAlways
@@ -76,14 +68,7 @@ func TestPolicyTestOfflineMatchesTheClusterForLimitsOnlyBuildPods(t *testing.T) 
 	c := start(t)
 	ctx := context.Background()
 	ns := c.ns
-	d := int64(3600)
-	c.create(t, &v1alpha1.LaunchPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "builds"},
-		Spec: v1alpha1.LaunchPolicySpec{Build: &v1alpha1.BuildSpec{
-			Resources:             &corev1.ResourceRequirements{Limits: maxima, Requests: corev1.ResourceList{"cpu": resource.MustParse("250m"), "memory": resource.MustParse("1G")}},
-			ActiveDeadlineSeconds: &d,
-		}},
-	})
+	c.create(t, buildsPolicy(ns, defaultRequests))
 	c.sync(t)
 	manifest := func() *corev1.Pod {
 		p := buildPod("build-limits-only", "https://github.com/good/big")

@@ -268,6 +268,10 @@ func (f *flight) rebuilt() {
 
 // buildFailed ends f: its followers get the failure as their own failed
 // event (message only: nothing else of the leader's event is shared).
+// It serves a refusal of the spec before any build as well (errRefused,
+// collapse.Refused: a ref that does not resolve, BinderHub's own ban or
+// quota): BinderHub would give every held launch the same answer, so each
+// gets it now rather than asking in turn behind promoteDelay.
 func (f *flight) buildFailed(me *leadership, e sse.Event, outcome error) {
 	f.g.mu.Lock()
 	defer f.g.mu.Unlock()
@@ -279,7 +283,7 @@ func (f *flight) buildFailed(me *leadership, e sse.Event, outcome error) {
 		msg = p.Message
 	}
 	var ev sse.Event
-	if outcome == errBuildFailed {
+	if outcome == errBuildFailed || outcome == errRefused {
 		ev = sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, Message: msg})
 	} else {
 		code := 502
@@ -290,26 +294,6 @@ func (f *flight) buildFailed(me *leadership, e sse.Event, outcome error) {
 	}
 	f.failLocked(ev)
 	f.endLocked(outcome)
-}
-
-// refused ends f when BinderHub refused the spec itself before any build
-// (collapse.Refused: a ref that does not resolve, its own ban or quota):
-// BinderHub would give every held launch the same answer, so each gets
-// it now, instead of asking in turn behind promoteDelay while more
-// launches pile up behind them. Only the message is passed on, as for a
-// failed build.
-func (f *flight) refused(me *leadership, e sse.Event) {
-	f.g.mu.Lock()
-	defer f.g.mu.Unlock()
-	if !f.leadsLocked(me) {
-		return
-	}
-	msg := "BinderHub refused to launch this repository.\n"
-	if p, err := e.Decode(); err == nil && p.Message != "" {
-		msg = p.Message
-	}
-	f.failLocked(sse.NewEvent(sse.Payload{Phase: sse.PhaseFailed, Message: msg}))
-	f.endLocked(errRefused)
 }
 
 // buildTooLong trips f's breaker when its build passes the policy's

@@ -205,7 +205,7 @@ func (g *Gate) lead(w http.ResponseWriter, sw *sse.Writer, r *http.Request, f *f
 			return
 		case collapse.Refused:
 			_ = sw.Write(e)
-			f.refused(me, e)
+			f.buildFailed(me, e, errRefused)
 			return
 		}
 		if sw.Write(e) != nil {
