@@ -50,6 +50,9 @@ type options struct {
 	maxConnections int64
 	builtTTL       time.Duration      // the gate's Config.BuiltTTL; 0: its default
 	gateTweak      func(*gate.Config) // adjusts the gate's config, if set
+	// binderWrap, if set, wraps the simulator's handler (headers a real
+	// BinderHub's configuration adds, for example).
+	binderWrap func(http.Handler) http.Handler
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -200,7 +203,11 @@ func startStack(t testing.TB, o options) *stack {
 	s.binder = fb
 	bl, bep := listen(t)
 	s.binderAddr = bep
-	bsrv := &http.Server{Handler: s.binderHits.wrap(fb.Handler()), ReadHeaderTimeout: 5 * time.Second}
+	bh := fb.Handler()
+	if o.binderWrap != nil {
+		bh = o.binderWrap(bh)
+	}
+	bsrv := &http.Server{Handler: s.binderHits.wrap(bh), ReadHeaderTimeout: 5 * time.Second}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = bsrv.Serve(bl) }()
 	context.AfterFunc(ctx, func() { fb.Close(); bsrv.Close() })
