@@ -68,16 +68,15 @@ func openLaunch(ctx context.Context, t *testing.T, url string) (http.Header, sse
 // EventSource just closes, so a held launch never completes and a ban or
 // rate limit message is never read. Answers the gate forwards from
 // BinderHub carry it (their headers are copied); answers the gate or the
-// edge make themselves (a held follower's stream, a ban, Envoy's 429) do
-// not.
-//
-// (When fixed, the edge and the gate may need to be told the site's
-// cors_allow_origin; this test then sets it to "*" too.)
-func TestReviewCrossOriginAnswersCarryBinderHubsCORSHeaders(t *testing.T) {
+// edge make themselves (a held follower's stream, a ban, Envoy's 429)
+// carry it because binderguard is told the site's cors_allow_origin
+// (--cors-allow-origin).
+func TestCrossOriginAnswersCarryBinderHubsCORSHeaders(t *testing.T) {
 	s := startStack(t, options{
 		fb:         fakebinder.Config{BuildTime: 5 * time.Second},
 		edgeLaunch: ir.Launch{ClientRate: ir.RateLimit{PerSecond: 0.01, Burst: 2}},
 		binderWrap: corsBinderHub,
+		corsOrigin: "*",
 	})
 	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
 	s.waitRouteAcked()
@@ -121,7 +120,7 @@ func TestReviewCrossOriginAnswersCarryBinderHubsCORSHeaders(t *testing.T) {
 // Cache-Control) pays two tokens per launch, and a link checker's HEAD
 // uses up a user's launches; the preflight itself gets the gate's plain
 // 405.
-func TestReviewPreflightIsNotALaunch(t *testing.T) {
+func TestPreflightIsNotALaunch(t *testing.T) {
 	s := startStack(t, options{edgeLaunch: ir.Launch{ClientRate: ir.RateLimit{PerSecond: 0.01, Burst: 1}}})
 	host := strings.TrimPrefix(s.edgeURL, "http://")
 	c, err := net.Dial("tcp", host)
@@ -148,5 +147,85 @@ func TestReviewPreflightIsNotALaunch(t *testing.T) {
 	if a.final().Phase != sse.PhaseReady {
 		t.Errorf("the launch after its preflight got %+v (class %q), want ready: the preflight took the address's only launch token",
 			a.events, a.header.Get("X-Binderguard-Class"))
+	}
+}
+
+// The edge's other answers (a hot spec's direct response, a malformed
+// launch URL) and the gate's rejections carry the configured origin too;
+// an answer copied from a BinderHub that sends no CORS headers, and
+// anything that is not a launch, get none from binderguard.
+func TestEdgeAndGateAnswersCarryOnlyTheConfiguredOrigin(t *testing.T) {
+	const origin = "https://book.example.org"
+	s := startStack(t, options{fb: fakebinder.Config{BuildTime: 100 * time.Millisecond}, corsOrigin: origin})
+	s.ctl.SetHot([]ir.Block{{PathPrefix: "/build/gh/org/hot/HEAD", Class: ir.ClassBreakerOpen, StatusCode: 503,
+		Message: "recent builds failed", RetryAfter: 30 * time.Second}})
+	if err := s.ctl.Sync(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.waitRouteAcked()
+	ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+	defer cancel()
+
+	h, p := openLaunch(ctx, t, s.edgeURL+"/build/gh/org/hot/HEAD")
+	if h.Get("X-Binderguard-Class") != string(ir.ClassBreakerOpen) || h.Get("Access-Control-Allow-Origin") != origin ||
+		h.Get("Access-Control-Allow-Headers") != "cache-control" || h.Get("Content-Type") != "text/event-stream; charset=UTF-8" {
+		t.Errorf("hot spec: headers %v, event %+v; want class breaker_open, the origin, allow-headers cache-control and an event stream", h, p)
+	}
+	h, p = openLaunch(ctx, t, s.edgeURL+"/build/gh/org/"+strings.Repeat("x", 2100)+"/HEAD")
+	if h.Get("X-Binderguard-Class") != "invalid" || p.StatusCode != 400 || h.Get("Access-Control-Allow-Origin") != origin {
+		t.Errorf("the gate's refusal of a too long spec: headers %v, event %+v; want class invalid, 400 and the origin", h, p)
+	}
+
+	host := strings.TrimPrefix(s.edgeURL, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /build/gh/%%zz/x/HEAD HTTP/1.1\r\nHost: binder.test\r\nAccept: text/event-stream\r\nOrigin: https://book.example.org\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	c.Close()
+	if resp.Header.Get("X-Binderguard-Class") != "invalid" || resp.Header.Get("Access-Control-Allow-Origin") != origin {
+		t.Errorf("malformed launch URL: headers %v; want class invalid and the origin", resp.Header)
+	}
+
+	// This BinderHub sends no CORS headers: its answers reach the page as
+	// they are.
+	h, p = openLaunch(ctx, t, s.edgeURL+"/build/gh/org/repo/HEAD")
+	if h.Get("X-Binderguard-Class") != "lead" || h.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("leader: class %q, Access-Control-Allow-Origin %q; want lead and BinderHub's none", h.Get("X-Binderguard-Class"), h.Get("Access-Control-Allow-Origin"))
+	}
+	resp, err = http.Get(s.edgeURL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("/health: Access-Control-Allow-Origin %q, want none (not a launch)", got)
+	}
+}
+
+// A HEAD of a banned launch URL is no launch: it goes to BinderHub, as
+// without binderguard, and is neither answered nor counted as a ban.
+func TestHeadOfABannedLaunchURLGoesToBinderHub(t *testing.T) {
+	s := startStack(t, options{})
+	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
+	s.waitRouteAcked()
+	req, _ := http.NewRequestWithContext(s.ctx, http.MethodHead, s.edgeURL+"/build/gh/evil/repo/HEAD", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c := resp.Header.Get("X-Binderguard-Class"); c != "" || s.binderHits.prefix("/build/gh/evil/repo/") != 1 {
+		t.Errorf("HEAD of a banned spec: class %q, %d requests at BinderHub; want no class and one", c, s.binderHits.prefix("/build/gh/evil/repo/"))
+	}
+	if a := launch(s.ctx, s.edgeURL, "gh/evil/repo/HEAD", 5*time.Second); a.final().StatusCode != 403 {
+		t.Errorf("a GET of the banned spec got %+v, want the ban", a.events)
 	}
 }

@@ -53,6 +53,9 @@ type options struct {
 	// binderWrap, if set, wraps the simulator's handler (headers a real
 	// BinderHub's configuration adds, for example).
 	binderWrap func(http.Handler) http.Handler
+	// corsOrigin is binderguard's --cors-allow-origin, given to the gate
+	// and the edge as cmd/binderguard's data path does.
+	corsOrigin string
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -234,9 +237,10 @@ func startStack(t testing.TB, o options) *stack {
 	base := ir.Edge{
 		Listener: ir.Listener{Address: ir.Endpoint{Host: "127.0.0.1", Port: edgePort}, XFFNumTrustedHops: o.xffHops,
 			RequestHeadersTimeout: o.headersTimeout},
-		Binder: ir.Upstream{Endpoint: s.binderAddr},
-		Gate:   ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
-		Launch: o.edgeLaunch,
+		Binder:          ir.Upstream{Endpoint: s.binderAddr},
+		Gate:            ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
+		Launch:          o.edgeLaunch,
+		CORSAllowOrigin: o.corsOrigin,
 	}
 	s.ctl = controller.New(base, s.xds, log)
 	if err := s.ctl.Sync(ctx); err != nil {
@@ -292,7 +296,8 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	cfg := gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL}
+	cfg := gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL,
+		CORSAllowOrigin: s.opts.corsOrigin}
 	if s.opts.gateTweak != nil {
 		s.opts.gateTweak(&cfg)
 	}
