@@ -539,3 +539,23 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// probeBan sends a launch of path (under a banned prefix) that the gate
+// refuses by itself, its spec being over gate.MaxSpecBytes, and returns
+// its class: the gate's "invalid" until the ban reaches Envoy, the edge's
+// "banned" after, and it never reaches BinderHub. A GET, since only a GET
+// is a launch at the edge.
+func probeBan(c *http.Client, base, path string) string {
+	req, err := http.NewRequest(http.MethodGet, base+path+"/"+strings.Repeat("x", gate.MaxSpecBytes), nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.Do(req)
+	if err != nil {
+		return ""
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.Header.Get("X-Binderguard-Class")
+}
