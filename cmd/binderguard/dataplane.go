@@ -38,9 +38,12 @@ type dataPathConfig struct {
 	// edge is the static part of the edge config (edgeBase).
 	edge         ir.Edge
 	trustedPeers []netip.Prefix
-	onBanned     func(policy string)
-	reg          prometheus.Registerer
-	log          *slog.Logger
+	// corsOrigin is BinderHub's cors_allow_origin: the gate's and the
+	// edge's own answers on /build carry it (empty: none).
+	corsOrigin string
+	onBanned   func(policy string)
+	reg        prometheus.Registerer
+	log        *slog.Logger
 	// gateLis and xdsLis are bound by the mode, so a busy port fails the
 	// start before anything runs.
 	gateLis, xdsLis net.Listener
@@ -81,18 +84,20 @@ type runnable struct {
 // c.store, with the controller holding the store's current snapshot.
 func newDataPath(c dataPathConfig) (*dataPath, error) {
 	g, err := gate.New(gate.Config{
-		OnBanned:     c.onBanned,
-		Upstream:     c.upstream,
-		Policies:     gate.SnapshotPolicies(c.store, c.providers),
-		Registerer:   c.reg,
-		Logger:       c.log.With("component", "gate"),
-		TrustedPeers: c.trustedPeers,
+		OnBanned:        c.onBanned,
+		Upstream:        c.upstream,
+		Policies:        gate.SnapshotPolicies(c.store, c.providers),
+		Registerer:      c.reg,
+		Logger:          c.log.With("component", "gate"),
+		TrustedPeers:    c.trustedPeers,
+		CORSAllowOrigin: c.corsOrigin,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the launch gate: %w", err)
 	}
 	d := &dataPath{gate: g, gateServed: make(chan struct{})}
 	d.xds = server.New(server.Config{Logger: c.log.With("component", "xds"), Registerer: c.reg})
+	c.edge.CORSAllowOrigin = c.corsOrigin
 	d.ctl = controller.New(c.edge, d.xds, c.log.With("component", "controller"))
 	d.ctl.SetExtraProviders(c.providers.Extra())
 	d.ctl.ApplySnapshot(c.store.Load(), time.Now())

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/binderguard/binderguard/policies/spec"
+	"github.com/binderguard/binderguard/xds/ir"
 )
 
 // parseFlags parses a subcommand's flags quietly: a bad flag or a stray
@@ -36,6 +37,16 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage func(io
 
 // extraProvidersUsage is the help of --extra-providers (serve and local).
 const extraProvidersUsage = "comma-separated provider prefixes your BinderHub adds to its built-in ones (BinderHub.repo_providers), e.g. custom,myforge: their launches are passed through, collapsed per spec as received, and banned by RepoBan patterns without a provider (default: BinderHub's built-in providers only)"
+
+const corsAllowOriginUsage = "your BinderHub's cors_allow_origin (BinderHub.cors_allow_origin, e.g. '*' for Thebe or Juniper on other sites): the answers binderguard makes itself on /build (held launches, bans, rate limits, shedding) carry it as Access-Control-Allow-Origin, as BinderHub's do, so a page on another site can read them (default: none, as BinderHub)"
+
+// parseCORSAllowOrigin checks --cors-allow-origin: it goes into a header.
+func parseCORSAllowOrigin(s string) (string, error) {
+	if err := ir.ValidHeaderValue(s); err != nil {
+		return "", usageErr("--cors-allow-origin: %v", err)
+	}
+	return s, nil
+}
 
 // parseExtraProviders reads --extra-providers into a spec parser.
 func parseExtraProviders(s string) (*spec.Parser, error) {

@@ -36,6 +36,7 @@ type localConfig struct {
 	envoyLogLevel                            string
 	logLevel                                 slog.Level
 	providers                                *spec.Parser
+	corsOrigin                               string
 }
 
 func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
@@ -53,6 +54,7 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	envoyLog := fs.String("envoy-log-level", "warn", "Envoy's --log-level")
 	logLevel := fs.String("log-level", "info", "binderguard log level: debug, info, warn, error")
 	extra := fs.String("extra-providers", "", extraProvidersUsage)
+	cors := fs.String("cors-allow-origin", "", corsAllowOriginUsage)
 	if err := parseFlags(fs, args, stdout, nil); err != nil {
 		return localConfig{}, err
 	}
@@ -66,6 +68,9 @@ func parseLocal(args []string, stdout io.Writer) (localConfig, error) {
 	}
 	c.upstream = u
 	if c.providers, err = parseExtraProviders(*extra); err != nil {
+		return c, err
+	}
+	if c.corsOrigin, err = parseCORSAllowOrigin(*cors); err != nil {
 		return c, err
 	}
 	if st, err := os.Stat(*policies); err != nil || !st.IsDir() {
@@ -142,6 +147,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
 		providers:    c.providers,
 		edge:         localEdgeBase(c),
 		trustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		corsOrigin:   c.corsOrigin,
 		reg:          reg,
 		log:          log,
 		gateLis:      gateLis,

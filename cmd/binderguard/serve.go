@@ -161,6 +161,7 @@ func newInCluster(rc *rest.Config, c serveConfig, log *slog.Logger) (_ *inCluste
 		providers:    c.providers,
 		edge:         edgeBase(s.cfg.envoyListen, s.cfg.xffHops, s.cfg.upstream, s.cfg.gateEndpoint, s.cfg.gateService != ""),
 		trustedPeers: c.trustedPeers,
+		corsOrigin:   c.corsOrigin,
 		onBanned:     tally.Blocked,
 		reg:          reg,
 		log:          log,

@@ -54,6 +54,9 @@ type serveConfig struct {
 	logLevel                  slog.Level
 	// providers knows the site's extra provider prefixes.
 	providers *spec.Parser
+	// corsOrigin is BinderHub's cors_allow_origin, for the answers
+	// binderguard makes itself on /build.
+	corsOrigin string
 	// liveInterval spaces the reports of live counters into LaunchPolicy
 	// and RepoBan status (liveStatusInterval; shorter in tests).
 	liveInterval time.Duration
@@ -93,6 +96,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	existing := fs.Bool("existing-pods", true, "act on running pods of a newly banned repository (RepoBan onExisting: Report/Delete)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	extra := fs.String("extra-providers", "", extraProvidersUsage)
+	cors := fs.String("cors-allow-origin", "", corsAllowOriginUsage)
 	if err := parseFlags(fs, args, stdout, nil); err != nil {
 		return serveConfig{}, err
 	}
@@ -110,6 +114,9 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	}
 	c.upstream = u
 	if c.providers, err = parseExtraProviders(*extra); err != nil {
+		return c, err
+	}
+	if c.corsOrigin, err = parseCORSAllowOrigin(*cors); err != nil {
 		return c, err
 	}
 	for _, a := range []struct{ name, val string }{

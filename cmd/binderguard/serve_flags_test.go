@@ -116,6 +116,26 @@ func TestParseServe(t *testing.T) {
 			args: append(slices.Clone(good), "--extra-providers", "custom,gh"), env: map[string]string{"POD_NAMESPACE": "binder"},
 			wantErr: `--extra-providers: extra provider "gh" is one of BinderHub's built-in providers`,
 		},
+		"no CORS origin by default, as BinderHub": {
+			args: good, env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.corsOrigin != "" {
+					t.Errorf("CORS origin %q by default, want none", c.corsOrigin)
+				}
+			},
+		},
+		"the CORS origin is read": {
+			args: append(slices.Clone(good), "--cors-allow-origin", "https://book.example.org"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.corsOrigin != "https://book.example.org" {
+					t.Errorf("CORS origin %q", c.corsOrigin)
+				}
+			},
+		},
+		"a CORS origin that is no header value is refused": {
+			args: append(slices.Clone(good), "--cors-allow-origin", "*\nSet-Cookie: a=b"), env: map[string]string{"POD_NAMESPACE": "binder"},
+			wantErr: `--cors-allow-origin: not a valid HTTP header value`,
+		},
 		"the gate Service is named for EDS": {
 			args: append(slices.Clone(good), "--gate-service", "binderguard-gate"), env: map[string]string{"POD_NAMESPACE": "binder"},
 			check: func(t *testing.T, c serveConfig) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/binderguard/binderguard/policies/spec"
 	"github.com/binderguard/binderguard/proxy/collapse"
@@ -79,6 +80,15 @@ type Config struct {
 	// evicted after BreakerIdle. Defaults 10,000 and 10 min.
 	MaxBreakers int
 	BreakerIdle time.Duration
+	// CORSAllowOrigin is the site's BinderHub cors_allow_origin. When set,
+	// every answer the gate makes itself on /build (a held follower's
+	// stream, a rejection, a stale launch's failure) carries it as
+	// Access-Control-Allow-Origin, with Access-Control-Allow-Headers:
+	// cache-control, as BinderHub's own answers do (base.py
+	// BaseHandler.set_default_headers); a page on another site can read
+	// nothing else. Answers copied from BinderHub keep BinderHub's
+	// headers. Empty: none (BinderHub's default).
+	CORSAllowOrigin string
 	// LastGoodSpecs bounds the build keys whose last good commit is kept
 	// for stale launches (only keys whose policy has them on); the one
 	// seen longest ago is forgotten first. Default 10,000 (about 2 MiB).
@@ -156,6 +166,9 @@ func New(cfg Config) (*Gate, error) {
 	}
 	if cfg.Policies == nil {
 		return nil, errors.New("gate: policies are required")
+	}
+	if o := cfg.CORSAllowOrigin; !httpguts.ValidHeaderFieldValue(o) || strings.TrimSpace(o) != o {
+		return nil, fmt.Errorf("gate: CORS allow origin %q is not a valid header value", o)
 	}
 	cfg.setDefaults()
 	if cfg.Logger == nil {
@@ -290,6 +303,13 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *plan {
 		http.Error(w, "binderguard gate: only /build/<provider>/<spec> is served here", http.StatusNotFound)
 		return nil
 	}
+	if o := g.cfg.CORSAllowOrigin; o != "" {
+		// Set before anything is answered; copyResponseHeaders replaces
+		// them with BinderHub's on an answer copied from it.
+		h := w.Header()
+		h.Set(headerAllowOrigin, o)
+		h.Set(headerAllowHeaders, "cache-control")
+	}
 	if r.Method != http.MethodGet {
 		http.Error(w, "binderguard gate: /build takes GET", http.StatusMethodNotAllowed)
 		return nil
@@ -343,6 +363,13 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request) *plan {
 	}
 	return a
 }
+
+// The CORS headers BinderHub sets on every /build answer when its
+// cors_allow_origin is set.
+const (
+	headerAllowOrigin  = "Access-Control-Allow-Origin"
+	headerAllowHeaders = "Access-Control-Allow-Headers"
+)
 
 // ClassHeader names what the gate did with a launch (lead, follow, pass,
 // stale, reject, banned, invalid) on its answer, so Envoy's stats access logger

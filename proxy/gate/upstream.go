@@ -149,7 +149,11 @@ func origin(r *http.Request) string {
 }
 
 // copyResponseHeaders copies upstream's end-to-end response headers.
+// The gate's own CORS headers go first: an answer copied from BinderHub
+// carries BinderHub's, or none when BinderHub sends none.
 func copyResponseHeaders(dst, src http.Header) {
+	dst.Del(headerAllowOrigin)
+	dst.Del(headerAllowHeaders)
 	for k, vs := range src {
 		dst[k] = append([]string(nil), vs...)
 	}

@@ -106,6 +106,9 @@ func variants(t *testing.T) map[string]variant {
 				}) {
 					t.Errorf("serve args %q: the default is the self-signed webhook", a)
 				}
+				if slices.ContainsFunc(a, func(s string) bool { return strings.HasPrefix(s, "--cors-allow-origin") }) {
+					t.Errorf("serve args %q: no CORS origin by default, as BinderHub", a)
+				}
 				dep := objs["Deployment/binderguard"]
 				if r, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas"); r != 2 {
 					t.Errorf("replicas %d, want 2", r)
@@ -233,11 +236,15 @@ envoy: {image: {repository: registry.example/envoy, tag: v1.40.1}, resources: {r
 podDisruptionBudget: {minAvailable: 2}
 networkPolicy: {enabled: false}
 extraProviders: [custom, my.forge]
+corsAllowOrigin: '*'
 `,
 			check: func(t *testing.T, ns string, objs map[string]*unstructured.Unstructured) {
 				dep := objs["Deployment/binderguard"]
 				if !hasArg(serveArgs(t, objs), "--extra-providers=custom,my.forge") {
 					t.Errorf("serve args %q, want the extra providers", serveArgs(t, objs))
+				}
+				if !hasArg(serveArgs(t, objs), "--cors-allow-origin=*") {
+					t.Errorf("serve args %q, want the CORS origin", serveArgs(t, objs))
 				}
 				if !hasArg(serveArgs(t, objs), "--upstream=http://hub.$(POD_NAMESPACE).svc:8080") {
 					t.Errorf("serve args %q, want the upstream hub:8080", serveArgs(t, objs))
@@ -404,6 +411,7 @@ func TestBadValuesFailWithAClearMessage(t *testing.T) {
 		"a failure policy Kubernetes does not know":    {"webhook: {failurePolicy: {validating: Sometimes}}\n", "/webhook/failurePolicy/validating': value must be one of 'Fail', 'Ignore'"},
 		"a policy name Kubernetes refuses":             {"repoBans: {Evil_Miners: {repos: [gh/evil/miner]}}\n", "invalid propertyName 'Evil_Miners'"},
 		"an extra provider that is not a path segment": {"extraProviders: [a/b]\n", "/extraProviders/0"},
+		"a CORS origin that is no header value":        {"corsAllowOrigin: \"* \"\n", "/corsAllowOrigin"},
 		"BinderHub's port out of range":                {"binderhub: {service: {port: 0}}\n", "/binderhub/service/port"},
 		"a cert-manager issuer of an unknown kind":     {"webhook: {certificate: {mode: cert-manager, certManager: {issuerRef: {name: x, kind: Vault}}}}\n", "/webhook/certificate/certManager/issuerRef/kind"},
 	} {

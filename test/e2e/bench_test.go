@@ -274,14 +274,8 @@ func propagateOne(b *testing.B, s *stack, base []ir.Block, path string) time.Dur
 	start := time.Now()
 	s.ctl.SetBans(append(slices.Clip(base), ir.Block{PathPrefix: path, Class: ir.ClassBanned, StatusCode: 403, Message: "new"}))
 	for {
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.edgeURL+path+"HEAD", nil)
-		resp, err := keepAlive.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.Header.Get("X-Binderguard-Class") == "banned" {
-				return time.Since(start)
-			}
+		if probeBan(keepAlive, s.edgeURL, path+"HEAD") == "banned" {
+			return time.Since(start)
 		}
 		if time.Since(start) > 30*time.Second {
 			b.Fatal("ban not enforced after 30 s")

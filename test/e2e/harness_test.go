@@ -50,6 +50,12 @@ type options struct {
 	maxConnections int64
 	builtTTL       time.Duration      // the gate's Config.BuiltTTL; 0: its default
 	gateTweak      func(*gate.Config) // adjusts the gate's config, if set
+	// binderWrap, if set, wraps the simulator's handler (headers a real
+	// BinderHub's configuration adds, for example).
+	binderWrap func(http.Handler) http.Handler
+	// corsOrigin is binderguard's --cors-allow-origin, given to the gate
+	// and the edge as cmd/binderguard's data path does.
+	corsOrigin string
 }
 
 // hits counts requests per path prefix seen by a handler.
@@ -200,7 +206,11 @@ func startStack(t testing.TB, o options) *stack {
 	s.binder = fb
 	bl, bep := listen(t)
 	s.binderAddr = bep
-	bsrv := &http.Server{Handler: s.binderHits.wrap(fb.Handler()), ReadHeaderTimeout: 5 * time.Second}
+	bh := fb.Handler()
+	if o.binderWrap != nil {
+		bh = o.binderWrap(bh)
+	}
+	bsrv := &http.Server{Handler: s.binderHits.wrap(bh), ReadHeaderTimeout: 5 * time.Second}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = bsrv.Serve(bl) }()
 	context.AfterFunc(ctx, func() { fb.Close(); bsrv.Close() })
@@ -227,9 +237,10 @@ func startStack(t testing.TB, o options) *stack {
 	base := ir.Edge{
 		Listener: ir.Listener{Address: ir.Endpoint{Host: "127.0.0.1", Port: edgePort}, XFFNumTrustedHops: o.xffHops,
 			RequestHeadersTimeout: o.headersTimeout},
-		Binder: ir.Upstream{Endpoint: s.binderAddr},
-		Gate:   ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
-		Launch: o.edgeLaunch,
+		Binder:          ir.Upstream{Endpoint: s.binderAddr},
+		Gate:            ir.Gate{Endpoints: []ir.Endpoint{s.gateAddr}, HealthInterval: 250 * time.Millisecond, Breakers: o.gateBreakers},
+		Launch:          o.edgeLaunch,
+		CORSAllowOrigin: o.corsOrigin,
 	}
 	s.ctl = controller.New(base, s.xds, log)
 	if err := s.ctl.Sync(ctx); err != nil {
@@ -285,7 +296,8 @@ func (s *stack) startGate(wg *sync.WaitGroup, log *slog.Logger) {
 	if pol == nil {
 		pol = gate.StaticPolicies(l, gate.Global{})
 	}
-	cfg := gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL}
+	cfg := gate.Config{Upstream: u, Policies: pol, Registerer: s.reg, Logger: log.With("component", "gate"), BuiltTTL: s.opts.builtTTL,
+		CORSAllowOrigin: s.opts.corsOrigin}
 	if s.opts.gateTweak != nil {
 		s.opts.gateTweak(&cfg)
 	}
@@ -526,4 +538,24 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// probeBan sends a launch of path (under a banned prefix) that the gate
+// refuses by itself, its spec being over gate.MaxSpecBytes, and returns
+// its class: the gate's "invalid" until the ban reaches Envoy, the edge's
+// "banned" after, and it never reaches BinderHub. A GET, since only a GET
+// is a launch at the edge.
+func probeBan(c *http.Client, base, path string) string {
+	req, err := http.NewRequest(http.MethodGet, base+path+"/"+strings.Repeat("x", gate.MaxSpecBytes), nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.Do(req)
+	if err != nil {
+		return ""
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.Header.Get("X-Binderguard-Class")
 }

@@ -126,17 +126,10 @@ func startLocal(t *testing.T, fb fakebinder.Config) *localStack {
 	return ls
 }
 
-// probe asks Envoy about a launch path without ever reaching BinderHub:
-// a POST is answered by an edge rule (any method) or refused by the gate
-// (405, GET only). It returns the class of an edge answer, "" otherwise.
+// probe asks Envoy about a launch path without ever reaching BinderHub
+// (probeBan): "banned" once the edge answers it with the ban.
 func (ls *localStack) probe(path string) string {
-	resp, err := http.Post(ls.edgeURL+path, "text/plain", nil)
-	if err != nil {
-		return ""
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.Header.Get("X-Binderguard-Class")
+	return probeBan(http.DefaultClient, ls.edgeURL, path)
 }
 
 func writeAtomic(t *testing.T, path, content string) {

@@ -81,6 +81,47 @@ func (st *stream) wait(d time.Duration, ch <-chan struct{}, burn <-chan time.Tim
 
 func (st *stream) sleep(d time.Duration) error { return st.wait(d, nil, nil, nil) }
 
+// serveBuildNotGet answers a /build/<provider>/<spec> request other than
+// GET the way tornado runs BinderHub's BuildHandler for it
+// (RequestHandler._execute): a method tornado does not support is a 405;
+// then BuildHandler.prepare refuses a request whose Accept lacks
+// text/event-stream (400); then OPTIONS runs BaseHandler.options, which
+// does nothing (an empty 200: a CORS preflight passes), and any other
+// method tornado's unimplemented-method 405. BuildHandler.send_error
+// turns each error into a failed event on a 200 text/event-stream answer
+// (it never sets the status), and tornado sends HEAD answers without
+// their body (so does net/http). No method but GET reaches
+// BuildHandler.get, so none is rate limited or counted as a launch.
+func serveBuildNotGet(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/build/")
+	if provider, rawSpec, _ := strings.Cut(rest, "/"); provider == "" || rawSpec == "" {
+		http.NotFound(w, r) // not BuildHandler's route, as in serveBuild
+		return
+	}
+	// BuildHandler.set_default_headers, set for every answer.
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	fail := func(code int, msg string) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(sse.Failed(code, msg+"\n").Frame()) // send_error adds the newline
+	}
+	switch r.Method {
+	case http.MethodHead, http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodPut, http.MethodOptions:
+	default: // not in tornado's SUPPORTED_METHODS
+		fail(http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	if !acceptsEventStream(r.Header.Get("Accept")) {
+		fail(http.StatusBadRequest, "Missing Accept header: text/event-stream")
+		return
+	}
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	fail(http.StatusMethodNotAllowed, "Method Not Allowed")
+}
+
 // serveBuild answers GET /build/<provider>/<spec> the way BinderHub's
 // BuildHandler does, check by check and in the same order.
 func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {

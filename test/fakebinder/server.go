@@ -95,10 +95,8 @@ func (s *Server) Handler() http.Handler {
 		path := r.URL.Path
 		switch {
 		case strings.HasPrefix(path, "/build/"):
-			// BuildHandler implements GET only; tornado answers 405 otherwise.
 			if r.Method != http.MethodGet {
-				w.Header().Set("Allow", http.MethodGet)
-				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				serveBuildNotGet(w, r)
 				return
 			}
 			s.serveBuild(w, r)

@@ -717,3 +717,54 @@ func TestWireRateLimitPerAddressSkippedForValidTokens(t *testing.T) {
 		t.Errorf("after reset: phases %v; want the window forgotten", r.phases())
 	}
 }
+
+// A /build request other than GET gets what tornado makes of BinderHub's
+// BuildHandler for it (serveBuildNotGet): a 200 text/event-stream answer,
+// empty for a preflight that accepts an event stream, a failed event
+// otherwise; none of them is a launch or takes a rate limit slot.
+func TestBuildAnswersOtherMethodsAsTornado(t *testing.T) {
+	ts := startServer(t, Config{BuildTime: 50 * time.Millisecond, RateLimit: 1})
+	tests := []struct {
+		method, accept string
+		wantCode       int // of the failed event; 0: no body
+		wantMessage    string
+	}{
+		{http.MethodOptions, "text/event-stream", 0, ""},
+		{http.MethodOptions, "*/*", 400, "Missing Accept header: text/event-stream\n"},
+		{http.MethodHead, "text/event-stream", 0, ""}, // a 405 event, whose body HEAD drops
+		{http.MethodPost, "text/event-stream", 405, "Method Not Allowed\n"},
+		{"PROPFIND", "text/event-stream", 405, "Method Not Allowed\n"},
+	}
+	for _, tc := range tests {
+		req, _ := http.NewRequest(tc.method, ts.URL+"/build/gh/org/repo/HEAD", nil)
+		req.Header.Set("Accept", tc.accept)
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.method, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Errorf("%s (Accept %s): %d %q, want 200 text/event-stream", tc.method, tc.accept, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if tc.wantCode == 0 {
+			if len(body) != 0 {
+				t.Errorf("%s (Accept %s): body %q, want none", tc.method, tc.accept, body)
+			}
+			continue
+		}
+		var p sse.Payload
+		data, _ := strings.CutPrefix(strings.TrimSpace(string(body)), "data: ")
+		if err := json.Unmarshal([]byte(data), &p); err != nil || p.Phase != sse.PhaseFailed ||
+			p.StatusCode != tc.wantCode || p.Message != tc.wantMessage {
+			t.Errorf("%s (Accept %s): body %q, want a failed event %d %q", tc.method, tc.accept, body, tc.wantCode, tc.wantMessage)
+		}
+	}
+	if st := ts.Stats(); st.Requests != 0 {
+		t.Errorf("%d launch requests counted, want none", st.Requests)
+	}
+	// The one launch the rate limit allows is still there.
+	if r := ts.launch(context.Background(), "/build/gh/org/repo/HEAD", nil); r.last().Phase != sse.PhaseReady {
+		t.Errorf("the launch after them: %v, want ready", r.phases())
+	}
+}

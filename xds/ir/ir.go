@@ -28,6 +28,7 @@ var (
 	ErrNoMessage     = errors.New("message is empty")
 	ErrNegative      = errors.New("durations and limits must not be negative")
 	ErrNotIP         = errors.New("host must be an IP address")
+	ErrBadHeader     = errors.New("not a valid HTTP header value")
 )
 
 // LaunchPrefix is the path prefix of BinderHub's launch endpoint, the only
@@ -240,6 +241,13 @@ type Edge struct {
 	// over a hot spec under it (a ban on /build/gh/o/r/ over a hot
 	// /build/gh/o/r/HEAD), though the hot spec's prefix is the longer.
 	Blocks []Block
+	// CORSAllowOrigin is the site's BinderHub cors_allow_origin. When set,
+	// every answer the edge gives a launch itself carries it as
+	// Access-Control-Allow-Origin, with BinderHub's
+	// Access-Control-Allow-Headers: cache-control, as BinderHub's own
+	// answers do (base.py BaseHandler.set_default_headers); without it, a
+	// page on another site cannot read a ban or a 429. Empty: no header.
+	CORSAllowOrigin string
 }
 
 // Validate checks the parts without which nothing can be programmed. Blocks
@@ -256,5 +264,24 @@ func (e *Edge) Validate() error {
 		e.Launch.ClientRate.PerSecond < 0 || e.Listener.ConnectionIdleTimeout < 0 || e.Listener.RequestHeadersTimeout < 0 {
 		errs = append(errs, fmt.Errorf("launch: %w", ErrNegative))
 	}
+	if err := ValidHeaderValue(e.CORSAllowOrigin); err != nil {
+		errs = append(errs, fmt.Errorf("cors allow origin: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// ValidHeaderValue reports whether v can be sent as an HTTP header value
+// as it is: visible ASCII and inner spaces or tabs only (RFC 9110
+// field-value, without the obsolete non-ASCII octets), so it can neither
+// split a header nor be trimmed into something else.
+func ValidHeaderValue(v string) error {
+	if strings.TrimSpace(v) != v {
+		return fmt.Errorf("%w: %q has leading or trailing white space", ErrBadHeader, v)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c >= 0x7f {
+			return fmt.Errorf("%w: %q has byte %#02x at %d", ErrBadHeader, v, c, i)
+		}
+	}
+	return nil
 }

@@ -71,6 +71,12 @@ func TestEdgeValidate(t *testing.T) {
 		"a negative health interval is refused":       {change: func(e *Edge) { e.Gate.HealthInterval = -time.Second }, want: ErrNegative},
 		"two problems are both reported":              {change: func(e *Edge) { e.Gate.Endpoints = nil; e.Launch.RetryAfter = -1 }, want: ErrNegative},
 		"a zero launch config means Envoy's defaults": {change: func(e *Edge) { e.Launch = Launch{} }},
+		"any origin may be allowed":                   {change: func(e *Edge) { e.CORSAllowOrigin = "*" }},
+		"one origin may be allowed":                   {change: func(e *Edge) { e.CORSAllowOrigin = "https://book.example.org" }},
+		"an origin that would split a header is refused": {
+			change: func(e *Edge) { e.CORSAllowOrigin = "*\r\nSet-Cookie: a=b" }, want: ErrBadHeader},
+		"an origin with a trailing space is refused": {change: func(e *Edge) { e.CORSAllowOrigin = "* " }, want: ErrBadHeader},
+		"a non-ASCII origin is refused":              {change: func(e *Edge) { e.CORSAllowOrigin = "https://bücher.example" }, want: ErrBadHeader},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -302,8 +302,8 @@ func banMetadataMatcher() *matcherv3.MetadataMatcher {
 
 // banShardMapper answers the RBAC denial of a sharded ban with the answer
 // the shard put in the metadata, as banMapper does for a ban route.
-func banShardMapper() *hcmv3.ResponseMapper {
-	m := banMapper()
+func banShardMapper(cors []*corev3.HeaderValueOption) *hcmv3.ResponseMapper {
+	m := banMapper(cors)
 	m.Filter = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
 		AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{
 			m.Filter,

@@ -25,6 +25,22 @@ func sseHeaders(class string, retry string) []*corev3.HeaderValueOption {
 	return h
 }
 
+// corsHeaders are the headers BinderHub with cors_allow_origin set puts on
+// every /build answer (base.py BaseHandler.set_default_headers: the
+// tornado "headers" setting app.py fills, then
+// access-control-allow-headers: cache-control), for the answers the edge
+// makes itself; none when origin is empty. BinderHub sends the second
+// even without the first, but alone it means nothing to a browser.
+func corsHeaders(origin string) []*corev3.HeaderValueOption {
+	if origin == "" {
+		return nil
+	}
+	return []*corev3.HeaderValueOption{
+		header("access-control-allow-origin", origin),
+		header("access-control-allow-headers", "cache-control"),
+	}
+}
+
 // failedBody is one SSE failed event, the way BinderHub rejects a launch.
 func failedBody(statusCode int, message string) string {
 	return string(sse.Failed(statusCode, message).Frame())

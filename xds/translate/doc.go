@@ -21,6 +21,11 @@
 //	"/build/gh/org/repo/HEAD"  → one direct_response route per hot spec
 //	(no match)                 → the pass-through route to "binder"
 //
+// Only a GET goes down the trie: in front of it, one exact match on
+// :method sends every other method to the pass-through route, since only
+// BinderHub's BuildHandler.get is a launch (a CORS preflight or a HEAD of
+// a launch URL must take no launch token and get no ban's answer).
+//
 // A hot spec's full path is longer than the ban of its repository, owner
 // or pattern, so it would beat the ban; a hot spec a ban covers (the ban's
 // prefix is a prefix of its path) is left out of the map, and the ban
@@ -76,6 +81,11 @@
 // (checked by one RE2 match under the /build/ entry, before the gate's
 // HTTP server would reset the stream), Envoy's own 429/5xx (rate limit, overflow, no healthy
 // upstream) rewritten by local_reply_config, with Retry-After.
+// With Edge.CORSAllowOrigin (BinderHub's cors_allow_origin) every one of
+// these answers also carries Access-Control-Allow-Origin and
+// Access-Control-Allow-Headers: cache-control, as BinderHub's own do: each
+// mapper adds them, and a last mapper adds them to the 200 direct
+// responses the others leave alone.
 // Only a failed event on a 200 stream gets the message and status_code to
 // the official JS client's user and closes it cleanly; on a bare 429/503
 // the pinned 0.5.0 shows a garbled connection error instead, and its source

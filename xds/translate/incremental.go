@@ -561,9 +561,15 @@ func (t *Incremental) err() error {
 
 // prefixMap and prefixMapSet reach the matcher tree routeConfig builds.
 func prefixMap(rc *routev3.RouteConfiguration) map[string]*xdsmatcher.Matcher_OnMatch {
-	return rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()
+	return trieOf(rc).GetPrefixMatchMap().GetMap()
 }
 
 func prefixMapSet(rc *routev3.RouteConfiguration, m map[string]*xdsmatcher.Matcher_OnMatch) {
-	rc.GetVirtualHosts()[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().Map = m
+	trieOf(rc).GetPrefixMatchMap().Map = m
+}
+
+// trieOf is the prefix trie on :path under the GET branch of rc's matcher.
+func trieOf(rc *routev3.RouteConfiguration) *xdsmatcher.Matcher_MatcherTree {
+	get := rc.GetVirtualHosts()[0].GetMatcher().GetMatcherList().GetMatchers()[0]
+	return get.GetOnMatch().GetMatcher().GetMatcherTree()
 }

@@ -90,7 +90,7 @@ func edgeHCM(e *ir.Edge) *hcmv3.HttpConnectionManager {
 		NormalizePath:         wrapperspb.Bool(true),
 		MergeSlashes:          true,
 		StreamIdleTimeout:     durationpb.New(streamIdleTimeout),
-		LocalReplyConfig:      localReply(e.Launch),
+		LocalReplyConfig:      localReply(e.Launch, e.CORSAllowOrigin),
 		AccessLog:             []*accesslogv3.AccessLog{launchStats()},
 	}
 	if d := e.Listener.ConnectionIdleTimeout; d > 0 {

@@ -30,30 +30,40 @@ const defaultRetryAfter = 10 * time.Second
 // shape of BinderHub's rejections (200, one SSE failed event) plus a
 // Retry-After header for non-browser clients. Elsewhere (and
 // for upstream answers, which are not local replies) nothing changes.
-func localReply(l ir.Launch) *hcmv3.LocalReplyConfig {
+//
+// Every mapper adds the site's CORS headers (corsHeaders), and a last one
+// adds them alone to the edge's other launch answers (hot specs, a
+// malformed launch URL: 200 direct responses no mapper above rewrites), so
+// that every answer the edge makes on a launch carries them.
+func localReply(l ir.Launch, corsOrigin string) *hcmv3.LocalReplyConfig {
 	retry := retryAfter(defaultRetryAfter)
 	if l.RetryAfter > 0 {
 		retry = retryAfter(l.RetryAfter)
 	}
-	return &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{
-		banShardMapper(),
-		banMapper(),
-		launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, 429), 429, msgRateLimited, retry),
-		launchMapper(statusFilter(accesslogv3.ComparisonFilter_GE, 500), 503, msgOverloaded, retry),
-	}}
+	cors := corsHeaders(corsOrigin)
+	mappers := []*hcmv3.ResponseMapper{
+		banShardMapper(cors),
+		banMapper(cors),
+		launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, 429), 429, msgRateLimited, retry, cors),
+		launchMapper(statusFilter(accesslogv3.ComparisonFilter_GE, 500), 503, msgOverloaded, retry, cors),
+	}
+	if len(cors) > 0 {
+		mappers = append(mappers, &hcmv3.ResponseMapper{Filter: launchPathFilter(), HeadersToAdd: cors})
+	}
+	return &hcmv3.LocalReplyConfig{Mappers: mappers}
 }
 
 // banMapper turns a ban route's 403 into a BinderHub-style 200 SSE answer,
 // keeping the route's body (the ban's own failed event, which carries
 // status_code 403 where BinderHub's ban event has none).
-func banMapper() *hcmv3.ResponseMapper {
-	m := launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, banStatus), 0, "", "")
+func banMapper(cors []*corev3.HeaderValueOption) *hcmv3.ResponseMapper {
+	m := launchMapper(statusFilter(accesslogv3.ComparisonFilter_EQ, banStatus), 0, "", "", cors)
 	m.Body = nil
-	m.HeadersToAdd = sseHeaders(string(ir.ClassBanned), "")[1:]
+	m.HeadersToAdd = append(sseHeaders(string(ir.ClassBanned), "")[1:], cors...)
 	return m
 }
 
-func launchMapper(status *accesslogv3.AccessLogFilter, code int, msg, retry string) *hcmv3.ResponseMapper {
+func launchMapper(status *accesslogv3.AccessLogFilter, code int, msg, retry string, cors []*corev3.HeaderValueOption) *hcmv3.ResponseMapper {
 	return &hcmv3.ResponseMapper{
 		Filter: &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
 			AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{launchPathFilter(), status}},
@@ -66,18 +76,28 @@ func launchMapper(status *accesslogv3.AccessLogFilter, code int, msg, retry stri
 			}},
 			ContentType: "text/event-stream; charset=UTF-8",
 		},
-		HeadersToAdd: sseHeaders(ClassShed, retry)[1:], // content type comes from the format
+		HeadersToAdd: append(sseHeaders(ClassShed, retry)[1:], cors...), // content type comes from the format
 	}
 }
 
-// launchPathFilter matches requests whose :path starts with /build/.
+// launchPathFilter matches launches: GET requests whose :path starts
+// with /build/. Other methods on /build/ are not launches (BinderHub
+// serves only GET there); they pass through to BinderHub, and its answers,
+// or Envoy's, reach them unchanged and uncounted.
 func launchPathFilter() *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
+		AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{
+			headerFilter(":method", &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: launchMethod}}),
+			headerFilter(":path", &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: ir.LaunchPrefix}}),
+		}},
+	}}
+}
+
+func headerFilter(name string, m *matcherv3.StringMatcher) *accesslogv3.AccessLogFilter {
 	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_HeaderFilter{
 		HeaderFilter: &accesslogv3.HeaderFilter{Header: &routev3.HeaderMatcher{
-			Name: ":path",
-			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-				MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: ir.LaunchPrefix},
-			}},
+			Name:                 name,
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: m},
 		}},
 	}}
 }

@@ -47,8 +47,33 @@ func routeConfig(e *ir.Edge) (*routev3.RouteConfiguration, error) {
 	}, err
 }
 
-// edgeMatcher is the prefix trie on :path described in the package doc.
+// launchMethod is the only method of a launch: BinderHub's BuildHandler
+// serves GET, and only its get counts a launch (check_rate_limit).
+const launchMethod = "GET"
+
+// edgeMatcher is the matcher described in the package doc: requests other
+// than GET pass through to BinderHub, GETs go down the prefix trie on
+// :path. A CORS preflight (OPTIONS) or a HEAD of a launch URL is no launch:
+// it must take no token from the client's launch bucket, get no ban's
+// answer and no gate's 405, but what BinderHub answers (BaseHandler.options
+// answers a preflight 200 with the site's CORS headers).
 func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
+	tree, err := launchTree(e)
+	return &xdsmatcher.Matcher{
+		MatcherType: &xdsmatcher.Matcher_MatcherList_{MatcherList: &xdsmatcher.Matcher_MatcherList{
+			Matchers: []*xdsmatcher.Matcher_MatcherList_FieldMatcher{{
+				Predicate: singlePredicate(methodInput(), &xdsmatcher.StringMatcher{
+					MatchPattern: &xdsmatcher.StringMatcher_Exact{Exact: launchMethod},
+				}),
+				OnMatch: &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Matcher{Matcher: tree}},
+			}},
+		}},
+		OnNoMatch: onMatchRoute(RoutePassThrough, passThroughRoute()),
+	}, err
+}
+
+// launchTree is the prefix trie on :path that a GET goes down.
+func launchTree(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 	var errs []error
 	entries := map[string]*xdsmatcher.Matcher_OnMatch{
 		ir.LaunchPrefix: launchOnMatch(e.Launch),
@@ -98,6 +123,22 @@ func pathInput() *xdscore.TypedExtensionConfig {
 	}
 }
 
+func methodInput() *xdscore.TypedExtensionConfig {
+	return &xdscore.TypedExtensionConfig{
+		Name:        "method",
+		TypedConfig: anypack.Must(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: ":method"}),
+	}
+}
+
+func singlePredicate(input *xdscore.TypedExtensionConfig, m *xdsmatcher.StringMatcher) *xdsmatcher.Matcher_MatcherList_Predicate {
+	return &xdsmatcher.Matcher_MatcherList_Predicate{MatchType: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate_{
+		SinglePredicate: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate{
+			Input:   input,
+			Matcher: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate_ValueMatch{ValueMatch: m},
+		},
+	}}
+}
+
 // malformedPercent matches a whole :path (Envoy's safe_regex must match
 // all of it) whose path part, before any query, holds a % not followed by
 // two hex digits. RE2, linear time.
@@ -113,17 +154,12 @@ func launchOnMatch(l ir.Launch) *xdsmatcher.Matcher_OnMatch {
 	return &xdsmatcher.Matcher_OnMatch{OnMatch: &xdsmatcher.Matcher_OnMatch_Matcher{Matcher: &xdsmatcher.Matcher{
 		MatcherType: &xdsmatcher.Matcher_MatcherList_{MatcherList: &xdsmatcher.Matcher_MatcherList{
 			Matchers: []*xdsmatcher.Matcher_MatcherList_FieldMatcher{{
-				Predicate: &xdsmatcher.Matcher_MatcherList_Predicate{MatchType: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate_{
-					SinglePredicate: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate{
-						Input: pathInput(),
-						Matcher: &xdsmatcher.Matcher_MatcherList_Predicate_SinglePredicate_ValueMatch{ValueMatch: &xdsmatcher.StringMatcher{
-							MatchPattern: &xdsmatcher.StringMatcher_SafeRegex{SafeRegex: &xdsmatcher.RegexMatcher{
-								EngineType: &xdsmatcher.RegexMatcher_GoogleRe2{GoogleRe2: &xdsmatcher.RegexMatcher_GoogleRE2{}},
-								Regex:      malformedPercent,
-							}},
-						}},
-					},
-				}},
+				Predicate: singlePredicate(pathInput(), &xdsmatcher.StringMatcher{
+					MatchPattern: &xdsmatcher.StringMatcher_SafeRegex{SafeRegex: &xdsmatcher.RegexMatcher{
+						EngineType: &xdsmatcher.RegexMatcher_GoogleRe2{GoogleRe2: &xdsmatcher.RegexMatcher_GoogleRE2{}},
+						Regex:      malformedPercent,
+					}},
+				}),
 				OnMatch: onMatchRoute(routeEdgePrefix+ClassInvalid, invalidRoute()),
 			}},
 		}},

@@ -14,6 +14,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -37,7 +38,7 @@ func baseEdge() *ir.Edge {
 // resolves to.
 func prefixes(t *testing.T, res *Resources) map[string]string {
 	t.Helper()
-	m := res.Routes[0].VirtualHosts[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()
+	m := prefixMap(res.Routes[0])
 	out := map[string]string{}
 	for k, v := range m {
 		if nested := v.GetMatcher(); nested != nil {
@@ -123,7 +124,7 @@ func TestMalformedPercentEncodingIsAnsweredAtTheEdge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	launch := res.Routes[0].VirtualHosts[0].GetMatcher().GetMatcherTree().GetPrefixMatchMap().GetMap()[ir.LaunchPrefix]
+	launch := prefixMap(res.Routes[0])[ir.LaunchPrefix]
 	fm := launch.GetMatcher().GetMatcherList().GetMatchers()
 	if len(fm) != 1 || fm[0].GetPredicate().GetSinglePredicate().GetValueMatch().GetSafeRegex().GetRegex() != malformedPercent ||
 		fm[0].GetOnMatch().GetAction().GetName() != routeEdgePrefix+ClassInvalid {
@@ -236,19 +237,111 @@ func TestMatcherFallsThroughToBinder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nm *xdsmatcher.Matcher_OnMatch = res.Routes[0].VirtualHosts[0].GetMatcher().GetOnNoMatch()
-	if nm.GetAction().GetName() != RoutePassThrough {
-		t.Fatalf("on_no_match action %q, want %q", nm.GetAction().GetName(), RoutePassThrough)
-	}
-	var r routev3.Route
-	if err := nm.GetAction().GetTypedConfig().UnmarshalTo(&r); err != nil {
-		t.Fatal(err)
-	}
-	if r.GetRoute().GetCluster() != ClusterBinder || r.GetRoute().GetRetryPolicy() != nil {
-		t.Errorf("pass-through route %v, want cluster binder and no retries", r.GetRoute())
+	// A request that is not a GET, and a GET outside the trie.
+	for what, nm := range map[string]*xdsmatcher.Matcher_OnMatch{
+		"not GET":           res.Routes[0].VirtualHosts[0].GetMatcher().GetOnNoMatch(),
+		"GET, not /build/*": trieMatcher(res.Routes[0]).GetOnNoMatch(),
+	} {
+		if nm.GetAction().GetName() != RoutePassThrough {
+			t.Fatalf("%s: on_no_match action %q, want %q", what, nm.GetAction().GetName(), RoutePassThrough)
+		}
+		var r routev3.Route
+		if err := nm.GetAction().GetTypedConfig().UnmarshalTo(&r); err != nil {
+			t.Fatal(err)
+		}
+		if r.GetRoute().GetCluster() != ClusterBinder || r.GetRoute().GetRetryPolicy() != nil {
+			t.Errorf("%s: pass-through route %v, want cluster binder and no retries", what, r.GetRoute())
+		}
 	}
 	if !strings.Contains(res.Routes[0].RequestHeadersToAdd[0].Header.Value, "DOWNSTREAM_REMOTE_ADDRESS") {
 		t.Errorf("X-Real-Ip is not set from the downstream address")
+	}
+}
+
+// trieMatcher is the matcher a GET goes to: the prefix trie.
+func trieMatcher(rc *routev3.RouteConfiguration) *xdsmatcher.Matcher {
+	return rc.GetVirtualHosts()[0].GetMatcher().GetMatcherList().GetMatchers()[0].GetOnMatch().GetMatcher()
+}
+
+// Only a GET is a launch (BinderHub's BuildHandler.get): every other
+// method skips the trie, so a preflight or a HEAD of a launch URL takes
+// no rate limit token, gets no ban's answer and goes to BinderHub.
+func TestOnlyGETReachesTheLaunchTrie(t *testing.T) {
+	e := baseEdge()
+	e.Launch.ClientRate = ir.RateLimit{PerSecond: 1, Burst: 1}
+	e.Blocks = []ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}}
+	for _, inc := range []bool{false, true} {
+		var res *Resources
+		var err error
+		if inc {
+			res, err = NewIncremental().Translate(e)
+		} else {
+			res, err = Translate(e)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := res.Routes[0].VirtualHosts[0].GetMatcher()
+		fms := m.GetMatcherList().GetMatchers()
+		if len(fms) != 1 {
+			t.Fatalf("incremental %v: top matcher has %d field matchers, want 1 (the method)", inc, len(fms))
+		}
+		sp := fms[0].GetPredicate().GetSinglePredicate()
+		var in matcherv3.HttpRequestHeaderMatchInput
+		if err := sp.GetInput().GetTypedConfig().UnmarshalTo(&in); err != nil {
+			t.Fatal(err)
+		}
+		if in.GetHeaderName() != ":method" || sp.GetValueMatch().GetExact() != "GET" {
+			t.Errorf("incremental %v: top predicate is %s = %v, want :method exactly GET", inc, in.GetHeaderName(), sp.GetValueMatch())
+		}
+		tree := fms[0].GetOnMatch().GetMatcher().GetMatcherTree()
+		if tree.GetPrefixMatchMap().GetMap()[ir.LaunchPrefix] == nil {
+			t.Errorf("incremental %v: the GET branch is not the launch trie: %v", inc, tree)
+		}
+		if got := m.GetOnNoMatch().GetAction().GetName(); got != RoutePassThrough {
+			t.Errorf("incremental %v: a request other than GET takes %q, want %q", inc, got, RoutePassThrough)
+		}
+	}
+}
+
+// With the site's cors_allow_origin, every local reply mapper (bans,
+// 429, 5xx, and the last one for the edge's 200 direct responses) adds
+// BinderHub's CORS headers; without it none does.
+func TestEdgeAnswersCarryTheSitesCORSHeaders(t *testing.T) {
+	for _, origin := range []string{"", "https://book.example.org"} {
+		e := baseEdge()
+		e.CORSAllowOrigin = origin
+		if _, err := Translate(e); err != nil {
+			t.Fatal(err)
+		}
+		mappers := edgeHCM(e).GetLocalReplyConfig().GetMappers()
+		want := 4
+		if origin != "" {
+			want = 5
+		}
+		if len(mappers) != want {
+			t.Fatalf("origin %q: %d local reply mappers, want %d", origin, len(mappers), want)
+		}
+		for i, m := range mappers {
+			got := map[string]string{}
+			for _, h := range m.GetHeadersToAdd() {
+				got[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+			}
+			if origin == "" {
+				if _, ok := got["access-control-allow-origin"]; ok {
+					t.Errorf("mapper %d adds access-control-allow-origin without a configured origin", i)
+				}
+				continue
+			}
+			if got["access-control-allow-origin"] != origin || got["access-control-allow-headers"] != "cache-control" {
+				t.Errorf("mapper %d adds %v, want the origin %q and allow-headers cache-control", i, got, origin)
+			}
+		}
+	}
+	e := baseEdge()
+	e.CORSAllowOrigin = "*\r\nx-evil: 1"
+	if _, err := Translate(e); !errors.Is(err, ir.ErrBadHeader) {
+		t.Errorf("an origin that splits a header: %v, want ErrBadHeader", err)
 	}
 }
 
