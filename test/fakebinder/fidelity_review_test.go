@@ -1,0 +1,108 @@
+package fakebinder
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/binderguard/binderguard/proxy/sse"
+)
+
+// A request that waited in the build pool while the build it asked for ran
+// gets its worker only after that build's pod is gone, and then starts the
+// build again: BinderHub's dedup is by pod name only (build.py
+// KubernetesBuildExecutor.submit: create_namespaced_pod, 409 → watch the
+// pod that exists), and its watch frees the worker only when the pod is
+// deleted (DELETED → BUILT → return). binderhub-facts.md, "Measured
+// against the real application": the late watchers "start the same build
+// again (2–4 builds of one image per storm)". The simulator instead
+// releases a queued watcher straight to "built" when the build ends, so a
+// storm (or any leak of extra watchers past the gate) costs one build here
+// and several against BinderHub.
+func TestReviewQueuedWatcherStartsTheBuildAgain(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 2 // one watcher at a time
+	cfg.BuildTime = 400 * time.Millisecond
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+
+	var wg sync.WaitGroup
+	var first, late launchResult
+	wg.Go(func() { first = ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	ts.waitFor(t, "the first watcher running the build", func(s Stats) bool { return s.PoolSlotsInUse == 2 && s.BuildsStarted == 1 })
+	wg.Go(func() { late = ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	ts.waitFor(t, "the second request queued", func(s Stats) bool { return s.Queued == 1 })
+	wg.Wait()
+
+	if first.last().Phase != sse.PhaseReady || late.last().Phase != sse.PhaseReady {
+		t.Fatalf("phases: first %v, late %v; want both ready", first.phases(), late.phases())
+	}
+	if st := ts.Stats(); st.BuildsStarted != 2 {
+		t.Errorf("builds started %d; want 2: the queued request's submit runs after the first pod was deleted and creates it again", st.BuildsStarted)
+	}
+	// It watches the second build: its log, not only waiting then built.
+	if got := collapse(late.phases()); !slices.Contains(got, sse.PhaseFetching) {
+		t.Errorf("queued request's phases %v; want the new build's log (fetching, building) before built", got)
+	}
+}
+
+// A request that leaves while its build is still queued in the pool does
+// not take its build with it: BuildHandler.on_finish only sets the build's
+// stop_event (builder.py; build.py BuildExecutor.stop, "This is not
+// related to stopping the build"), the pool.submit(build.submit) future is
+// never cancelled, and KubernetesBuildExecutor.submit creates the pod
+// before it looks at stop_event. So the build pod is created, and the
+// image built, once a worker is free. The simulator forgets the build.
+func TestReviewAbandonedQueuedRequestStillBuilds(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 2
+	cfg.BuildTime = 400 * time.Millisecond
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	ts.waitFor(t, "pool full", func(s Stats) bool { return s.PoolSlotsInUse == 2 })
+
+	qctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ts.launch(qctx, "/build/gh/org/b/HEAD", nil) }()
+	ts.waitFor(t, "b queued", func(s Stats) bool { return s.Queued == 1 })
+	cancel()
+	<-done
+
+	deadline := time.Now().Add(3 * time.Second)
+	for ts.Stats().BuildsStarted < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := ts.Stats(); st.BuildsStarted != 2 {
+		t.Errorf("builds started %d; want 2: b's queued submit still runs and creates b's build pod after its client left", st.BuildsStarted)
+	}
+}
+
+// build_only=true on a BinderHub without enable_api_only_mode (the
+// default) is refused with a 400 failed event once the image has been
+// looked up, before any build or launch (builder.py
+// BuildHandler._get_build_only raises HTTPError(400), which send_error
+// writes as one failed event with status_code 400). With API-only mode on,
+// the answer is "ready" without token or url, and the handler returns at
+// once. The simulator ignores the parameter and launches a server with a
+// token, so no test can exercise either answer through the gate.
+func TestReviewBuildOnlyWithoutAPIOnlyModeIsRefused(t *testing.T) {
+	ts := startServer(t, fast())
+	ctx := testCtx(t)
+	r := ts.launch(ctx, "/build/gh/org/repo/HEAD?build_only=true", nil)
+	if r.Err != nil || r.Status != http.StatusOK {
+		t.Fatalf("status %d, err %v", r.Status, r.Err)
+	}
+	want := "Building but not launching is not permitted when the API only mode was not enabled by setting `enable_api_only_mode` to True. \n"
+	if len(r.Events) != 1 || r.last().Phase != sse.PhaseFailed || r.last().StatusCode != 400 || r.last().Message != want {
+		t.Errorf("events %+v; want one failed event, status_code 400, %q", r.Events, want)
+	}
+	if st := ts.Stats(); st.BuildsStarted != 0 || st.TokensIssued != 0 {
+		t.Errorf("stats %+v; want no build and no token for a refused build_only request", st)
+	}
+}
