@@ -12,20 +12,34 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-// image is one image name's build: a build in progress, or the marker of a
-// built image. Fields are guarded by Server.mu.
-type image struct {
-	state     imageState
+// buildPod is one build pod: BinderHub names it after the image's build
+// slug and ref, so one image name has at most one pod at a time. Fields
+// are guarded by Server.mu.
+type buildPod struct {
 	t         target
 	fail      bool          // --fail-specs: the build will fail
 	buildTime time.Duration // how long the build runs (Config.BuildTime, or SetRef's)
-	started   bool          // a watcher got pool slots: the build pod exists
-	watchers  int           // requests attached to this build
 	events    []sse.Payload // events the build has sent so far
 	changed   chan struct{} // closed and replaced when events grows or the build ends
 	done      chan struct{} // closed when the build ends
 	ended     bool
 	failed    bool
+}
+
+// submission is one request's pool.submit(build.submit) (builder.py
+// BuildHandler.get): it waits in the build pool's queue and, once it has
+// its worker, creates the build pod or attaches to the one of that name.
+// The Server owns it: the future is never cancelled, so it runs whether
+// its request is still there or not.
+type submission struct {
+	t       target
+	fail    bool
+	granted chan struct{} // closed once pod is set and the request owns the slots
+
+	// Guarded by Server.mu.
+	pod      *buildPod // the pod the submit created or found; nil before it ran
+	stopped  bool      // the request ended: build.stop() set stop_event
+	released bool      // the request gave its slots back
 }
 
 // stream is one /build response: events and keepalive comments from one
@@ -224,51 +238,37 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		ip:      ip,
 	}
 
+	// The registry lookup (builder.py BuildHandler.get).
 	s.mu.Lock()
-	im := s.images[t.Image]
-	cur := stateAbsent
-	if im != nil {
-		cur = im.state
+	found := s.built[t.Image]
+	if !found && s.cfg.built != nil && s.cfg.built.MatchString(key) {
+		s.built[t.Image] = true
+		found = true
 	}
-	preBuilt := s.cfg.built != nil && s.cfg.built.MatchString(key)
-	next, what := onArrival(cur, preBuilt)
-	switch what {
-	case arriveFoundBuilt:
-		if im == nil {
-			im = &image{t: t}
-			s.images[t.Image] = im
-		}
-		im.state = next
-		s.mu.Unlock()
+	s.mu.Unlock()
+	if found {
 		if st.send(builtEvent(t.Image, true)) != nil {
 			return
 		}
 		s.launchThenHold(st, l)
 		return
-	case arriveStartBuild:
-		im = &image{
-			state:     next,
-			t:         t,
-			fail:      s.cfg.fail != nil && s.cfg.fail.MatchString(key),
-			buildTime: s.buildTimeLocked(t.Image),
-			changed:   make(chan struct{}),
-			done:      make(chan struct{}),
-		}
-		s.images[t.Image] = im
 	}
-	im.watchers++
+
+	s.mu.Lock()
 	s.stats.ActiveBuildWatchers++
 	s.stats.PeakBuildWatchers = max(s.stats.PeakBuildWatchers, s.stats.ActiveBuildWatchers)
 	s.stats.PeakLoadFactor = max(s.stats.PeakLoadFactor, s.loadFactorLocked())
+	sub := s.submitLocked(t, s.cfg.fail != nil && s.cfg.fail.MatchString(key))
 	s.mu.Unlock()
-	log.Debug("build watcher attached", "image", t.Image, "arrival", what.String())
+	log.Debug("build submitted", "image", t.Image)
 
-	failed, err := s.watch(st, im)
-	if err != nil || failed {
-		if err == nil {
-			// BinderHub sleeps after a failed build as after a launch.
-			_ = st.sleep(s.cfg.ReadyHold)
-		}
+	failed, err := s.watch(st, sub)
+	if err != nil {
+		return
+	}
+	if failed {
+		// BinderHub sleeps after a failed build as after a launch.
+		_ = st.sleep(s.cfg.ReadyHold)
 		return
 	}
 	if st.send(builtEvent(t.Image, false)) != nil {
@@ -277,65 +277,117 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	s.launchThenHold(st, l)
 }
 
-// watch is one build watcher: "waiting", a wait in line for two pool
-// slots, then the build's events as they come. It reports whether the
-// build failed; an error means the stream ended first.
-func (s *Server) watch(st *stream, im *image) (failed bool, err error) {
+// submitLocked queues a request's build submit in the pool; s.mu must be
+// held. It is submitted before "waiting" is sent, as BinderHub does, so a
+// request that leaves at once still has its build.
+func (s *Server) submitLocked(t target, fail bool) *submission {
+	sub := &submission{t: t, fail: fail, granted: make(chan struct{})}
+	s.wg.Add(1)
+	go s.runSubmit(sub)
+	return sub
+}
+
+// runSubmit is build.py KubernetesBuildExecutor.submit run by a pool
+// worker: wait in the queue for the worker's slots, create the pod (or on
+// a 409 attach to the pod of that name), and hand the slots to the
+// request, which watches until the pod is deleted. If the request has
+// ended meanwhile, the pod is created all the same and the slots go back
+// at once (the watch loop checks stop_event first).
+//
+// One simplification: a pod whose build ends with no watcher is deleted
+// here at its end; BinderHub leaves it until the next watcher or the
+// cleaner (KubernetesCleaner, every 60 s) deletes it, so a submit in that
+// gap attaches to the finished pod instead of building again.
+func (s *Server) runSubmit(sub *submission) {
+	defer s.wg.Done()
+	if !s.pool.acquire(s.ctx, nil, 2) {
+		return // Close
+	}
+	s.mu.Lock()
+	pod := s.builds[sub.t.Image]
+	if onSubmit(pod != nil) == submitCreate {
+		pod = &buildPod{
+			t:         sub.t,
+			fail:      sub.fail,
+			buildTime: s.buildTimeLocked(sub.t.Image),
+			changed:   make(chan struct{}),
+			done:      make(chan struct{}),
+		}
+		s.builds[sub.t.Image] = pod
+		s.stats.BuildsStarted++
+		s.stats.BuildsInProgress++
+		s.wg.Add(1)
+		go s.runBuild(pod)
+	}
+	keep := keepsWorker(sub.stopped)
+	if keep {
+		sub.pod = pod
+	}
+	s.mu.Unlock()
+	if !keep {
+		s.pool.release(2)
+		return
+	}
+	close(sub.granted)
+}
+
+// stopWatching is BuildHandler.on_finish → build.stop() and the end of the
+// request's watch: a submit still queued will build and let go; slots the
+// request holds go back to the pool. It may be called more than once.
+func (s *Server) stopWatching(sub *submission) {
+	s.mu.Lock()
+	sub.stopped = true
+	release := sub.pod != nil && !sub.released
+	sub.released = sub.released || release
+	s.mu.Unlock()
+	if release {
+		s.pool.release(2)
+	}
+}
+
+// watch is one build watcher: "waiting", a silent wait until its submit
+// has a worker and a pod, then the pod's events as they come, until the
+// pod is deleted. It reports whether the build failed; an error means the
+// stream ended first.
+func (s *Server) watch(st *stream, sub *submission) (failed bool, err error) {
 	start := time.Now()
 	s.metrics.buildsInProgress.Inc()
 	defer s.metrics.buildsInProgress.Dec()
 	defer func() {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		im.watchers--
 		s.stats.ActiveBuildWatchers--
-		if im.watchers == 0 && s.images[im.t.Image] == im {
-			if onWatchersGone(im.state, im.started) == stateAbsent {
-				delete(s.images, im.t.Image)
-			}
-		}
+		s.mu.Unlock()
 	}()
+	defer s.stopWatching(sub)
 
 	if err := st.send(sse.Payload{Phase: sse.PhaseWaiting, Message: "Waiting for build to start...\n"}); err != nil {
 		return false, err
 	}
+	// A request queued behind the pool waits here through any number of
+	// builds of its image: only its own submit decides what it watches.
+	if err := st.wait(-1, sub.granted, nil, nil); err != nil {
+		return false, err
+	}
+	pod := sub.pod
 	sent := 0
-	got := s.acquire(st, im)
-	if got {
-		s.mu.Lock()
-		if !im.started && !im.ended {
-			im.started = true
-			s.stats.BuildsStarted++
-			s.stats.BuildsInProgress++
-			s.wg.Add(1)
-			go s.runBuild(im)
-		}
-		s.mu.Unlock()
-		err = s.follow(st, im, &sent)
-		s.pool.release(2)
-		if err != nil {
-			return false, err
-		}
+	if err := s.follow(st, pod, &sent); err != nil {
+		return false, err
 	}
 	// The build's end may trail its failure events by a moment.
 	select {
-	case <-im.done:
+	case <-pod.done:
 	case <-st.ctx.Done():
 		return false, st.ctx.Err()
 	}
+	// The pod is deleted: the watch returns and frees its worker before
+	// the handler sends built and launches.
+	s.stopWatching(sub)
 
 	s.mu.Lock()
-	failed = im.failed
-	rest := im.events[min(sent, len(im.events)):]
+	failed = pod.failed
+	rest := pod.events[min(sent, len(pod.events)):]
 	s.mu.Unlock()
 	if failed {
-		if !got {
-			// Released from the queue by the build's end: it only sees
-			// the failure, not the log it never streamed.
-			for len(rest) > 0 && rest[0].Phase != sse.PhaseFailed {
-				rest = rest[1:]
-			}
-		}
 		for _, p := range rest {
 			if err := st.send(p); err != nil {
 				return true, err
@@ -346,37 +398,13 @@ func (s *Server) watch(st *stream, im *image) (failed bool, err error) {
 	if failed {
 		status = "failure"
 	}
-	s.metrics.observeBuild(status, providerName(im.t.Provider), im.t.RepoURL, time.Since(start))
+	s.metrics.observeBuild(status, providerName(pod.t.Provider), pod.t.RepoURL, time.Since(start))
 	return failed, nil
-}
-
-// acquire waits for two pool slots (the watcher's pod watch and log
-// stream threads), sending keepalives meanwhile. It reports false when the
-// build ended or the stream went away first.
-func (s *Server) acquire(st *stream, im *image) bool {
-	got := make(chan bool, 1)
-	ctx, cancel := context.WithCancel(st.ctx)
-	defer cancel()
-	go func() { got <- s.pool.acquire(ctx, im.done, 2) }()
-	for {
-		select {
-		case ok := <-got:
-			return ok
-		case <-st.ka.C:
-			if st.w.Write(sse.Keepalive) != nil {
-				cancel()
-				if <-got {
-					s.pool.release(2)
-				}
-				return false
-			}
-		}
-	}
 }
 
 // follow streams the build's events from *sent on until the build ends,
 // burning real CPU for the watcher if configured.
-func (s *Server) follow(st *stream, im *image, sent *int) error {
+func (s *Server) follow(st *stream, im *buildPod, sent *int) error {
 	var burn <-chan time.Time
 	if s.cfg.BurnCPU > 0 {
 		t := time.NewTicker(100 * time.Millisecond)
@@ -390,7 +418,7 @@ func (s *Server) follow(st *stream, im *image, sent *int) error {
 		s.mu.Unlock()
 		for _, p := range evs {
 			if p.Phase == sse.PhaseFailed {
-				// The caller sends the failure: queued watchers get it too.
+				// The caller sends the failure once the build has ended.
 				return nil
 			}
 			if err := st.send(p); err != nil {
@@ -421,7 +449,7 @@ func (s *Server) burnCPU() {
 
 // runBuild plays a build's script to its watchers. It is owned by the
 // Server: it ends with the build or with Close, whatever the watchers do.
-func (s *Server) runBuild(im *image) {
+func (s *Server) runBuild(im *buildPod) {
 	defer s.wg.Done()
 	script := buildScript(im.buildTime, im.t, im.fail)
 	start := time.Now()
@@ -455,9 +483,13 @@ func (s *Server) runBuild(im *image) {
 	defer s.mu.Unlock()
 	im.ended = true
 	im.failed = im.fail || !ok
-	im.state = onBuildEnd(im.state, im.failed)
-	if im.state == stateAbsent && s.images[im.t.Image] == im {
-		delete(s.images, im.t.Image)
+	// The watchers' cleanup deletes the pod; a success has pushed the
+	// image, a failure pushed nothing, so the next request builds again.
+	if s.builds[im.t.Image] == im {
+		delete(s.builds, im.t.Image)
+	}
+	if !im.failed {
+		s.built[im.t.Image] = true
 	}
 	s.stats.BuildsInProgress--
 	if im.failed {

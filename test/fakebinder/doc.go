@@ -8,7 +8,11 @@
 // is a build watcher that holds two of the pool's worker slots and costs
 // simulated CPU, so enough watchers of one building repository queue every
 // other build and slow down, then time out, launches of every other
-// repository.
+// repository. Dedup is BinderHub's, by build pod only: a request queued
+// behind the pool submits its build when it gets its worker, attaching to
+// the pod if it still exists and otherwise building again, and it does so
+// even if its client has left (build.py KubernetesBuildExecutor.submit,
+// builder.py BuildHandler.on_finish).
 //
 // The wire behaviour it copies is written down in
 // /work/shared/reference/binderhub-facts.md; where that file is silent or

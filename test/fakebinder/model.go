@@ -7,76 +7,51 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-// This file holds the pure parts of the simulator: the per-image build
-// state machine, the scripts of events a build and a launch send, and the
+// This file holds the pure parts of the simulator: the build submit's
+// decisions, the scripts of events a build and a launch send, and the
 // load model. server I/O lives in build.go and launch.go.
 
-type imageState int
+// The build model copies BinderHub's, which has no per-image build state:
+// a request looks the image up in the registry (found: launch), and
+// otherwise queues its build's submit in the build pool
+// (builder.py BuildHandler.get: pool.submit(build.submit)). Dedup happens
+// only when that submit runs, by pod name (build.py
+// KubernetesBuildExecutor.submit: create_namespaced_pod, or on a 409 watch
+// the pod that exists), so a submit that runs after the pod is gone builds
+// again, even when the image was pushed meanwhile.
+
+// submitOutcome is what a build submit does once it has its worker.
+type submitOutcome int
 
 const (
-	stateAbsent   imageState = iota // no image, no build
-	stateBuilding                   // a build exists (waiting for slots or running)
-	stateBuilt                      // the image is in the registry
+	// submitCreate: no pod of the build's name: create it, a new build.
+	submitCreate submitOutcome = iota
+	// submitAttach: create_namespaced_pod answered 409: watch that pod.
+	submitAttach
 )
 
-func (s imageState) String() string {
-	return [...]string{"absent", "building", "built"}[s]
+func (o submitOutcome) String() string {
+	return [...]string{"create pod", "attach (409)"}[o]
 }
 
-// arrival is what a new /build request does for its image.
-type arrival int
-
-const (
-	// arriveFoundBuilt: the image exists; "Found built image", launch.
-	arriveFoundBuilt arrival = iota
-	// arriveStartBuild: no build yet; the request creates one and watches it.
-	arriveStartBuild
-	// arriveAttach: a build is under way; the request attaches to it as one
-	// more build watcher (BinderHub: pod create → 409 → watch the same pod).
-	arriveAttach
-)
-
-func (a arrival) String() string {
-	return [...]string{"found built", "start build", "attach"}[a]
+// onSubmit is KubernetesBuildExecutor.submit's choice: it always tries to
+// create the pod, and only the pod's existence makes it a watcher of
+// someone else's build. Neither the registry nor the requests queued
+// before it matter.
+func onSubmit(podExists bool) submitOutcome {
+	if podExists {
+		return submitAttach
+	}
+	return submitCreate
 }
 
-// onArrival is the state machine's answer to a new request. preBuilt
-// reports that --built-specs names the spec: the image exists already.
-func onArrival(st imageState, preBuilt bool) (imageState, arrival) {
-	switch st {
-	case stateBuilt:
-		return stateBuilt, arriveFoundBuilt
-	case stateBuilding:
-		return stateBuilding, arriveAttach
-	}
-	if preBuilt {
-		return stateBuilt, arriveFoundBuilt
-	}
-	return stateBuilding, arriveStartBuild
-}
-
-// onBuildEnd is the state after a build finishes. A failure is not cached,
-// as in BinderHub (no image was pushed): the next request builds again.
-func onBuildEnd(st imageState, failed bool) imageState {
-	if st != stateBuilding {
-		return st
-	}
-	if failed {
-		return stateAbsent
-	}
-	return stateBuilt
-}
-
-// onWatchersGone is the state when the last watcher of a build leaves. A
-// build whose pod was created runs to its end without watchers (BinderHub
-// leaves the pod running); one still waiting for pool slots never started
-// and is forgotten.
-func onWatchersGone(st imageState, started bool) imageState {
-	if st == stateBuilding && !started {
-		return stateAbsent
-	}
-	return st
-}
+// keepsWorker reports whether a submit that has created or found its pod
+// goes on to watch it, holding its worker until the pod is deleted. A
+// request that ended before its submit ran has set stop_event
+// (BuildHandler.on_finish → BuildExecutor.stop, "not related to stopping
+// the build"): submit has created the pod all the same, skips its
+// "while not self.stop_event.is_set()" watch loop and returns at once.
+func keepsWorker(stopped bool) bool { return !stopped }
 
 // step is one event of a script, At after the script starts.
 type step struct {

@@ -9,76 +9,29 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-func TestOnArrival(t *testing.T) {
+func TestOnSubmit(t *testing.T) {
 	tests := map[string]struct {
-		state    imageState
-		preBuilt bool
-		want     imageState
-		wantDo   arrival
+		podExists bool
+		want      submitOutcome
 	}{
-		"the first request for an unknown image starts a build": {
-			state: stateAbsent, want: stateBuilding, wantDo: arriveStartBuild,
-		},
-		"a request while the image builds attaches as a watcher": {
-			state: stateBuilding, want: stateBuilding, wantDo: arriveAttach,
-		},
-		"a request for a built image launches at once": {
-			state: stateBuilt, want: stateBuilt, wantDo: arriveFoundBuilt,
-		},
-		"a spec named by built-specs is found built on first sight": {
-			state: stateAbsent, preBuilt: true, want: stateBuilt, wantDo: arriveFoundBuilt,
-		},
-		"built-specs does not cut a running build short": {
-			state: stateBuilding, preBuilt: true, want: stateBuilding, wantDo: arriveAttach,
-		},
+		"no pod of the build's name: the submit creates one, a build": {want: submitCreate},
+		"a pod of that name exists: 409, the submit watches it":       {podExists: true, want: submitAttach},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, do := onArrival(tc.state, tc.preBuilt)
-			if got != tc.want || do != tc.wantDo {
-				t.Errorf("onArrival(%v, %v) = %v, %v; want %v, %v", tc.state, tc.preBuilt, got, do, tc.want, tc.wantDo)
+			if got := onSubmit(tc.podExists); got != tc.want {
+				t.Errorf("onSubmit(%v) = %v; want %v", tc.podExists, got, tc.want)
 			}
 		})
 	}
 }
 
-func TestOnBuildEnd(t *testing.T) {
-	tests := map[string]struct {
-		state  imageState
-		failed bool
-		want   imageState
-	}{
-		"a successful build leaves the image built": {state: stateBuilding, want: stateBuilt},
-		"a failed build is forgotten so the next request builds again": {
-			state: stateBuilding, failed: true, want: stateAbsent,
-		},
-		"an image already marked built stays built": {state: stateBuilt, failed: true, want: stateBuilt},
+func TestKeepsWorker(t *testing.T) {
+	if !keepsWorker(false) {
+		t.Error("a submit whose request is there must watch its pod")
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := onBuildEnd(tc.state, tc.failed); got != tc.want {
-				t.Errorf("onBuildEnd(%v, %v) = %v; want %v", tc.state, tc.failed, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestOnWatchersGone(t *testing.T) {
-	tests := map[string]struct {
-		state   imageState
-		started bool
-		want    imageState
-	}{
-		"a build whose pod exists runs on without watchers": {state: stateBuilding, started: true, want: stateBuilding},
-		"a build still queued for slots is forgotten":       {state: stateBuilding, want: stateAbsent},
-		"a built image stays built":                         {state: stateBuilt, want: stateBuilt},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := onWatchersGone(tc.state, tc.started); got != tc.want {
-				t.Errorf("onWatchersGone(%v, %v) = %v; want %v", tc.state, tc.started, got, tc.want)
-			}
-		})
+	if keepsWorker(true) {
+		t.Error("a submit whose request left (stop_event set) must return once its pod exists")
 	}
 }
 

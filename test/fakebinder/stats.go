@@ -25,16 +25,20 @@ type Stats struct {
 	// PeakBuildWatchers is its maximum.
 	ActiveBuildWatchers int64 `json:"active_build_watchers"`
 	PeakBuildWatchers   int64 `json:"peak_build_watchers"`
-	// Queued is the number of build watchers waiting for pool slots
-	// (BinderHub's silent queue after "waiting"); PeakQueued its maximum.
+	// Queued is the number of build submits waiting for pool slots
+	// (BinderHub's silent queue after "waiting"), including those whose
+	// request has left, which still create their pod when they run;
+	// PeakQueued its maximum.
 	Queued     int64 `json:"queued"`
 	PeakQueued int64 `json:"peak_queued"`
 	// PoolSlotsInUse is the number of worker slots held now, out of Pool.
 	PoolSlotsInUse int64 `json:"pool_slots_in_use"`
 	Pool           int64 `json:"pool"`
 
-	// BuildsStarted counts simulated build pods (one per image build, not
-	// per request); BuildsSucceeded and BuildsFailed count their ends.
+	// BuildsStarted counts simulated build pods created: one per build of
+	// an image, not per request, but a submit that ran after the pod of an
+	// earlier build was deleted created another (BinderHub dedups by pod
+	// name only). BuildsSucceeded and BuildsFailed count their ends.
 	BuildsStarted    int64 `json:"builds_started"`
 	BuildsSucceeded  int64 `json:"builds_succeeded"`
 	BuildsFailed     int64 `json:"builds_failed"`

@@ -2,7 +2,6 @@ package fakebinder
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -22,7 +21,7 @@ import (
 // releases a queued watcher straight to "built" when the build ends, so a
 // storm (or any leak of extra watchers past the gate) costs one build here
 // and several against BinderHub.
-func TestReviewQueuedWatcherStartsTheBuildAgain(t *testing.T) {
+func TestWireQueuedSubmitStartsTheBuildAgain(t *testing.T) {
 	cfg := fast()
 	cfg.Pool = 2 // one watcher at a time
 	cfg.BuildTime = 400 * time.Millisecond
@@ -56,7 +55,7 @@ func TestReviewQueuedWatcherStartsTheBuildAgain(t *testing.T) {
 // never cancelled, and KubernetesBuildExecutor.submit creates the pod
 // before it looks at stop_event. So the build pod is created, and the
 // image built, once a worker is free. The simulator forgets the build.
-func TestReviewAbandonedQueuedRequestStillBuilds(t *testing.T) {
+func TestWireAbandonedQueuedSubmitStillBuilds(t *testing.T) {
 	cfg := fast()
 	cfg.Pool = 2
 	cfg.BuildTime = 400 * time.Millisecond
@@ -83,26 +82,41 @@ func TestReviewAbandonedQueuedRequestStillBuilds(t *testing.T) {
 	}
 }
 
-// build_only=true on a BinderHub without enable_api_only_mode (the
-// default) is refused with a 400 failed event once the image has been
-// looked up, before any build or launch (builder.py
-// BuildHandler._get_build_only raises HTTPError(400), which send_error
-// writes as one failed event with status_code 400). With API-only mode on,
-// the answer is "ready" without token or url, and the handler returns at
-// once. The simulator ignores the parameter and launches a server with a
-// token, so no test can exercise either answer through the gate.
-func TestReviewBuildOnlyWithoutAPIOnlyModeIsRefused(t *testing.T) {
-	ts := startServer(t, fast())
+// The build an abandoned queued submit creates runs with nobody watching:
+// its slots go back at once (submit skips its watch loop when stop_event
+// is set), and the image it pushes is there for the next request, which
+// finds it built instead of building.
+func TestWireAbandonedQueuedSubmitBuildsUnwatched(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 2
+	cfg.BuildTime = 400 * time.Millisecond
+	ts := startServer(t, cfg)
 	ctx := testCtx(t)
-	r := ts.launch(ctx, "/build/gh/org/repo/HEAD?build_only=true", nil)
-	if r.Err != nil || r.Status != http.StatusOK {
-		t.Fatalf("status %d, err %v", r.Status, r.Err)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	ts.waitFor(t, "pool full", func(s Stats) bool { return s.PoolSlotsInUse == 2 })
+
+	qctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ts.launch(qctx, "/build/gh/org/b/HEAD", nil) }()
+	ts.waitFor(t, "b queued", func(s Stats) bool { return s.Queued == 1 })
+	cancel()
+	<-done
+	// b's request is gone, its submit is not.
+	if st := ts.waitFor(t, "b's request gone", func(s Stats) bool { return s.ActiveBuildWatchers == 1 }); st.Queued != 1 || st.BuildsStarted != 1 {
+		t.Errorf("stats %+v; want b's submit still queued behind a's build", st)
 	}
-	want := "Building but not launching is not permitted when the API only mode was not enabled by setting `enable_api_only_mode` to True. \n"
-	if len(r.Events) != 1 || r.last().Phase != sse.PhaseFailed || r.last().StatusCode != 400 || r.last().Message != want {
-		t.Errorf("events %+v; want one failed event, status_code 400, %q", r.Events, want)
+	ts.waitFor(t, "b's pod building with nobody holding a slot", func(s Stats) bool {
+		return s.BuildsStarted == 2 && s.BuildsInProgress == 1 && s.PoolSlotsInUse == 0 && s.Queued == 0
+	})
+	ts.waitFor(t, "b built", func(s Stats) bool { return s.BuildsSucceeded == 2 && s.BuiltImages == 2 })
+
+	r := ts.launch(ctx, "/build/gh/org/b/HEAD", nil)
+	if got := collapse(r.phases()); !slices.Equal(got, []string{sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}) || r.Events[0].Message != "Found built image, launching...\n" {
+		t.Errorf("the next launch of b: phases %v, first %+v; want it to find b's image built", got, r.Events[0])
 	}
-	if st := ts.Stats(); st.BuildsStarted != 0 || st.TokensIssued != 0 {
-		t.Errorf("stats %+v; want no build and no token for a refused build_only request", st)
+	if st := ts.Stats(); st.BuildsStarted != 2 {
+		t.Errorf("builds started %d; want 2", st.BuildsStarted)
 	}
 }
