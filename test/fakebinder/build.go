@@ -238,7 +238,8 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		ip:      ip,
 	}
 
-	// The registry lookup (builder.py BuildHandler.get).
+	// The registry lookup, then _get_build_only, whose 400 comes after it
+	// whether the image was found or not (builder.py BuildHandler.get).
 	s.mu.Lock()
 	found := s.built[t.Image]
 	if !found && s.cfg.built != nil && s.cfg.built.MatchString(key) {
@@ -246,8 +247,16 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		found = true
 	}
 	s.mu.Unlock()
+	bo, err := buildOnly(r.URL.Query()["build_only"], s.cfg.APIOnlyMode)
+	if err != nil {
+		// HTTPError(400) → send_error: one failed event, then finish.
+		reject(sse.Payload{Phase: sse.PhaseFailed, StatusCode: http.StatusBadRequest, Message: err.Error() + "\n"}, "build_only")
+		return
+	}
 	if found {
-		if st.send(builtEvent(t.Image, true)) != nil {
+		// "Found built image": launch, or with build_only "ready" and
+		// return at once.
+		if st.send(imageEvent(t.Image, true, bo)) != nil || bo {
 			return
 		}
 		s.launchThenHold(st, l)
@@ -266,12 +275,20 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	if bo {
+		// builder.py: "if build_only: return", after a failure as well,
+		// without the 60 s sleep.
+		if !failed {
+			_ = st.send(imageEvent(t.Image, false, true))
+		}
+		return
+	}
 	if failed {
 		// BinderHub sleeps after a failed build as after a launch.
 		_ = st.sleep(s.cfg.ReadyHold)
 		return
 	}
-	if st.send(builtEvent(t.Image, false)) != nil {
+	if st.send(imageEvent(t.Image, false, false)) != nil {
 		return
 	}
 	s.launchThenHold(st, l)

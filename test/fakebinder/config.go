@@ -78,6 +78,11 @@ type Config struct {
 	RateLimitPeriod time.Duration
 	// HubURL is the prefix of the fake user-server URLs in ready events.
 	HubURL string
+	// APIOnlyMode is BinderHub's enable_api_only_mode (off by default):
+	// with it, build_only=true builds (or finds) the image and answers
+	// "ready" without launching; without it such a request is refused with
+	// a 400 failed event (builder.py BuildHandler._get_build_only).
+	APIOnlyMode bool
 
 	// ExtraProviders are provider prefixes registered beside the built-in
 	// ones, as a site adds entries to BinderHub.repo_providers (app.py).

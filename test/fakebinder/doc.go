@@ -22,8 +22,9 @@
 // invalid (or expired) build_token is refused with a 403 failed event
 // while a request without one is allowed, the optional per-address rate
 // limit (BinderHub's RateLimiter, off here by default) is skipped for a
-// request with a valid build_token, and the Accept header is split on ";"
-// only. Keep it faithful: a test that passes here
+// request with a valid build_token, the Accept header is split on ";"
+// only, and build_only=true is refused with a 400 failed event unless
+// Config.APIOnlyMode (enable_api_only_mode) is on. Keep it faithful: a test that passes here
 // must mean the same against BinderHub.
 //
 // It must never be used as, or in front of, a production BinderHub: it

@@ -1,14 +1,16 @@
 package fakebinder
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
 // This file holds the pure parts of the simulator: the build submit's
-// decisions, the scripts of events a build and a launch send, and the
+// decisions, the build_only check, the scripts of events a build and a launch send, and the
 // load model. server I/O lives in build.go and launch.go.
 
 // The build model copies BinderHub's, which has no per-image build state:
@@ -52,6 +54,37 @@ func onSubmit(podExists bool) submitOutcome {
 // the build"): submit has created the pod all the same, skips its
 // "while not self.stop_event.is_set()" watch loop and returns at once.
 func keepsWorker(stopped bool) bool { return !stopped }
+
+// errBuildOnlyNotPermitted is BuildHandler._get_build_only's
+// HTTPError(400) log_message, which send_error writes as the event's
+// message (with "\n" appended).
+var errBuildOnlyNotPermitted = errors.New("Building but not launching is not permitted when" +
+	" the API only mode was not enabled by setting `enable_api_only_mode` to True. ")
+
+// buildOnly is BuildHandler._get_build_only: vals are the build_only query
+// values, of which tornado's get_query_argument takes the last, with
+// control characters replaced by spaces and stripped; only "true" in any
+// case asks for build_only, which is refused unless apiOnlyMode
+// (enable_api_only_mode, default False) is on.
+func buildOnly(vals []string, apiOnlyMode bool) (bool, error) {
+	if len(vals) == 0 {
+		return false, nil
+	}
+	v := strings.Map(func(r rune) rune {
+		// tornado's _remove_control_chars_regex: [\x00-\x08\x0e-\x1f]
+		if r <= 0x08 || r >= 0x0e && r <= 0x1f {
+			return ' '
+		}
+		return r
+	}, vals[len(vals)-1])
+	if strings.ToLower(strings.TrimSpace(v)) != "true" {
+		return false, nil
+	}
+	if !apiOnlyMode {
+		return false, errBuildOnlyNotPermitted
+	}
+	return true, nil
+}
 
 // step is one event of a script, At after the script starts.
 type step struct {
@@ -113,14 +146,22 @@ func buildScript(buildTime time.Duration, t target, fail bool) []step {
 	return out
 }
 
-// builtEvent is the event that ends a build for a watcher, or starts a
-// launch of an image that exists.
-func builtEvent(imageName string, found bool) sse.Payload {
-	msg := "Built image, launching...\n"
-	if found {
+// imageEvent is the event a request gets once its image exists: found in
+// the registry, or built while it watched. It is "built" before a launch,
+// or with build_only (API-only mode) "ready" without token or url, which
+// ends the request (builder.py BuildHandler.get: "Done! Found built image"
+// and "Done! Image built").
+func imageEvent(imageName string, found, buildOnly bool) sse.Payload {
+	phase, msg := sse.PhaseBuilt, "Built image, launching...\n"
+	switch {
+	case buildOnly && found:
+		phase, msg = sse.PhaseReady, "Done! Found built image\n"
+	case buildOnly:
+		phase, msg = sse.PhaseReady, "Done! Image built\n"
+	case found:
 		msg = "Found built image, launching...\n"
 	}
-	return sse.Payload{Phase: sse.PhaseBuilt, Message: msg, ImageName: imageName}
+	return sse.Payload{Phase: phase, Message: msg, ImageName: imageName}
 }
 
 // launchMessages are JupyterHub/KubeSpawner progress messages a launch

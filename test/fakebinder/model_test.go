@@ -35,6 +35,35 @@ func TestKeepsWorker(t *testing.T) {
 	}
 }
 
+func TestBuildOnly(t *testing.T) {
+	tests := map[string]struct {
+		vals    []string
+		apiOnly bool
+		want    bool
+		wantErr bool
+	}{
+		"absent":                              {},
+		"absent with API-only mode":           {apiOnly: true},
+		"true without API-only mode: refused": {vals: []string{"true"}, wantErr: true},
+		"true with API-only mode":             {vals: []string{"true"}, apiOnly: true, want: true},
+		"any case, stripped":                  {vals: []string{" TRUE\t"}, apiOnly: true, want: true},
+		"control characters become spaces":    {vals: []string{"true\x01"}, apiOnly: true, want: true},
+		"the last value counts":               {vals: []string{"true", "false"}, want: false},
+		"the last value counts, refused":      {vals: []string{"false", "True"}, wantErr: true},
+		"anything but true is false":          {vals: []string{"1"}, want: false},
+		"yes is not true":                     {vals: []string{"yes"}, apiOnly: true, want: false},
+		"empty":                               {vals: []string{""}, want: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := buildOnly(tc.vals, tc.apiOnly)
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Errorf("buildOnly(%q, %v) = %v, %v; want %v, error %v", tc.vals, tc.apiOnly, got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestBuildScript(t *testing.T) {
 	tgt, err := parseTarget("gh", "org/repo/HEAD")
 	if err != nil {
@@ -91,19 +120,21 @@ func TestBuildScript(t *testing.T) {
 	}
 }
 
-func TestBuiltEvent(t *testing.T) {
+func TestImageEvent(t *testing.T) {
 	tests := map[string]struct {
-		found bool
-		want  string
+		found, buildOnly bool
+		phase, want      string
 	}{
-		"after a build BinderHub says it built the image": {want: "Built image, launching...\n"},
-		"for an existing image it says it found it":       {found: true, want: "Found built image, launching...\n"},
+		"after a build BinderHub says it built the image": {phase: sse.PhaseBuilt, want: "Built image, launching...\n"},
+		"for an existing image it says it found it":       {found: true, phase: sse.PhaseBuilt, want: "Found built image, launching...\n"},
+		"build_only after a build: ready, done":           {buildOnly: true, phase: sse.PhaseReady, want: "Done! Image built\n"},
+		"build_only for an existing image: ready, done":   {found: true, buildOnly: true, phase: sse.PhaseReady, want: "Done! Found built image\n"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := builtEvent("img:1", tc.found)
-			if p.Phase != sse.PhaseBuilt || p.Message != tc.want || p.ImageName != "img:1" {
-				t.Errorf("builtEvent = %+v", p)
+			p := imageEvent("img:1", tc.found, tc.buildOnly)
+			if p.Phase != tc.phase || p.Message != tc.want || p.ImageName != "img:1" || p.Token != "" || p.URL != "" {
+				t.Errorf("imageEvent = %+v", p)
 			}
 		})
 	}

@@ -7,7 +7,7 @@ type Stats struct {
 	Requests int64 `json:"requests"`
 	// Rejected counts requests answered with one failed event before any
 	// build or launch: bad Accept, unknown provider, malformed spec, ban,
-	// invalid build token, rate limit.
+	// invalid build token, rate limit, build_only without API-only mode.
 	Rejected int64 `json:"rejected"`
 	// RateLimited counts the rejections by the per-address rate limit
 	// (--rate-limit).
