@@ -110,7 +110,8 @@ var buildLogLines = []string{
 const buildFailure = "The command '/bin/sh -c ${KERNEL_PYTHON_PREFIX}/bin/pip install --no-cache-dir -r requirements.txt' returned a non-zero code: 1 (simulated by fakebinder --fail-specs)\n"
 
 // buildScript is the sequence of events one build sends its watchers,
-// spread over buildTime: fetching lines at the start, building log lines
+// spread over buildTime: its first event is the container starting
+// (Running), then fetching lines, building log lines
 // through the build, and for a failing build repo2docker's failed log line
 // followed by the pod's failed status. A successful build's last step is
 // not an event: the caller sends "built" when the script is over.
@@ -127,9 +128,12 @@ func buildScript(buildTime time.Duration, t target, fail bool) []step {
 	n := len(fetch) + len(lines)
 	out := make([]step, 0, n+2)
 	at := func(i int) time.Duration {
-		// Evenly spread over the first 95% of the build, so the last log
-		// line comes a little before "built".
-		return time.Duration(int64(buildTime) * 95 * int64(i) / int64(100*n))
+		// The pod is Pending for the first 5% of the build (scheduling,
+		// pulling the builder image), so the requests that attach in a
+		// storm's first seconds all see it go Running together; then the
+		// log is spread evenly up to 95%, so the last line comes a little
+		// before "built".
+		return time.Duration(int64(buildTime) * (5*int64(n) + 90*int64(i)) / int64(100*n))
 	}
 	for i, m := range fetch {
 		out = append(out, step{At: at(i), Event: sse.Payload{Phase: sse.PhaseFetching, Message: m}})

@@ -94,6 +94,9 @@ func TestBuildScript(t *testing.T) {
 				if i > 0 && s.At < script[i-1].At {
 					t.Errorf("step %d at %v comes before step %d at %v", i, s.At, i-1, script[i-1].At)
 				}
+				if i == 0 && (s.At <= 0 || s.At > buildTime/10) {
+					t.Errorf("first step at %v; want the pod Pending a little while first", s.At)
+				}
 				if s.At > buildTime {
 					t.Errorf("step %d at %v is after the build time %v", i, s.At, buildTime)
 				}

@@ -204,6 +204,10 @@ func (s *Server) Reset() {
 		ActiveBuildWatchers: keep.ActiveBuildWatchers,
 		PeakBuildWatchers:   keep.ActiveBuildWatchers,
 		BuildsInProgress:    keep.BuildsInProgress,
+		PodWatches:          keep.PodWatches,
+		PeakPodWatches:      keep.PodWatches,
+		LogStreams:          keep.LogStreams,
+		PeakLogStreams:      keep.LogStreams,
 		LaunchesInProgress:  keep.LaunchesInProgress,
 	}
 	s.stats.PeakLoadFactor = s.loadFactorLocked()

@@ -25,15 +25,24 @@ type Stats struct {
 	// PeakBuildWatchers is its maximum.
 	ActiveBuildWatchers int64 `json:"active_build_watchers"`
 	PeakBuildWatchers   int64 `json:"peak_build_watchers"`
-	// Queued is the number of build submits waiting for pool slots
-	// (BinderHub's silent queue after "waiting"), including those whose
-	// request has left, which still create their pod when they run;
-	// PeakQueued its maximum.
+	// Queued is the number of tasks waiting for a pool worker: build
+	// submits (BinderHub's silent queue after "waiting"), including those
+	// whose client has left, which still create their pod when they run,
+	// and log streams queued when their pod went Running; PeakQueued its
+	// maximum.
 	Queued     int64 `json:"queued"`
 	PeakQueued int64 `json:"peak_queued"`
-	// PoolSlotsInUse is the number of worker slots held now, out of Pool.
+	// PoolSlotsInUse is the number of workers busy now, out of Pool.
 	PoolSlotsInUse int64 `json:"pool_slots_in_use"`
 	Pool           int64 `json:"pool"`
+	// PodWatches is the number of build submits running now, each on its
+	// worker watching its build pod until the pod is deleted; LogStreams
+	// the number of log streams running, each on its worker. Their peaks
+	// show how many requests attach to a build at once.
+	PodWatches     int64 `json:"pod_watches"`
+	PeakPodWatches int64 `json:"peak_pod_watches"`
+	LogStreams     int64 `json:"log_streams"`
+	PeakLogStreams int64 `json:"peak_log_streams"`
 
 	// BuildsStarted counts simulated build pods created: one per build of
 	// an image, not per request, but a submit that ran after the pod of an

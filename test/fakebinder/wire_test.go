@@ -351,7 +351,7 @@ func TestWireKeepalivesAndReadyHold(t *testing.T) {
 
 func TestWirePoolQueuesWatchersSilently(t *testing.T) {
 	cfg := fast()
-	cfg.Pool = 4 // two watchers
+	cfg.Pool = 4 // two watchers, each with its log stream
 	cfg.BuildTime = time.Second
 	ts := startServer(t, cfg)
 	ctx := testCtx(t)
