@@ -5,10 +5,12 @@
 // It answers GET /build/<provider>/<spec> with BinderHub's checks, phases,
 // build dedup, ban and failure answers, and models the load that took
 // mybinder.org down on 2018-07-30: every request attached to a running build
-// is a build watcher that holds two of the pool's worker slots and costs
-// simulated CPU, so enough watchers of one building repository queue every
-// other build and slow down, then time out, launches of every other
-// repository. Dedup is BinderHub's, by build pod only: a request queued
+// is a build watcher that costs simulated CPU, and its pod watch and, once
+// the pod runs, its log stream each take one worker of the build pool
+// while they run (BinderHub's pool.submit(build.submit) and
+// pool.submit(build.stream_logs)), so enough watchers of one building
+// repository queue every other build and slow down, then time out,
+// launches of every other repository. Dedup is BinderHub's, by build pod only: a request queued
 // behind the pool submits its build when it gets its worker, attaching to
 // the pod if it still exists and otherwise building again, and it does so
 // even if its client has left (build.py KubernetesBuildExecutor.submit,

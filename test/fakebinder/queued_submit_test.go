@@ -82,10 +82,13 @@ func TestWireAbandonedQueuedSubmitStillBuilds(t *testing.T) {
 	}
 }
 
-// The build an abandoned queued submit creates runs with nobody watching:
-// its slots go back at once (submit skips its watch loop when stop_event
-// is set), and the image it pushes is there for the next request, which
-// finds it built instead of building.
+// The build an abandoned queued submit creates is watched all the same:
+// tornado tells the handler nothing when its client leaves, so it waits on
+// its queue until an emit fails, and the submit, with stop_event unset,
+// watches the pod on its worker until the pod is deleted (build.py
+// KubernetesBuildExecutor.submit; builder.py BuildHandler.emit raises
+// Finish on StreamClosedError, and only then on_finish sets stop_event).
+// The image it pushes is there for the next request, which finds it built.
 func TestWireAbandonedQueuedSubmitBuildsUnwatched(t *testing.T) {
 	cfg := fast()
 	cfg.Pool = 2
@@ -107,8 +110,8 @@ func TestWireAbandonedQueuedSubmitBuildsUnwatched(t *testing.T) {
 	if st := ts.waitFor(t, "b's request gone", func(s Stats) bool { return s.ActiveBuildWatchers == 1 }); st.Queued != 1 || st.BuildsStarted != 1 {
 		t.Errorf("stats %+v; want b's submit still queued behind a's build", st)
 	}
-	ts.waitFor(t, "b's pod building with nobody holding a slot", func(s Stats) bool {
-		return s.BuildsStarted == 2 && s.BuildsInProgress == 1 && s.PoolSlotsInUse == 0 && s.Queued == 0
+	ts.waitFor(t, "b's pod building, watched by its abandoned submit", func(s Stats) bool {
+		return s.BuildsStarted == 2 && s.BuildsInProgress == 1 && s.PodWatches == 1 && s.Queued == 0
 	})
 	ts.waitFor(t, "b built", func(s Stats) bool { return s.BuildsSucceeded == 2 && s.BuiltImages == 2 })
 
@@ -118,5 +121,66 @@ func TestWireAbandonedQueuedSubmitBuildsUnwatched(t *testing.T) {
 	}
 	if st := ts.Stats(); st.BuildsStarted != 2 {
 		t.Errorf("builds started %d; want 2", st.BuildsStarted)
+	}
+}
+
+// A request whose client leaves while it watches a long build keeps both
+// its workers for a while: its handler learns of it at the next log line
+// it emits (StreamClosedError → Finish → on_finish sets stop_event), its
+// log stream returns at the line after that, and its submit at the end of
+// its current pod watch (timeout_seconds=30, WatchTimeout here), since
+// KubernetesBuildExecutor.submit reads stop_event only between watches.
+func TestWireLeftWatcherFreesWorkersLikeBinderHub(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 2
+	cfg.BuildTime = 4 * time.Second
+	cfg.WatchTimeout = 600 * time.Millisecond
+	ts := startServer(t, cfg)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan struct{})
+	go func() { defer close(done); ts.launch(ctx, "/build/gh/org/a/HEAD", nil) }()
+	ts.waitFor(t, "a's watch and log stream running", func(s Stats) bool { return s.PodWatches == 1 && s.LogStreams == 1 })
+	left := time.Now()
+	cancel()
+	<-done
+	ts.waitFor(t, "the handler gone", func(s Stats) bool { return s.ActiveBuildWatchers == 0 })
+	if st := ts.Stats(); st.PodWatches != 1 || time.Since(left) > cfg.WatchTimeout/2 {
+		t.Fatalf("stats %+v %v after the client left; want its submit still watching", st, time.Since(left))
+	}
+	st := ts.waitFor(t, "both workers free", func(s Stats) bool { return s.PoolSlotsInUse == 0 })
+	if st.BuildsInProgress != 1 {
+		t.Errorf("stats %+v; want the workers free while the build still runs", st)
+	}
+	if d := time.Since(left); d < cfg.WatchTimeout/2 {
+		t.Errorf("workers free %v after the client left; want the submit to wait for its watch to time out", d)
+	}
+}
+
+// Requests that arrive together all attach to the build, one worker each
+// for their pod watches, and their log streams, queued when the pod went
+// Running, wait behind them: with Pool 4, four watchers, no log lines,
+// and waiting then built (builder.py: pool.submit(build.submit), then
+// pool.submit(build.stream_logs) on RUNNING, one ThreadPoolExecutor).
+func TestWireSubmitsFillThePoolBeforeLogStreams(t *testing.T) {
+	cfg := fast()
+	cfg.Pool = 4
+	cfg.BuildTime = time.Second
+	ts := startServer(t, cfg)
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	res := make([]launchResult, 4)
+	for i := range res {
+		wg.Go(func() { res[i] = ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
+	}
+	ts.waitFor(t, "four submits and their log streams queued", func(s Stats) bool { return s.PodWatches == 4 && s.Queued == 4 })
+	wg.Wait()
+	want := []string{sse.PhaseWaiting, sse.PhaseBuilt, sse.PhaseLaunching, sse.PhaseReady}
+	for i, r := range res {
+		if got := collapse(r.phases()); !slices.Equal(got, want) {
+			t.Errorf("request %d: phases %v; want %v (no log: its log stream never had a worker)", i, got, want)
+		}
+	}
+	if st := ts.Stats(); st.BuildsStarted != 1 || st.PeakPodWatches != 4 || st.PeakLogStreams != 0 {
+		t.Errorf("stats %+v; want one build watched by 4 submits, no log stream run", st)
 	}
 }
