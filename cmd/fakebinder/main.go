@@ -70,6 +70,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.RateLimit, "rate-limit", 0, "launches allowed per client address per --rate-limit-period without a valid build token, like BinderHub's RateLimiter.limit (0: off; BinderHub's default is 10)")
 	fs.DurationVar(&cfg.RateLimitPeriod, "rate-limit-period", fakebinder.DefaultRateLimitPeriod, "rate limit window (RateLimiter.period_seconds)")
 	fs.StringVar(&cfg.HubURL, "hub-url", fakebinder.DefaultHubURL, "prefix of the fake user-server URLs in ready events")
+	fs.BoolVar(&cfg.APIOnlyMode, "api-only-mode", false, "allow ?build_only=true: build or find the image and answer ready without launching, like BinderHub's enable_api_only_mode (off: such requests get a 400 failed event)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)

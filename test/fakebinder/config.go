@@ -19,6 +19,7 @@ const (
 	DefaultPool              = 64                // build_pool: 2 × concurrent_build_limit 32
 	DefaultReadyHold         = 60 * time.Second  // BuildHandler sleeps 60 s after ready
 	DefaultKeepaliveInterval = 25 * time.Second  // BuildHandler.KEEPALIVE_INTERVAL
+	DefaultWatchTimeout      = 30 * time.Second  // KubernetesBuildExecutor.submit: watch timeout_seconds=30
 	DefaultHubURL            = "http://hub.fakebinder.invalid/"
 	DefaultRateLimitPeriod   = time.Hour // RateLimiter.period_seconds
 )
@@ -47,16 +48,26 @@ type Config struct {
 	BuiltSpecs  string
 	BannedSpecs string
 
-	// Pool is the number of worker slots shared by all build watchers
-	// (BinderHub's build_pool); each watcher holds two.
+	// Pool is the number of worker threads of BinderHub's build_pool
+	// (2 × concurrent_build_limit). Each request's build submit (the pod
+	// watch) and, once the pod runs, its log stream take one each while
+	// they run, first come first served.
 	Pool int
 	// CPUCapacity is how many build watchers the simulated binder pod can
 	// serve before its CPU saturates; beyond it launches slow down in
-	// proportion. Defaults to Pool/2, the watchers the pool can run at once.
+	// proportion. Defaults to Pool/2, the requests whose pod watch and log
+	// stream the pool can run at once.
 	CPUCapacity int
-	// BurnCPU is real CPU burnt per second by each watcher that holds pool
-	// slots, so profiles of a storm show the cost; 0 burns none.
+	// BurnCPU is real CPU burnt per second by each request's pod watch and
+	// log stream together while they run on pool workers (half each), so
+	// a full pool burns Pool/2 × BurnCPU and profiles of a storm show the
+	// cost; 0 burns none.
 	BurnCPU time.Duration
+
+	// WatchTimeout is the pod watch's timeout_seconds: a submit whose
+	// request has finished frees its worker only when its current watch
+	// runs out (or the pod is deleted).
+	WatchTimeout time.Duration
 
 	// ReadyHold is how long a stream stays open after ready (or after a
 	// failed build) so the client closes first.
@@ -78,6 +89,11 @@ type Config struct {
 	RateLimitPeriod time.Duration
 	// HubURL is the prefix of the fake user-server URLs in ready events.
 	HubURL string
+	// APIOnlyMode is BinderHub's enable_api_only_mode (off by default):
+	// with it, build_only=true builds (or finds) the image and answers
+	// "ready" without launching; without it such a request is refused with
+	// a 400 failed event (builder.py BuildHandler._get_build_only).
+	APIOnlyMode bool
 
 	// ExtraProviders are provider prefixes registered beside the built-in
 	// ones, as a site adds entries to BinderHub.repo_providers (app.py).
@@ -108,6 +124,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	setDur(&d.BuildTime, DefaultBuildTime)
+	setDur(&d.WatchTimeout, DefaultWatchTimeout)
 	setDur(&d.LaunchTime, DefaultLaunchTime)
 	setDur(&d.LaunchTimeout, DefaultLaunchTimeout)
 	setDur(&d.LaunchRetryDelay, DefaultLaunchRetryDelay)
@@ -139,14 +156,14 @@ func (c Config) compile() (compiled, error) {
 	for name, v := range map[string]time.Duration{
 		"build time": d.BuildTime, "launch time": d.LaunchTime, "launch timeout": d.LaunchTimeout,
 		"launch retry delay": d.LaunchRetryDelay, "ready hold": d.ReadyHold,
-		"keepalive interval": d.KeepaliveInterval, "burn cpu": d.BurnCPU, "rate limit period": d.RateLimitPeriod,
+		"keepalive interval": d.KeepaliveInterval, "watch timeout": d.WatchTimeout, "burn cpu": d.BurnCPU, "rate limit period": d.RateLimitPeriod,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrConfig, name, v))
 		}
 	}
 	if d.Pool < 2 {
-		errs = append(errs, fmt.Errorf("%w: pool %d is below 2 (a watcher holds two slots)", ErrConfig, d.Pool))
+		errs = append(errs, fmt.Errorf("%w: pool %d is below 2 (build_pool is 2 × concurrent_build_limit)", ErrConfig, d.Pool))
 	}
 	if d.CPUCapacity < 0 {
 		errs = append(errs, fmt.Errorf("%w: cpu capacity %d is negative", ErrConfig, d.CPUCapacity))

@@ -22,15 +22,6 @@ type launchReq struct {
 	ip      string // binder_client_ip
 }
 
-// launchThenHold launches and, after ready, holds the stream open:
-// BinderHub keeps it so the client closes first, since an EventSource
-// would reconnect, and start a new launch, if the server closed.
-func (s *Server) launchThenHold(st *stream, l launchReq) {
-	if s.launch(st, l) {
-		_ = st.sleep(s.cfg.ReadyHold)
-	}
-}
-
 // launch asks the simulated JupyterHub for a server, with BinderHub's
 // retries, and sends "ready" with a fresh token and URL. Each attempt's
 // work runs slower under the build watchers' load and fails after

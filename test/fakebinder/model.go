@@ -1,81 +1,89 @@
 package fakebinder
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-// This file holds the pure parts of the simulator: the per-image build
-// state machine, the scripts of events a build and a launch send, and the
+// This file holds the pure parts of the simulator: the build submit's
+// decisions, the build_only check, the scripts of events a build and a launch send, and the
 // load model. server I/O lives in build.go and launch.go.
 
-type imageState int
+// The build model copies BinderHub's, which has no per-image build state:
+// a request looks the image up in the registry (found: launch), and
+// otherwise queues its build's submit in the build pool
+// (builder.py BuildHandler.get: pool.submit(build.submit)). Dedup happens
+// only when that submit runs, by pod name (build.py
+// KubernetesBuildExecutor.submit: create_namespaced_pod, or on a 409 watch
+// the pod that exists), so a submit that runs after the pod is gone builds
+// again, even when the image was pushed meanwhile.
+
+// submitOutcome is what a build submit does once it has its worker.
+type submitOutcome int
 
 const (
-	stateAbsent   imageState = iota // no image, no build
-	stateBuilding                   // a build exists (waiting for slots or running)
-	stateBuilt                      // the image is in the registry
+	// submitCreate: no pod of the build's name: create it, a new build.
+	submitCreate submitOutcome = iota
+	// submitAttach: create_namespaced_pod answered 409: watch that pod.
+	submitAttach
 )
 
-func (s imageState) String() string {
-	return [...]string{"absent", "building", "built"}[s]
+func (o submitOutcome) String() string {
+	return [...]string{"create pod", "attach (409)"}[o]
 }
 
-// arrival is what a new /build request does for its image.
-type arrival int
-
-const (
-	// arriveFoundBuilt: the image exists; "Found built image", launch.
-	arriveFoundBuilt arrival = iota
-	// arriveStartBuild: no build yet; the request creates one and watches it.
-	arriveStartBuild
-	// arriveAttach: a build is under way; the request attaches to it as one
-	// more build watcher (BinderHub: pod create → 409 → watch the same pod).
-	arriveAttach
-)
-
-func (a arrival) String() string {
-	return [...]string{"found built", "start build", "attach"}[a]
+// onSubmit is KubernetesBuildExecutor.submit's choice: it always tries to
+// create the pod, and only the pod's existence makes it a watcher of
+// someone else's build. Neither the registry nor the requests queued
+// before it matter.
+func onSubmit(podExists bool) submitOutcome {
+	if podExists {
+		return submitAttach
+	}
+	return submitCreate
 }
 
-// onArrival is the state machine's answer to a new request. preBuilt
-// reports that --built-specs names the spec: the image exists already.
-func onArrival(st imageState, preBuilt bool) (imageState, arrival) {
-	switch st {
-	case stateBuilt:
-		return stateBuilt, arriveFoundBuilt
-	case stateBuilding:
-		return stateBuilding, arriveAttach
-	}
-	if preBuilt {
-		return stateBuilt, arriveFoundBuilt
-	}
-	return stateBuilding, arriveStartBuild
-}
+// keepsWorker reports whether a submit that has created or found its pod
+// goes on to watch it, holding its worker until the pod is deleted. A
+// request that ended before its submit ran has set stop_event
+// (BuildHandler.on_finish → BuildExecutor.stop, "not related to stopping
+// the build"): submit has created the pod all the same, skips its
+// "while not self.stop_event.is_set()" watch loop and returns at once.
+func keepsWorker(stopped bool) bool { return !stopped }
 
-// onBuildEnd is the state after a build finishes. A failure is not cached,
-// as in BinderHub (no image was pushed): the next request builds again.
-func onBuildEnd(st imageState, failed bool) imageState {
-	if st != stateBuilding {
-		return st
-	}
-	if failed {
-		return stateAbsent
-	}
-	return stateBuilt
-}
+// errBuildOnlyNotPermitted is BuildHandler._get_build_only's
+// HTTPError(400) log_message, which send_error writes as the event's
+// message (with "\n" appended).
+var errBuildOnlyNotPermitted = errors.New("Building but not launching is not permitted when" +
+	" the API only mode was not enabled by setting `enable_api_only_mode` to True. ")
 
-// onWatchersGone is the state when the last watcher of a build leaves. A
-// build whose pod was created runs to its end without watchers (BinderHub
-// leaves the pod running); one still waiting for pool slots never started
-// and is forgotten.
-func onWatchersGone(st imageState, started bool) imageState {
-	if st == stateBuilding && !started {
-		return stateAbsent
+// buildOnly is BuildHandler._get_build_only: vals are the build_only query
+// values, of which tornado's get_query_argument takes the last, with
+// control characters replaced by spaces and stripped; only "true" in any
+// case asks for build_only, which is refused unless apiOnlyMode
+// (enable_api_only_mode, default False) is on.
+func buildOnly(vals []string, apiOnlyMode bool) (bool, error) {
+	if len(vals) == 0 {
+		return false, nil
 	}
-	return st
+	v := strings.Map(func(r rune) rune {
+		// tornado's _remove_control_chars_regex: [\x00-\x08\x0e-\x1f]
+		if r <= 0x08 || r >= 0x0e && r <= 0x1f {
+			return ' '
+		}
+		return r
+	}, vals[len(vals)-1])
+	if strings.ToLower(strings.TrimSpace(v)) != "true" {
+		return false, nil
+	}
+	if !apiOnlyMode {
+		return false, errBuildOnlyNotPermitted
+	}
+	return true, nil
 }
 
 // step is one event of a script, At after the script starts.
@@ -102,7 +110,8 @@ var buildLogLines = []string{
 const buildFailure = "The command '/bin/sh -c ${KERNEL_PYTHON_PREFIX}/bin/pip install --no-cache-dir -r requirements.txt' returned a non-zero code: 1 (simulated by fakebinder --fail-specs)\n"
 
 // buildScript is the sequence of events one build sends its watchers,
-// spread over buildTime: fetching lines at the start, building log lines
+// spread over buildTime: its first event is the container starting
+// (Running), then fetching lines, building log lines
 // through the build, and for a failing build repo2docker's failed log line
 // followed by the pod's failed status. A successful build's last step is
 // not an event: the caller sends "built" when the script is over.
@@ -119,9 +128,12 @@ func buildScript(buildTime time.Duration, t target, fail bool) []step {
 	n := len(fetch) + len(lines)
 	out := make([]step, 0, n+2)
 	at := func(i int) time.Duration {
-		// Evenly spread over the first 95% of the build, so the last log
-		// line comes a little before "built".
-		return time.Duration(int64(buildTime) * 95 * int64(i) / int64(100*n))
+		// The pod is Pending for the first 5% of the build (scheduling,
+		// pulling the builder image), so the requests that attach in a
+		// storm's first seconds all see it go Running together; then the
+		// log is spread evenly up to 95%, so the last line comes a little
+		// before "built".
+		return time.Duration(int64(buildTime) * (5*int64(n) + 90*int64(i)) / int64(100*n))
 	}
 	for i, m := range fetch {
 		out = append(out, step{At: at(i), Event: sse.Payload{Phase: sse.PhaseFetching, Message: m}})
@@ -138,14 +150,22 @@ func buildScript(buildTime time.Duration, t target, fail bool) []step {
 	return out
 }
 
-// builtEvent is the event that ends a build for a watcher, or starts a
-// launch of an image that exists.
-func builtEvent(imageName string, found bool) sse.Payload {
-	msg := "Built image, launching...\n"
-	if found {
+// imageEvent is the event a request gets once its image exists: found in
+// the registry, or built while it watched. It is "built" before a launch,
+// or with build_only (API-only mode) "ready" without token or url, which
+// ends the request (builder.py BuildHandler.get: "Done! Found built image"
+// and "Done! Image built").
+func imageEvent(imageName string, found, buildOnly bool) sse.Payload {
+	phase, msg := sse.PhaseBuilt, "Built image, launching...\n"
+	switch {
+	case buildOnly && found:
+		phase, msg = sse.PhaseReady, "Done! Found built image\n"
+	case buildOnly:
+		phase, msg = sse.PhaseReady, "Done! Image built\n"
+	case found:
 		msg = "Found built image, launching...\n"
 	}
-	return sse.Payload{Phase: sse.PhaseBuilt, Message: msg, ImageName: imageName}
+	return sse.Payload{Phase: phase, Message: msg, ImageName: imageName}
 }
 
 // launchMessages are JupyterHub/KubeSpawner progress messages a launch

@@ -9,74 +9,56 @@ import (
 	"github.com/binderguard/binderguard/proxy/sse"
 )
 
-func TestOnArrival(t *testing.T) {
+func TestOnSubmit(t *testing.T) {
 	tests := map[string]struct {
-		state    imageState
-		preBuilt bool
-		want     imageState
-		wantDo   arrival
+		podExists bool
+		want      submitOutcome
 	}{
-		"the first request for an unknown image starts a build": {
-			state: stateAbsent, want: stateBuilding, wantDo: arriveStartBuild,
-		},
-		"a request while the image builds attaches as a watcher": {
-			state: stateBuilding, want: stateBuilding, wantDo: arriveAttach,
-		},
-		"a request for a built image launches at once": {
-			state: stateBuilt, want: stateBuilt, wantDo: arriveFoundBuilt,
-		},
-		"a spec named by built-specs is found built on first sight": {
-			state: stateAbsent, preBuilt: true, want: stateBuilt, wantDo: arriveFoundBuilt,
-		},
-		"built-specs does not cut a running build short": {
-			state: stateBuilding, preBuilt: true, want: stateBuilding, wantDo: arriveAttach,
-		},
+		"no pod of the build's name: the submit creates one, a build": {want: submitCreate},
+		"a pod of that name exists: 409, the submit watches it":       {podExists: true, want: submitAttach},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, do := onArrival(tc.state, tc.preBuilt)
-			if got != tc.want || do != tc.wantDo {
-				t.Errorf("onArrival(%v, %v) = %v, %v; want %v, %v", tc.state, tc.preBuilt, got, do, tc.want, tc.wantDo)
+			if got := onSubmit(tc.podExists); got != tc.want {
+				t.Errorf("onSubmit(%v) = %v; want %v", tc.podExists, got, tc.want)
 			}
 		})
 	}
 }
 
-func TestOnBuildEnd(t *testing.T) {
-	tests := map[string]struct {
-		state  imageState
-		failed bool
-		want   imageState
-	}{
-		"a successful build leaves the image built": {state: stateBuilding, want: stateBuilt},
-		"a failed build is forgotten so the next request builds again": {
-			state: stateBuilding, failed: true, want: stateAbsent,
-		},
-		"an image already marked built stays built": {state: stateBuilt, failed: true, want: stateBuilt},
+func TestKeepsWorker(t *testing.T) {
+	if !keepsWorker(false) {
+		t.Error("a submit whose request is there must watch its pod")
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := onBuildEnd(tc.state, tc.failed); got != tc.want {
-				t.Errorf("onBuildEnd(%v, %v) = %v; want %v", tc.state, tc.failed, got, tc.want)
-			}
-		})
+	if keepsWorker(true) {
+		t.Error("a submit whose request left (stop_event set) must return once its pod exists")
 	}
 }
 
-func TestOnWatchersGone(t *testing.T) {
+func TestBuildOnly(t *testing.T) {
 	tests := map[string]struct {
-		state   imageState
-		started bool
-		want    imageState
+		vals    []string
+		apiOnly bool
+		want    bool
+		wantErr bool
 	}{
-		"a build whose pod exists runs on without watchers": {state: stateBuilding, started: true, want: stateBuilding},
-		"a build still queued for slots is forgotten":       {state: stateBuilding, want: stateAbsent},
-		"a built image stays built":                         {state: stateBuilt, want: stateBuilt},
+		"absent":                              {},
+		"absent with API-only mode":           {apiOnly: true},
+		"true without API-only mode: refused": {vals: []string{"true"}, wantErr: true},
+		"true with API-only mode":             {vals: []string{"true"}, apiOnly: true, want: true},
+		"any case, stripped":                  {vals: []string{" TRUE\t"}, apiOnly: true, want: true},
+		"control characters become spaces":    {vals: []string{"true\x01"}, apiOnly: true, want: true},
+		"the last value counts":               {vals: []string{"true", "false"}, want: false},
+		"the last value counts, refused":      {vals: []string{"false", "True"}, wantErr: true},
+		"anything but true is false":          {vals: []string{"1"}, want: false},
+		"yes is not true":                     {vals: []string{"yes"}, apiOnly: true, want: false},
+		"empty":                               {vals: []string{""}, want: false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := onWatchersGone(tc.state, tc.started); got != tc.want {
-				t.Errorf("onWatchersGone(%v, %v) = %v; want %v", tc.state, tc.started, got, tc.want)
+			got, err := buildOnly(tc.vals, tc.apiOnly)
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Errorf("buildOnly(%q, %v) = %v, %v; want %v, error %v", tc.vals, tc.apiOnly, got, err, tc.want, tc.wantErr)
 			}
 		})
 	}
@@ -112,6 +94,9 @@ func TestBuildScript(t *testing.T) {
 				if i > 0 && s.At < script[i-1].At {
 					t.Errorf("step %d at %v comes before step %d at %v", i, s.At, i-1, script[i-1].At)
 				}
+				if i == 0 && (s.At <= 0 || s.At > buildTime/10) {
+					t.Errorf("first step at %v; want the pod Pending a little while first", s.At)
+				}
 				if s.At > buildTime {
 					t.Errorf("step %d at %v is after the build time %v", i, s.At, buildTime)
 				}
@@ -138,19 +123,21 @@ func TestBuildScript(t *testing.T) {
 	}
 }
 
-func TestBuiltEvent(t *testing.T) {
+func TestImageEvent(t *testing.T) {
 	tests := map[string]struct {
-		found bool
-		want  string
+		found, buildOnly bool
+		phase, want      string
 	}{
-		"after a build BinderHub says it built the image": {want: "Built image, launching...\n"},
-		"for an existing image it says it found it":       {found: true, want: "Found built image, launching...\n"},
+		"after a build BinderHub says it built the image": {phase: sse.PhaseBuilt, want: "Built image, launching...\n"},
+		"for an existing image it says it found it":       {found: true, phase: sse.PhaseBuilt, want: "Found built image, launching...\n"},
+		"build_only after a build: ready, done":           {buildOnly: true, phase: sse.PhaseReady, want: "Done! Image built\n"},
+		"build_only for an existing image: ready, done":   {found: true, buildOnly: true, phase: sse.PhaseReady, want: "Done! Found built image\n"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := builtEvent("img:1", tc.found)
-			if p.Phase != sse.PhaseBuilt || p.Message != tc.want || p.ImageName != "img:1" {
-				t.Errorf("builtEvent = %+v", p)
+			p := imageEvent("img:1", tc.found, tc.buildOnly)
+			if p.Phase != tc.phase || p.Message != tc.want || p.ImageName != "img:1" || p.Token != "" || p.URL != "" {
+				t.Errorf("imageEvent = %+v", p)
 			}
 		})
 	}

@@ -35,7 +35,8 @@ type Server struct {
 	limiter *rateLimiter // nil when RateLimit is 0
 
 	mu         sync.Mutex
-	images     map[string]*image        // by image name: building or built
+	built      map[string]bool          // images in the registry, by name
+	builds     map[string]*buildPod     // build pods that exist, by image name
 	refs       map[refKey]string        // refs moved by SetRef, to their commit
 	buildTimes map[string]time.Duration // by image name, from SetRef
 	stats      Stats
@@ -63,7 +64,8 @@ func New(cfg Config) (*Server, error) {
 		reg:        reg,
 		metrics:    m,
 		pool:       newPool(c.Pool),
-		images:     map[string]*image{},
+		built:      map[string]bool{},
+		builds:     map[string]*buildPod{},
 		refs:       map[refKey]string{},
 		buildTimes: map[string]time.Duration{},
 	}
@@ -178,13 +180,7 @@ func (s *Server) Stats() Stats {
 	st.PeakQueued = int64(s.pool.peakQueued())
 	st.PoolSlotsInUse = int64(s.pool.inUse())
 	st.LoadFactor = s.loadFactorLocked()
-	var built int64
-	for _, im := range s.images {
-		if im.state == stateBuilt {
-			built++
-		}
-	}
-	st.BuiltImages = built
+	st.BuiltImages = int64(len(s.built))
 	return st
 }
 
@@ -196,11 +192,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, im := range s.images {
-		if im.state == stateBuilt {
-			delete(s.images, k)
-		}
-	}
+	clear(s.built)
 	clear(s.refs)
 	clear(s.buildTimes)
 	keep := s.stats
@@ -210,6 +202,10 @@ func (s *Server) Reset() {
 		ActiveBuildWatchers: keep.ActiveBuildWatchers,
 		PeakBuildWatchers:   keep.ActiveBuildWatchers,
 		BuildsInProgress:    keep.BuildsInProgress,
+		PodWatches:          keep.PodWatches,
+		PeakPodWatches:      keep.PodWatches,
+		LogStreams:          keep.LogStreams,
+		PeakLogStreams:      keep.LogStreams,
 		LaunchesInProgress:  keep.LaunchesInProgress,
 	}
 	s.stats.PeakLoadFactor = s.loadFactorLocked()

@@ -7,7 +7,7 @@ type Stats struct {
 	Requests int64 `json:"requests"`
 	// Rejected counts requests answered with one failed event before any
 	// build or launch: bad Accept, unknown provider, malformed spec, ban,
-	// invalid build token, rate limit.
+	// invalid build token, rate limit, build_only without API-only mode.
 	Rejected int64 `json:"rejected"`
 	// RateLimited counts the rejections by the per-address rate limit
 	// (--rate-limit).
@@ -25,16 +25,29 @@ type Stats struct {
 	// PeakBuildWatchers is its maximum.
 	ActiveBuildWatchers int64 `json:"active_build_watchers"`
 	PeakBuildWatchers   int64 `json:"peak_build_watchers"`
-	// Queued is the number of build watchers waiting for pool slots
-	// (BinderHub's silent queue after "waiting"); PeakQueued its maximum.
+	// Queued is the number of tasks waiting for a pool worker: build
+	// submits (BinderHub's silent queue after "waiting"), including those
+	// whose client has left, which still create their pod when they run,
+	// and log streams queued when their pod went Running; PeakQueued its
+	// maximum.
 	Queued     int64 `json:"queued"`
 	PeakQueued int64 `json:"peak_queued"`
-	// PoolSlotsInUse is the number of worker slots held now, out of Pool.
+	// PoolSlotsInUse is the number of workers busy now, out of Pool.
 	PoolSlotsInUse int64 `json:"pool_slots_in_use"`
 	Pool           int64 `json:"pool"`
+	// PodWatches is the number of build submits running now, each on its
+	// worker watching its build pod until the pod is deleted; LogStreams
+	// the number of log streams running, each on its worker. Their peaks
+	// show how many requests attach to a build at once.
+	PodWatches     int64 `json:"pod_watches"`
+	PeakPodWatches int64 `json:"peak_pod_watches"`
+	LogStreams     int64 `json:"log_streams"`
+	PeakLogStreams int64 `json:"peak_log_streams"`
 
-	// BuildsStarted counts simulated build pods (one per image build, not
-	// per request); BuildsSucceeded and BuildsFailed count their ends.
+	// BuildsStarted counts simulated build pods created: one per build of
+	// an image, not per request, but a submit that ran after the pod of an
+	// earlier build was deleted created another (BinderHub dedups by pod
+	// name only). BuildsSucceeded and BuildsFailed count their ends.
 	BuildsStarted    int64 `json:"builds_started"`
 	BuildsSucceeded  int64 `json:"builds_succeeded"`
 	BuildsFailed     int64 `json:"builds_failed"`

@@ -70,8 +70,13 @@ func TestStormTheSimulator(t *testing.T) {
 	}
 	t.Logf("ready %d p50 %.2fs p99 %.2fs; sim: peak watchers %d, peak queued %d, builds %d, peak load %.2f",
 		s.Ready, s.P50ReadyS, s.P99ReadyS, stats.PeakBuildWatchers, stats.PeakQueued, stats.BuildsStarted, stats.PeakLoadFactor)
-	if stats.BuildsStarted != 1 {
-		t.Errorf("builds started %d, want 1: BinderHub builds one image per spec", stats.BuildsStarted)
+	// BinderHub dedups builds by pod name only: the requests queued behind
+	// the pool (64 pod watches at a time, their log streams queued behind
+	// the other submits) submit their build when they get a worker, after
+	// the first build's pod is gone, and build it again, a round at a time
+	// (build.py KubernetesBuildExecutor.submit).
+	if rounds := int64((clients + 63) / 64); stats.BuildsStarted < 2 || stats.BuildsStarted > rounds {
+		t.Errorf("builds started %d, want 2 to %d: one per round of queued requests", stats.BuildsStarted, rounds)
 	}
 	// Without a gate every launch of the building repository watches the
 	// build: the incident.

@@ -112,9 +112,10 @@ func renderMarkdown(r *Report, command string) string {
 	}
 	p("\n")
 	p("- Simulator: `bin/fakebinder --build-time %v --launch-time %v --burn-cpu %v --built-specs '%s'`, otherwise BinderHub's "+
-		"defaults: a 64-slot build pool (2 × `concurrent_build_limit` 32), each build watcher holding two slots; past "+
-		"32 watchers new requests wait silently after `waiting`. Each watcher holding slots burns %v of real CPU a second "+
-		"(its pod watch and log stream threads in BinderHub), so 32 of them burn %.2f cores: the saturated binder pod. "+
+		"defaults: a 64-worker build pool (2 × `concurrent_build_limit` 32), in which each request's pod watch takes a "+
+		"worker and, once the pod runs, its log stream another, queued behind everything before it; past the pool new "+
+		"requests wait silently after `waiting`. Each busy worker burns half of %v of real CPU a second "+
+		"(BinderHub's pod watch and log stream threads), so the full pool burns %.2f cores: the saturated binder pod. "+
 		"Its launches slow down in proportion to the watchers beyond 32 (its load model); requests queued for a slot "+
 		"slow launches there but burn no real CPU, as BinderHub's idle executor queue does not.\n",
 		sc.BuildTime, sc.LaunchTime, sc.BurnCPU, builtSpecs, sc.BurnCPU, 32*sc.BurnCPU.Seconds())

@@ -57,7 +57,7 @@ func Full() Scenario {
 		Ramp:       40 * time.Second,
 		BuildTime:  60 * time.Second,
 		LaunchTime: 2 * time.Second,
-		// 32 watchers hold the 64-slot pool; 30 ms each fills one core,
+		// 64 busy workers of the pool burn 15 ms each: one core full,
 		// the binder pod saturated at 100 % in 2018.
 		BurnCPU:            30 * time.Millisecond,
 		Background:         backgroundSpecs,
