@@ -33,7 +33,8 @@ type flight struct {
 	nextSeq   uint64 // arrival number of the next follower
 	releasing bool
 	sawLog    bool
-	builds    int // builds this flight has followed: a release goroutine ends when it moves on
+	builds    int  // builds this flight has followed: a release goroutine ends when it moves on
+	unbuilt   bool // a released launch found BinderHub building: the spec is not built any more
 
 	start      time.Time // the leader's arrival: when the build began, as users are told
 	stale      collapse.StaleFlight
@@ -232,22 +233,26 @@ func (f *flight) built(me *leadership) {
 // trigger). Letting the rest go would make each its own watcher of the
 // new build; instead the oldest still held leads it with its own request
 // and the others stay held behind that leader. The launches released
-// meanwhile watch it too: a few, at the release pace.
-func (f *flight) rebuilt() {
+// meanwhile watch it too: a few, at the release pace. It reports false
+// when f is no longer releasing (then the caller ends the spec's built
+// mark, as for a pass).
+func (f *flight) rebuilt() bool {
 	g := f.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.flights[f.key] != f || f.stage != collapse.Releasing {
-		return // already building again, or over
+		return false
 	}
 	delete(g.builtUntil, f.key)
 	g.m.rebuilds.Inc()
 	if f.followers.Len() == 0 {
-		return // nothing held: later launches collapse on their own
+		f.unbuilt = true // nothing held: later launches collapse on their own
+		return true
 	}
 	done, err := g.breakers.get(f.key, f.launch, time.Now()).cb.Allow()
 	if err != nil {
-		return // the breaker allows no build now: the release goes on
+		f.unbuilt = true // the breaker allows no build now: the release goes on
+		return true
 	}
 	g.log.Info("a released launch found BinderHub building; holding the rest for the new build", "key", f.key, "held", f.followers.Len())
 	f.builds++
@@ -264,6 +269,7 @@ func (f *flight) rebuilt() {
 	}
 	g.pub.dirty.Store(true)
 	f.handOnLocked()
+	return true
 }
 
 // buildFailed ends f: its followers get the failure as their own failed
@@ -378,8 +384,10 @@ func (f *flight) release(build int) {
 			if f.followers.Len() == 0 {
 				if g.flights[f.key] == f {
 					delete(g.flights, f.key)
-					// A long release may outlast the mark set at built.
-					g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
+					if !f.unbuilt {
+						// A long release may outlast the mark set at built.
+						g.builtUntil[f.key] = time.Now().Add(g.cfg.BuiltTTL)
+					}
 				}
 				f.releasing = false
 				g.pub.dirty.Store(true)

@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,5 +131,71 @@ func TestPushWhileReleasingCollapsesAgain(t *testing.T) {
 	t.Logf("peak build watchers %d; %d launches ready with A, %d with B", st.PeakBuildWatchers, onA, onB)
 	if st.PeakBuildWatchers > 3 {
 		t.Errorf("peak build watchers %d (%d launches ready with A, %d with B): the launches released after the push each watched B's build", st.PeakBuildWatchers, onA, onB)
+	}
+}
+
+// The last launches a release lets go are the likeliest to find a push;
+// when no launch is left to hold, the spec must not be marked built again
+// as the release ends, or the launches after it would pass, each a
+// watcher of the new build.
+func TestPushFoundByTheLastReleasedLaunchEndsTheBuiltMark(t *testing.T) {
+	sim := fastSim()
+	l := testLaunch()
+	l.ReleaseRate, l.ReleaseBurst = 2, 1 // 4 followers: 2 s of release
+	s := startStack(t, sim, gate.StaticPolicies(l, gate.Global{}), func(c *gate.Config) { c.BuiltTTL = time.Minute })
+	const spec = "gh/org/repo/HEAD"
+	if err := s.sim.SetRef(spec, commitA, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	ready := make(chan struct{}, n)
+	building := make(chan struct{})
+	var once sync.Once
+	var pushed atomic.Bool
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s.launch(t.Context(), spec, clientIP(i), nil, func(p sse.Payload) {
+				switch {
+				case p.Phase == sse.PhaseReady:
+					ready <- struct{}{}
+				case pushed.Load() && (p.Phase == sse.PhaseBuilding || p.Phase == sse.PhaseFetching):
+					once.Do(func() { close(building) })
+				}
+			})
+		})
+	}
+	// Push B while the last follower is still held.
+	for range n - 1 {
+		<-ready
+	}
+	if err := s.sim.SetRef(spec, commitB, 4*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pushed.Store(true)
+	select {
+	case <-building:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the last released launch never showed B's build")
+	}
+	time.Sleep(time.Second) // the release ends: nobody is left to let go
+
+	// B is still building; the spec must collapse, not pass as built.
+	const m = 20
+	out := make([]result, m)
+	var after sync.WaitGroup
+	for i := range m {
+		after.Go(func() { out[i] = s.launch(t.Context(), spec, clientIP(100+i), nil, nil) })
+	}
+	after.Wait()
+	wg.Wait()
+	for i, r := range out {
+		if r.ready == nil || r.ready.BinderPersistentRequest != "v2/gh/org/repo/"+commitB {
+			t.Errorf("launch %d after the release: %v, phases %v; want ready with B", i, r.err, r.phases())
+		}
+	}
+	// The last released launch and the leader of the launches after it.
+	if st := s.sim.Stats(); st.PeakBuildWatchers > 2 {
+		t.Errorf("peak build watchers %d: the launches after the release passed as built and each watched B's build", st.PeakBuildWatchers)
 	}
 }

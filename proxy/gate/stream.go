@@ -294,6 +294,14 @@ func forwardEvents(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting
 		if seen != nil {
 			seen()
 		}
+		// Before dropWaiting: BinderHub's waiting is the first sign of a new
+		// build, long before its first log line.
+		if (ls.passed || ls.released) && !ls.sawPhase && !e.IsComment() {
+			ls.sawPhase = true
+			if collapse.Rebuilding(e) && !(ls.released && ls.f.rebuilt()) {
+				ls.g.rebuilding(ls.key)
+			}
+		}
 		if dropWaiting && !e.IsComment() {
 			if e.Phase == sse.PhaseWaiting {
 				continue
@@ -301,16 +309,6 @@ func forwardEvents(sw *sse.Writer, body io.Reader, ls *launchStream, dropWaiting
 			dropWaiting = false
 		}
 		ls.observe(e)
-		if (ls.passed || ls.released) && !ls.sawPhase && !e.IsComment() {
-			ls.sawPhase = true
-			switch {
-			case !collapse.Rebuilding(e):
-			case ls.released:
-				ls.f.rebuilt()
-			default:
-				ls.g.rebuilding(ls.key)
-			}
-		}
 		if sw.Write(e) != nil {
 			return nil
 		}

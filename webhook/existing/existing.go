@@ -116,9 +116,10 @@ type hit struct {
 func (r *Reconciler) scan(ctx context.Context, rb *v1alpha1.RepoBan) ([]hit, error) {
 	one := rb.DeepCopy()
 	one.Spec.Mode = v1alpha1.Mode(evaluate.ModeEnforce) // match regardless of mode; the action is onExisting's
-	snap, errs := snapshot.New([]v1alpha1.RepoBan{*one}, nil)
-	if len(errs) > 0 {
-		// An invalid ban is reported on its status by the policy source.
+	snap, _ := snapshot.New([]v1alpha1.RepoBan{*one}, nil)
+	if n, _ := snap.Counts(); n == 0 {
+		// A ban left out is reported on its status by the policy source;
+		// one in force without entries it cannot use still applies.
 		return nil, nil
 	}
 	pols := evaluate.FromSnapshot(snap, r.Parser, r.now())

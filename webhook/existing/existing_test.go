@@ -74,6 +74,16 @@ func TestReconcile(t *testing.T) {
 			remaining: []string{"build-2", "build-done", "hub"},
 			listed:    1, count: 1, action: v1alpha1.PodActionDeleted,
 		},
+		"a ban in force without an entry it cannot use still deletes": {
+			ban: func() *v1alpha1.RepoBan {
+				rb := repoBan("Enforce", v1alpha1.OnExistingDelete)
+				rb.Spec.Repos = append(rb.Spec.Repos, "zenodo/notadoi")
+				return rb
+			}(),
+			pods:      []*corev1.Pod{pod("build-1", "binderhub-build", "https://github.com/bad/miner", corev1.PodRunning)},
+			remaining: []string{},
+			listed:    1, count: 1, action: v1alpha1.PodActionDeleted,
+		},
 		"the status names at most 64 pods and counts them all": {
 			ban: repoBan("Enforce", v1alpha1.OnExistingReport),
 			pods: func() []*corev1.Pod {
