@@ -18,11 +18,11 @@ import (
 
 // LaunchPolicy status promises hotSpecs[].breakerOpenUntil "while the
 // spec's breaker is open", and a spec "listed only for its open breaker"
-// (policies/api/v1alpha1 HotSpec). But once the failed build's flight
-// ends, the gate lists the open breaker with an empty Policy
-// (proxy/gate/state.go), and live.Sum files it under policy "", which no
-// LaunchPolicy is: the open breaker that now refuses every launch of the
-// spec never shows in any LaunchPolicy's status.
+// (policies/api/v1alpha1 HotSpec). Once the failed build's flight ends,
+// the gate lists the open breaker on its own; it must name the policy that
+// governs the spec, or live.Sum files it under policy "", which no
+// LaunchPolicy is, and the breaker that refuses every launch of the spec
+// shows in no status.
 func TestAnOpenBreakerReachesItsLaunchPolicysStatus(t *testing.T) {
 	sim, err := fakebinder.New(fakebinder.Config{BuildTime: 200 * time.Millisecond, KeepaliveInterval: time.Second, FailSpecs: "broken"})
 	if err != nil {

@@ -16,13 +16,11 @@ import (
 // provider, its own banned_specs: BuildHandler.get's `await self.fail(...)`
 // then return) answers each launch within its own request time. Through
 // the gate, the launches that arrived while the first one was asking are
-// held, and each is then promoted in turn, one at a time, each after
-// promoteDelay (250 ms), although no build runs that a second watcher
-// could join: the n-th held launch waits n × (250 ms + BinderHub's answer)
-// for a refusal BinderHub gives everyone in 100 ms, and new launches keep
-// joining the queue meanwhile. Here 30 launches whose refusal takes
-// BinderHub 100 ms each, in parallel about 0.1 s; serialised with the
-// delay about 10 s.
+// held; they must all get the refusal at once. Promoted in turn, each
+// after promoteDelay (250 ms), though no build runs that a second watcher
+// could join, the n-th would wait n × (250 ms + BinderHub's answer) for a
+// refusal BinderHub gives everyone in 100 ms, while new launches join the
+// queue: 30 launches refused in 100 ms each took 10 s that way.
 func TestLaunchesBinderHubRefusesAreNotAnsweredOneByOne(t *testing.T) {
 	hub := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(100 * time.Millisecond) // the ref lookup

@@ -110,16 +110,16 @@ func TestCrossOriginAnswersCarryBinderHubsCORSHeaders(t *testing.T) {
 	}
 }
 
-// A CORS preflight (OPTIONS) or a HEAD of a launch URL is not a launch:
-// BinderHub answers OPTIONS 200 (base.py BaseHandler.options) with its
-// CORS headers, and counts only GET /build in its rate limit
-// (BuildHandler.get calls check_rate_limit). At the edge the per-address
-// launch bucket takes a token for every method, so a client whose request
-// needs a preflight (the official client sends X-Xsrftoken or an
-// Authorization header when it has them; EventSource polyfills send
-// Cache-Control) pays two tokens per launch, and a link checker's HEAD
-// uses up a user's launches; the preflight itself gets the gate's plain
-// 405.
+// A CORS preflight (OPTIONS) or a HEAD of a launch URL is not a launch.
+// BinderHub answers a browser's preflight 200 with its CORS headers (it
+// carries no Accept: text/event-stream, so BuildHandler.prepare refuses it
+// and send_error writes one failed event on a 200; with that Accept,
+// BaseHandler.options answers an empty 200), and counts only GET /build in
+// its rate limit (BuildHandler.get calls check_rate_limit). The edge must
+// do the same: a launch bucket that took a token for every method would
+// make a client whose request needs a preflight (the official client
+// sends X-Xsrftoken or an Authorization header when it has them) pay two
+// tokens per launch, and a link checker's HEAD use up a user's launches.
 func TestPreflightIsNotALaunch(t *testing.T) {
 	s := startStack(t, options{edgeLaunch: ir.Launch{ClientRate: ir.RateLimit{PerSecond: 0.01, Burst: 1}}})
 	host := strings.TrimPrefix(s.edgeURL, "http://")
@@ -137,7 +137,7 @@ func TestPreflightIsNotALaunch(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	c.Close()
 	if resp.StatusCode/100 != 2 {
-		t.Errorf("preflight answered %d (class %q), want 2xx as BinderHub's BaseHandler.options", resp.StatusCode, resp.Header.Get("X-Binderguard-Class"))
+		t.Errorf("preflight answered %d (class %q), want 2xx as BinderHub answers a preflight", resp.StatusCode, resp.Header.Get("X-Binderguard-Class"))
 	}
 
 	a := launch(s.ctx, s.edgeURL, "gh/org/repo/HEAD", 20*time.Second)

@@ -7,8 +7,9 @@ import (
 )
 
 // pool is BinderHub's build_pool: a fixed number of worker threads that
-// run each request's pod watch and log stream. A request that cannot get
-// its slots waits in FIFO order, silently, as the thread pool's queue does.
+// run each request's pod watch and log stream, one worker each. A task
+// that cannot get a worker waits in FIFO order, silently, as the thread
+// pool's queue does.
 type pool struct {
 	// mu is taken inside Server.mu (Stats); pool never calls out while
 	// holding it, so the order cannot deadlock.

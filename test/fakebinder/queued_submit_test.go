@@ -17,10 +17,9 @@ import (
 // pod that exists), and its watch frees the worker only when the pod is
 // deleted (DELETED → BUILT → return). binderhub-facts.md, "Measured
 // against the real application": the late watchers "start the same build
-// again (2–4 builds of one image per storm)". The simulator instead
-// releases a queued watcher straight to "built" when the build ends, so a
-// storm (or any leak of extra watchers past the gate) costs one build here
-// and several against BinderHub.
+// again (2–4 builds of one image per storm)". The simulator must build
+// again too, or a storm (or any leak of extra watchers past the gate)
+// would cost one build here and several against BinderHub.
 func TestWireQueuedSubmitStartsTheBuildAgain(t *testing.T) {
 	cfg := fast()
 	cfg.Pool = 2 // one watcher at a time
@@ -54,7 +53,7 @@ func TestWireQueuedSubmitStartsTheBuildAgain(t *testing.T) {
 // related to stopping the build"), the pool.submit(build.submit) future is
 // never cancelled, and KubernetesBuildExecutor.submit creates the pod
 // before it looks at stop_event. So the build pod is created, and the
-// image built, once a worker is free. The simulator forgets the build.
+// image built, once a worker is free: the simulator must not forget it.
 func TestWireAbandonedQueuedSubmitStillBuilds(t *testing.T) {
 	cfg := fast()
 	cfg.Pool = 2

@@ -55,8 +55,9 @@ const launchMethod = "GET"
 // than GET pass through to BinderHub, GETs go down the prefix trie on
 // :path. A CORS preflight (OPTIONS) or a HEAD of a launch URL is no launch:
 // it must take no token from the client's launch bucket, get no ban's
-// answer and no gate's 405, but what BinderHub answers (BaseHandler.options
-// answers a preflight 200 with the site's CORS headers).
+// answer and no gate's 405, but what BinderHub answers (a browser's
+// preflight gets a 200 with the site's CORS headers: BuildHandler.prepare
+// refuses its Accept and send_error answers on a 200).
 func edgeMatcher(e *ir.Edge) (*xdsmatcher.Matcher, error) {
 	tree, err := launchTree(e)
 	return &xdsmatcher.Matcher{

@@ -13,13 +13,12 @@ import (
 )
 
 // An operator adds one entry to a ban in force. The API server accepts
-// "zenodo/notadoi" (the CRD checks only the provider prefix), binderguard
-// cannot parse it and leaves the whole object out of the snapshot: every
-// repository the ban already held is unbanned at once, at the edge and at
-// the webhook, and only an Accepted=False condition says so. The file
-// source keeps a file's last valid policies in force in the same
-// situation ("its last valid policies stay in force"); in a cluster the
-// ban must not fail open either.
+// "zenodo/notadoi" (the CRD checks only the provider prefix) and
+// binderguard cannot parse it. Leaving the whole object out would unban
+// every repository the ban already held, at the edge and at the webhook;
+// the file source keeps a file's last valid policies in force, and in a
+// cluster the ban must not fail open either: the bad entry is ignored and
+// reported, the rest stays in force.
 func TestAnEditBinderguardRefusesDoesNotLiftABanInForce(t *testing.T) {
 	f := start(t, nil)
 	ctx := context.Background()
