@@ -59,7 +59,7 @@ func TestHostileRequestsGetAClearAnswer(t *testing.T) {
 	s.ctl.SetBans([]ir.Block{{PathPrefix: "/build/gh/evil/repo/", Class: ir.ClassBanned, StatusCode: 403, Message: "banned"}})
 	s.waitRouteAcked()
 	addr := strings.TrimPrefix(s.edgeURL, "http://")
-	base := measure()
+	base := s.measure()
 	get := func(target string, extra ...string) string {
 		return "GET " + target + " HTTP/1.1\r\nHost: binder.test\r\nAccept: text/event-stream\r\nConnection: close\r\n" + strings.Join(extra, "") + "\r\n"
 	}
@@ -158,5 +158,5 @@ func TestHostileRequestsGetAClearAnswer(t *testing.T) {
 	if a := launch(s.ctx, s.edgeURL, "gh/org/repo/HEAD", 20*time.Second); a.final().Phase != sse.PhaseReady {
 		t.Fatalf("the next normal launch got %+v (err %v), want ready", a.events, a.err)
 	}
-	s.settle(t, base)
+	s.settle(t, base, 0)
 }
