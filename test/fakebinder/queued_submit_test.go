@@ -54,33 +54,7 @@ func TestWireQueuedSubmitStartsTheBuildAgain(t *testing.T) {
 // never cancelled, and KubernetesBuildExecutor.submit creates the pod
 // before it looks at stop_event. So the build pod is created, and the
 // image built, once a worker is free: the simulator must not forget it.
-func TestWireAbandonedQueuedSubmitStillBuilds(t *testing.T) {
-	cfg := fast()
-	cfg.Pool = 2
-	cfg.BuildTime = 400 * time.Millisecond
-	ts := startServer(t, cfg)
-	ctx := testCtx(t)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { ts.launch(ctx, "/build/gh/org/a/HEAD", nil) })
-	ts.waitFor(t, "pool full", func(s Stats) bool { return s.PoolSlotsInUse == 2 })
-
-	qctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ts.launch(qctx, "/build/gh/org/b/HEAD", nil) }()
-	ts.waitFor(t, "b queued", func(s Stats) bool { return s.Queued == 1 })
-	cancel()
-	<-done
-
-	deadline := time.Now().Add(3 * time.Second)
-	for ts.Stats().BuildsStarted < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if st := ts.Stats(); st.BuildsStarted != 2 {
-		t.Errorf("builds started %d; want 2: b's queued submit still runs and creates b's build pod after its client left", st.BuildsStarted)
-	}
-}
-
+//
 // The build an abandoned queued submit creates is watched all the same:
 // tornado tells the handler nothing when its client leaves, so it waits on
 // its queue until an emit fails, and the submit, with stop_event unset,
