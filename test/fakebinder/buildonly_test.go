@@ -1,7 +1,6 @@
 package fakebinder
 
 import (
-	"io"
 	"net/http"
 	"slices"
 	"testing"
@@ -34,37 +33,12 @@ func TestWireBuildOnlyWithoutAPIOnlyModeIsRefused(t *testing.T) {
 	}
 }
 
-// readToEnd opens path and reads events until the server ends the
-// stream, reporting how long that took after the last event.
-func (ts *testServer) readToEnd(t *testing.T, path string) (events []sse.Payload, afterLast time.Duration) {
+// readToEnd reads path's events until the server ends the stream, and
+// how long that took after the last event.
+func (ts *testServer) readToEnd(t *testing.T, path string) ([]sse.Payload, time.Duration) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, ts.URL+path, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rd := sse.NewReader(resp.Body)
-	last := time.Now()
-	for {
-		ev, err := rd.Next()
-		if err == io.EOF {
-			return events, time.Since(last)
-		}
-		if err != nil {
-			t.Fatalf("reading %s: %v", path, err)
-		}
-		if ev.IsComment() {
-			continue
-		}
-		p, err := ev.Decode()
-		if err != nil {
-			t.Fatalf("decoding %q: %v", ev.Data, err)
-		}
-		events = append(events, p)
-		last = time.Now()
-	}
+	_, events, afterLast := ts.readAll(t, path, http.Header{"Accept": {"text/event-stream"}})
+	return events, afterLast
 }
 
 func phasesOf(evs []sse.Payload) []string {

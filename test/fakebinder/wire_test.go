@@ -186,8 +186,9 @@ func TestWireBuiltSpecsLaunchAtOnce(t *testing.T) {
 	}
 }
 
-// readAll reads a whole /build response, for answers that must end.
-func (ts *testServer) readAll(t *testing.T, path string, hdr http.Header) (*http.Response, []sse.Payload) {
+// readAll reads a whole /build response, for answers that must end, and
+// how long the stream stayed open after its last event.
+func (ts *testServer) readAll(t *testing.T, path string, hdr http.Header) (*http.Response, []sse.Payload, time.Duration) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, ts.URL+path, nil)
 	if err != nil {
@@ -203,10 +204,11 @@ func (ts *testServer) readAll(t *testing.T, path string, hdr http.Header) (*http
 	defer resp.Body.Close()
 	var out []sse.Payload
 	rd := sse.NewReader(resp.Body)
+	last := time.Now()
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
-			return resp, out
+			return resp, out, time.Since(last)
 		}
 		if err != nil {
 			t.Fatalf("reading %s: %v", path, err)
@@ -219,6 +221,7 @@ func (ts *testServer) readAll(t *testing.T, path string, hdr http.Header) (*http
 			t.Fatalf("decoding %q: %v", ev.Data, err)
 		}
 		out = append(out, p)
+		last = time.Now()
 	}
 }
 
@@ -256,7 +259,7 @@ func TestWireRejections(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			resp, events := ts.readAll(t, tc.path, tc.hdr)
+			resp, events, _ := ts.readAll(t, tc.path, tc.hdr)
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 				t.Errorf("status %d, content type %q; want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
